@@ -1,0 +1,138 @@
+package oauthjwt
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Claims is the payload of a JWT access token (RFC 9068 §2.2). It embeds the
+// registered claims so golang-jwt validates exp, nbf, iat and iss itself.
+type Claims struct {
+	jwt.RegisteredClaims
+
+	// ClientID is the OAuth client the token was issued to (RFC 9068 §2.2,
+	// RFC 8693 §4.3).
+	ClientID string `json:"client_id,omitempty"`
+
+	// Scope is the space-delimited scope string (RFC 9068 §2.2.3). On input a
+	// JSON array of strings is accepted too, as some issuers emit one.
+	Scope ScopeClaim `json:"scope,omitempty"`
+
+	// Scp is the array form some issuers (Azure AD, Okta) use instead of scope.
+	Scp ScopeClaim `json:"scp,omitempty"`
+
+	payload   []byte // the decoded payload, for Claim
+	claimOnce sync.Once
+	claimMap  map[string]json.RawMessage
+	scopes    []string
+}
+
+// Scopes returns the granted scopes, the union of scope and scp.
+func (c *Claims) Scopes() []string {
+	if c.scopes != nil {
+		return c.scopes
+	}
+	return c.mergeScopes()
+}
+
+func (c *Claims) mergeScopes() []string {
+	out := make([]string, 0, len(c.Scope)+len(c.Scp))
+	for _, s := range c.Scope {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range c.Scp {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// HasAudience reports whether aud is among the token's audiences.
+func (c *Claims) HasAudience(aud string) bool {
+	return slices.Contains(c.Audience, aud)
+}
+
+// Claim returns the named claim as text: strings as they are, anything else
+// as its JSON encoding. It reads the verified payload, so it also serves
+// claims that Claims has no field for.
+func (c *Claims) Claim(name string) (string, bool) {
+	c.claimOnce.Do(func() {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(c.payload, &m); err == nil {
+			c.claimMap = m
+		}
+	})
+	raw, ok := c.claimMap[name]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	return string(raw), true
+}
+
+// setPayload records the payload segment of the verified token.
+func (c *Claims) setPayload(token string) {
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	if first < 0 || last <= first {
+		return
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(token[first+1 : last]); err == nil {
+		c.payload = b
+	}
+}
+
+// ScopeClaim is a list of scopes that reads from a space-delimited string or
+// a JSON array and is written as a space-delimited string (RFC 9068 §2.2.3).
+type ScopeClaim []string
+
+// errScopeClaimType reports a scope claim that is neither a string nor an array.
+var errScopeClaimType = errors.New("scope claim must be a string or an array of strings")
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *ScopeClaim) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*s = nil
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		*s = strings.Fields(str)
+		return nil
+	}
+	if len(b) > 0 && b[0] == '[' {
+		var arr []string
+		if err := json.Unmarshal(b, &arr); err != nil {
+			return errScopeClaimType
+		}
+		out := arr[:0]
+		for _, v := range arr {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+		*s = out
+		return nil
+	}
+	return errScopeClaimType
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s ScopeClaim) MarshalJSON() ([]byte, error) {
+	return json.Marshal(strings.Join(s, " "))
+}

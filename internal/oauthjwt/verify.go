@@ -1,0 +1,170 @@
+package oauthjwt
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxTokenSize bounds the length of a token accepted for verification. Longer
+// input is refused before any decoding, so a client cannot make the gateway
+// parse megabytes of base64 per request.
+const MaxTokenSize = 8 << 10
+
+// DefaultLeeway is the clock skew allowed on exp, nbf and iat.
+const DefaultLeeway = 30 * time.Second
+
+// Verification errors. Each wraps the golang-jwt error when there is one.
+var (
+	ErrTokenTooLarge   = errors.New("token too large")
+	ErrUnknownKey      = errors.New("token signed by an unknown key")
+	ErrAlgMismatch     = errors.New("token algorithm does not match its key")
+	ErrForbiddenHeader = errors.New("token header names a key source that is never trusted")
+	ErrNotAccessToken  = errors.New("token is not an access token")
+)
+
+// KeySet finds verification keys by kid.
+type KeySet interface {
+	Lookup(kid string) (*Key, bool)
+}
+
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	// Issuer is the exact iss value required.
+	Issuer string
+	// Keys resolves the kid of a token to a key pinned to one algorithm.
+	Keys KeySet
+	// Leeway is the clock skew allowed; zero means DefaultLeeway, and a
+	// negative value means none.
+	Leeway time.Duration
+	// RequireAccessTokenType requires typ "at+jwt" (RFC 9068 §4 item 1).
+	RequireAccessTokenType bool
+	// CacheSize bounds the verified-token cache; zero means a default size
+	// and a negative value turns the cache off.
+	CacheSize int
+}
+
+// Verifier checks JWT access tokens: signature with a key pinned to its
+// algorithm, issuer, expiry, not-before and issued-at with a small leeway,
+// and the header parameters it refuses (jku, x5u, jwk, x5c, crit).
+// Verified tokens are kept in a bounded cache keyed by the exact token text
+// until they expire, so a token is verified once, not on every request.
+type Verifier struct {
+	cfg    VerifierConfig
+	parser *jwt.Parser
+	cache  *tokenCache
+	now    func() time.Time
+}
+
+// NewVerifier builds a Verifier.
+func NewVerifier(cfg VerifierConfig) *Verifier {
+	leeway := cfg.Leeway
+	switch {
+	case leeway == 0:
+		leeway = DefaultLeeway
+	case leeway < 0:
+		leeway = 0
+	}
+	cfg.Leeway = leeway
+	v := &Verifier{
+		cfg: cfg,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(SupportedAlgs),
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(leeway),
+			jwt.WithStrictDecoding(),
+		),
+		now: time.Now,
+	}
+	if cfg.CacheSize >= 0 {
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	return v
+}
+
+// Issuer returns the issuer this verifier accepts.
+func (v *Verifier) Issuer() string { return v.cfg.Issuer }
+
+// Verify checks token and returns its claims. The claims are shared with
+// other callers through the cache and must not be modified.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	if len(token) > MaxTokenSize {
+		return nil, ErrTokenTooLarge
+	}
+	if v.cache != nil {
+		if c, ok := v.cache.get(token, v.now()); ok {
+			return c, nil
+		}
+	}
+	claims := new(Claims)
+	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
+		return nil, err
+	}
+	claims.setPayload(token)
+	claims.scopes = claims.mergeScopes()
+	if v.cache != nil {
+		v.cache.put(token, claims, claims.ExpiresAt.Time)
+	}
+	return claims, nil
+}
+
+// forbiddenHeaders are JOSE header parameters that point at keys or demand
+// extensions; an access token of ours never carries them (RFC 8725 §3.10).
+var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
+
+func (v *Verifier) keyfunc(t *jwt.Token) (any, error) {
+	for _, h := range forbiddenHeaders {
+		if _, ok := t.Header[h]; ok {
+			return nil, ErrForbiddenHeader
+		}
+	}
+	if v.cfg.RequireAccessTokenType {
+		typ, _ := t.Header["typ"].(string)
+		if !strings.EqualFold(typ, AccessTokenType) && !strings.EqualFold(typ, "application/"+AccessTokenType) {
+			return nil, ErrNotAccessToken
+		}
+	}
+	kid, _ := t.Header["kid"].(string)
+	if kid == "" || v.cfg.Keys == nil {
+		return nil, ErrUnknownKey
+	}
+	k, ok := v.cfg.Keys.Lookup(kid)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	if t.Method.Alg() != k.Alg {
+		return nil, ErrAlgMismatch
+	}
+	return k.Public, nil
+}
+
+// Describe turns a verification error into a short error_description for a
+// WWW-Authenticate header (RFC 6750 §3): no token content, no quotes.
+func Describe(err error) string {
+	switch {
+	case errors.Is(err, ErrTokenTooLarge):
+		return "token too large"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token not yet valid"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "token issuer not accepted"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "token audience not accepted"
+	case errors.Is(err, ErrUnknownKey):
+		return "token signed by an unknown key"
+	case errors.Is(err, ErrNotAccessToken):
+		return "token is not an access token"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, ErrAlgMismatch),
+		errors.Is(err, ErrForbiddenHeader), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "token signature invalid"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token lacks a required claim"
+	}
+	return "token malformed"
+}
