@@ -31,6 +31,7 @@ type Claims struct {
 	claimOnce sync.Once
 	claimMap  map[string]json.RawMessage
 	scopes    []string
+	scopeText string
 }
 
 // Scopes returns the granted scopes, the union of scope and scp.
@@ -54,6 +55,14 @@ func (c *Claims) mergeScopes() []string {
 		}
 	}
 	return out
+}
+
+// ScopeText returns the granted scopes, space-delimited.
+func (c *Claims) ScopeText() string {
+	if c.scopes != nil {
+		return c.scopeText
+	}
+	return JoinScope(c.mergeScopes())
 }
 
 // HasAudience reports whether aud is among the token's audiences.

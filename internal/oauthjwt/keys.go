@@ -244,3 +244,9 @@ func Thumbprint(pub crypto.PublicKey) (string, error) {
 	sum := sha256.Sum256([]byte(canon))
 	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
+
+// CheckAlg reports an error unless alg is one of SupportedAlgs.
+func CheckAlg(alg string) error {
+	_, err := signingMethod(alg)
+	return err
+}

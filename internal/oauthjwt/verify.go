@@ -106,6 +106,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	}
 	claims.setPayload(token)
 	claims.scopes = claims.mergeScopes()
+	claims.scopeText = JoinScope(claims.scopes)
 	if v.cache != nil {
 		v.cache.put(token, claims, claims.ExpiresAt.Time)
 	}

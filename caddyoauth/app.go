@@ -1,0 +1,221 @@
+// Package caddyoauth is an OAuth 2.0 authorization server inside Caddy.
+//
+// The `oauth` app holds what outlives a request and a config reload: the
+// issuer, the signing keyring (kept in Caddy storage), the registered
+// clients. The `oauth_server` HTTP handler serves the app's endpoints (token,
+// JWKS, RFC 8414 metadata) on a site. Access tokens are RFC 9068 JWTs; the
+// `oauth_scope` handler of package caddyscope accepts them in-process.
+package caddyoauth
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// DefaultAccessTokenTTL is the lifetime of access tokens when none is set.
+const DefaultAccessTokenTTL = time.Hour
+
+// App is the `oauth` Caddy app: an OAuth 2.0 authorization server's
+// long-lived state. Configure it with the Caddyfile global option `oauth`
+// or under `apps.oauth` in JSON.
+type App struct {
+	// Issuer is the authorization server's identifier (RFC 8414 §2): an
+	// absolute https URL without query or fragment; http is accepted for
+	// localhost only. It is the `iss` of every token and the base of the
+	// endpoint URLs in the metadata document.
+	Issuer string `json:"issuer"`
+
+	// SigningKey selects the algorithm and, optionally, a PEM file for the
+	// key that signs access tokens. Default: ES256 with a key generated on
+	// first start and kept in Caddy storage.
+	SigningKey *SigningKeyConfig `json:"signing_key,omitempty"`
+
+	// AccessTokenTTL is the default access-token lifetime. Default: 1h.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+
+	// Audience is the `aud` of issued access tokens (RFC 9068 §3). Default:
+	// the issuer.
+	Audience string `json:"audience,omitempty"`
+
+	// Leeway is the clock skew allowed when tokens are verified. Default 30s.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// Clients are the registered OAuth clients.
+	Clients []*Client `json:"clients,omitempty"`
+
+	clients  map[string]*Client
+	keys     *atomic.Pointer[oauthjwt.Keyring]
+	verifier *oauthjwt.Verifier
+	storage  certmagic.Storage
+	logger   *zap.Logger
+	fake     *Client // authenticated against when the client is unknown
+}
+
+// SigningKeyConfig chooses how access tokens are signed.
+type SigningKeyConfig struct {
+	// Algorithm is one of ES256 (default), ES384, RS256, PS256, EdDSA.
+	Algorithm string `json:"algorithm,omitempty"`
+	// File is a PEM private key (PKCS #8, SEC 1 or PKCS #1). Without it a
+	// key is generated once and kept in Caddy storage, shared by every
+	// instance that shares the storage.
+	File string `json:"file,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "oauth",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision checks the configuration and loads or creates the keyring.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.storage = ctx.Storage()
+
+	if err := validateIssuer(a.Issuer); err != nil {
+		return fmt.Errorf("issuer: %v", err)
+	}
+	if a.AccessTokenTTL == 0 {
+		a.AccessTokenTTL = caddy.Duration(DefaultAccessTokenTTL)
+	}
+	if a.AccessTokenTTL < caddy.Duration(time.Minute) || a.AccessTokenTTL > caddy.Duration(24*time.Hour) {
+		return fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(a.AccessTokenTTL))
+	}
+	if a.Audience == "" {
+		a.Audience = a.Issuer
+	}
+	if a.Leeway < 0 || a.Leeway > caddy.Duration(5*time.Minute) {
+		return fmt.Errorf("leeway: %s is outside 0..5m", time.Duration(a.Leeway))
+	}
+	if a.SigningKey == nil {
+		a.SigningKey = new(SigningKeyConfig)
+	}
+	if a.SigningKey.Algorithm == "" {
+		a.SigningKey.Algorithm = oauthjwt.ES256
+	}
+
+	repl := caddy.NewReplacer()
+	a.clients = make(map[string]*Client, len(a.Clients))
+	for i, c := range a.Clients {
+		if c == nil {
+			return fmt.Errorf("clients[%d]: empty", i)
+		}
+		if err := c.provision(repl, a); err != nil {
+			return fmt.Errorf("client %q: %v", c.ID, err)
+		}
+		if _, dup := a.clients[c.ID]; dup {
+			return fmt.Errorf("client %q: client_id: defined twice", c.ID)
+		}
+		a.clients[c.ID] = c
+	}
+	a.fake = newFakeClient()
+
+	a.keys = new(atomic.Pointer[oauthjwt.Keyring])
+	kr, err := a.loadKeyring(ctx)
+	if err != nil {
+		return fmt.Errorf("signing_key: %v", err)
+	}
+	a.keys.Store(kr)
+	leeway := time.Duration(a.Leeway)
+	if leeway == 0 {
+		leeway = oauthjwt.DefaultLeeway
+	}
+	a.verifier = oauthjwt.NewVerifier(oauthjwt.VerifierConfig{
+		Issuer:                 a.Issuer,
+		Keys:                   keySet{a},
+		Leeway:                 leeway,
+		RequireAccessTokenType: true,
+	})
+	return nil
+}
+
+// Start implements caddy.App.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Verifier returns the verifier for tokens this app issues. It implements
+// oauthjwt.Authority for caddyscope.
+func (a *App) Verifier() *oauthjwt.Verifier { return a.verifier }
+
+// Client describes a registered client. It implements oauthjwt.Authority.
+func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
+	c, ok := a.clients[id]
+	if !ok {
+		return oauthjwt.ClientInfo{}, false
+	}
+	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata}, true
+}
+
+// Keyring returns the current signing keyring.
+func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.Load() }
+
+// keySet resolves kids against the app's current keyring, so a keyring swap
+// is seen by the verifier at once.
+type keySet struct{ a *App }
+
+func (k keySet) Lookup(kid string) (*oauthjwt.Key, bool) { return k.a.keys.Load().Lookup(kid) }
+
+// validateIssuer applies RFC 8414 §2: https, no query, no fragment. Plain
+// http is allowed for loopback hosts, for local development.
+func validateIssuer(iss string) error {
+	if iss == "" {
+		return errors.New("required")
+	}
+	u, err := url.Parse(iss)
+	if err != nil {
+		return err
+	}
+	if u.Host == "" || !u.IsAbs() {
+		return fmt.Errorf("%q is not an absolute URL", iss)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(iss, "#") {
+		return fmt.Errorf("%q must not have a query or fragment (RFC 8414 §2)", iss)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q must not carry user info", iss)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q must use https (http is allowed for localhost only)", iss)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ oauthjwt.Authority = (*App)(nil)
+	_ oauthjwt.KeySet    = keySet{}
+)

@@ -1,0 +1,239 @@
+package caddyoauth
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("oauth", parseOAuthOption)
+	httpcaddyfile.RegisterHandlerDirective("oauth_server", parseServerDirective)
+	// After rewrites, before anything that could refuse or answer the
+	// request: the token endpoint must be reachable even in a site whose
+	// other routes are protected by oauth_scope (ordered after try_files).
+	httpcaddyfile.RegisterDirectiveOrder("oauth_server", httpcaddyfile.Before, "try_files")
+}
+
+// parseOAuthOption sets up the `oauth` app from the global option. Syntax:
+//
+//	oauth {
+//		issuer           <url>
+//		signing_key      <ES256|ES384|RS256|PS256|EdDSA> [<pem_file>]
+//		access_token_ttl <duration>
+//		audience         <uri>
+//		leeway           <duration>
+//		client <client_id> {
+//			name             <text>
+//			secret_hash      <sha256:hex|bcrypt|argon2id>
+//			secret           <value>
+//			public
+//			grant_types      <grant...>
+//			scopes           <scope...>
+//			access_token_ttl <duration>
+//			metadata         <key> <value>
+//		}
+//	}
+func parseOAuthOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("oauth option already specified")
+	}
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "oauth", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler for the option block.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			if err := oneArg(d, &a.Issuer); err != nil {
+				return err
+			}
+		case "audience":
+			if err := oneArg(d, &a.Audience); err != nil {
+				return err
+			}
+		case "signing_key":
+			if a.SigningKey != nil {
+				return d.Err("signing_key already specified")
+			}
+			a.SigningKey = new(SigningKeyConfig)
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.SigningKey.Algorithm = d.Val()
+			if d.NextArg() {
+				a.SigningKey.File = d.Val()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "access_token_ttl":
+			if err := durationArg(d, &a.AccessTokenTTL); err != nil {
+				return err
+			}
+		case "leeway":
+			if err := durationArg(d, &a.Leeway); err != nil {
+				return err
+			}
+		case "client":
+			c := new(Client)
+			if err := c.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			a.Clients = append(a.Clients, c)
+		default:
+			return d.Errf("unrecognized oauth option %s", d.Val())
+		}
+	}
+	return nil
+}
+
+func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	c.ID = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "name":
+			if err := oneArg(d, &c.Name); err != nil {
+				return err
+			}
+		case "secret_hash":
+			if err := oneArg(d, &c.SecretHash); err != nil {
+				return err
+			}
+		case "secret":
+			if err := oneArg(d, &c.Secret); err != nil {
+				return err
+			}
+		case "public":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.Public = true
+		case "grant_types":
+			c.GrantTypes = append(c.GrantTypes, d.RemainingArgs()...)
+			if len(c.GrantTypes) == 0 {
+				return d.ArgErr()
+			}
+		case "scopes":
+			c.Scopes = append(c.Scopes, d.RemainingArgs()...)
+			if len(c.Scopes) == 0 {
+				return d.ArgErr()
+			}
+		case "access_token_ttl":
+			if err := durationArg(d, &c.AccessTokenTTL); err != nil {
+				return err
+			}
+		case "metadata":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Err("metadata takes a key and a value")
+			}
+			if c.Metadata == nil {
+				c.Metadata = make(map[string]string)
+			}
+			if _, dup := c.Metadata[args[0]]; dup {
+				return d.Errf("metadata %s already specified", args[0])
+			}
+			c.Metadata[args[0]] = args[1]
+		default:
+			return d.Errf("unrecognized client option %s", d.Val())
+		}
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument into *dst, refusing a repeat.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if *dst != "" {
+		return d.Errf("%s already specified", name)
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	if *dst != 0 {
+		return d.Errf("%s already specified", name)
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// parseServerDirective sets up the oauth_server handler. Syntax:
+//
+//	oauth_server [<matcher>] {
+//		prefix <path>
+//	}
+//
+// The endpoints are {prefix}/token and {prefix}/jwks (prefix /oauth2 by
+// default) and /.well-known/oauth-authorization-server. A first argument
+// starting with / is a path matcher in Caddyfile syntax, so the prefix is
+// set in the block.
+func parseServerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(Server)
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return s, err
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Errf("oauth_server takes no arguments; set the path with `prefix` in its block (got %q)", d.Val())
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "prefix":
+			if err := oneArg(d, &s.Prefix); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(s.Prefix, "/") {
+				return d.Errf("prefix %q must start with /", s.Prefix)
+			}
+		default:
+			return d.Errf("unrecognized oauth_server option %s", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Server)(nil)
+)

@@ -1,0 +1,108 @@
+package caddyoauth
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Client authentication methods (RFC 7591 §2, RFC 8414 §2).
+const (
+	authBasic = "client_secret_basic"
+	authPost  = "client_secret_post"
+	authNone  = "none"
+)
+
+// clientCredentials is what a request presented to identify its client.
+type clientCredentials struct {
+	method string // authBasic, authPost, authNone, or "" for nothing
+	id     string
+	secret string
+}
+
+// readClientCredentials finds how the client authenticates (RFC 6749 §2.3):
+// HTTP Basic or client_secret in the body, never both (§2.3: "MUST NOT use
+// more than one authentication method in each request").
+func readClientCredentials(r *http.Request, form url.Values) (clientCredentials, *oauthError) {
+	authz := r.Header.Values("Authorization")
+	if len(authz) > 1 {
+		return clientCredentials{}, badRequest(errInvalidRequest, "more than one Authorization header")
+	}
+	bodyID, bodySecret := form.Get("client_id"), form.Get("client_secret")
+	if len(authz) == 1 && hasScheme(authz[0], "Basic") {
+		id, secret, ok := parseBasicCredentials(authz[0])
+		if !ok {
+			return clientCredentials{}, invalidClient("malformed Basic credentials", true)
+		}
+		if bodySecret != "" {
+			return clientCredentials{}, badRequest(errInvalidRequest, "more than one client authentication method")
+		}
+		if bodyID != "" && bodyID != id {
+			return clientCredentials{}, badRequest(errInvalidRequest, "client_id does not match the Basic credentials")
+		}
+		return clientCredentials{method: authBasic, id: id, secret: secret}, nil
+	}
+	if bodySecret != "" {
+		if bodyID == "" {
+			return clientCredentials{}, badRequest(errInvalidRequest, "client_secret without client_id")
+		}
+		return clientCredentials{method: authPost, id: bodyID, secret: bodySecret}, nil
+	}
+	if bodyID != "" {
+		return clientCredentials{method: authNone, id: bodyID}, nil
+	}
+	return clientCredentials{}, nil
+}
+
+// hasScheme reports whether an Authorization value uses scheme; schemes are
+// case-insensitive (RFC 9110 §11.1).
+func hasScheme(value, scheme string) bool {
+	return len(value) > len(scheme) && value[len(scheme)] == ' ' && strings.EqualFold(value[:len(scheme)], scheme)
+}
+
+// parseBasicCredentials decodes `Basic base64(id:secret)` where id and
+// secret are each form-urlencoded first (RFC 6749 §2.3.1).
+func parseBasicCredentials(value string) (id, secret string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value[len("Basic "):]))
+	if err != nil {
+		return "", "", false
+	}
+	encID, encSecret, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", false
+	}
+	if id, err = url.QueryUnescape(encID); err != nil || id == "" {
+		return "", "", false
+	}
+	if secret, err = url.QueryUnescape(encSecret); err != nil {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+// authenticate checks the credentials against the registered clients. Any
+// failure is `invalid_client` (RFC 6749 §5.2) and costs the same hash work
+// whether or not the client exists.
+func (a *App) authenticate(cc clientCredentials) (*Client, *oauthError) {
+	basic := cc.method == authBasic
+	switch cc.method {
+	case "":
+		return nil, invalidClient("client authentication required", false)
+	case authNone:
+		c, ok := a.clients[cc.id]
+		if !ok || !c.Public {
+			return nil, invalidClient("client authentication failed", false)
+		}
+		return c, nil
+	}
+	c, ok := a.clients[cc.id]
+	if !ok {
+		a.fake.checkSecret(cc.secret)
+		return nil, invalidClient("client authentication failed", basic)
+	}
+	if c.Public || !c.checkSecret(cc.secret) {
+		return nil, invalidClient("client authentication failed", basic)
+	}
+	return c, nil
+}

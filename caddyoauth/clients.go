@@ -1,0 +1,241 @@
+package caddyoauth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// Grant types (RFC 6749 §4, RFC 7523 §2.1).
+const (
+	GrantClientCredentials = "client_credentials"
+)
+
+// supportedGrants are the grant types this version implements.
+var supportedGrants = []string{GrantClientCredentials}
+
+// minSecretLen is the shortest plain `secret` accepted. Generated secrets
+// (`caddy oauth-secret`) have 43 characters, 256 bits.
+const minSecretLen = 16
+
+// secretCacheTTL bounds how long a slow-hash verification is remembered.
+const secretCacheTTL = 10 * time.Minute
+
+var (
+	clientIDPattern    = regexp.MustCompile(`^[A-Za-z0-9._~:-]{1,128}$`)
+	metadataKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
+
+// Client is a registered OAuth client (RFC 6749 §2).
+type Client struct {
+	// ClientID identifies the client (RFC 6749 §2.2): 1 to 128 of
+	// A-Z a-z 0-9 . _ ~ : -
+	ID string `json:"client_id"`
+
+	// Name is shown on pages and exposed as {oauth.client_name}.
+	Name string `json:"name,omitempty"`
+
+	// SecretHash is the hash of the client secret: `sha256:<hex>` (for
+	// generated high-entropy secrets, see `caddy oauth-secret`), or a bcrypt
+	// or argon2id hash as `caddy hash-password` prints it.
+	SecretHash string `json:"secret_hash,omitempty"`
+
+	// Secret is the plain client secret, typically `{env.NAME}`. At least 16
+	// characters. Use SecretHash to keep secrets out of the config.
+	Secret string `json:"secret,omitempty"`
+
+	// Public marks a client that cannot keep a secret (RFC 6749 §2.1).
+	Public bool `json:"public,omitempty"`
+
+	// GrantTypes the client may use. Default: client_credentials.
+	GrantTypes []string `json:"grant_types,omitempty"`
+
+	// Scopes the client may be granted (RFC 6749 §3.3). A token request
+	// without `scope` gets all of them.
+	Scopes []string `json:"scopes,omitempty"`
+
+	// AccessTokenTTL overrides the app's access-token lifetime.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+
+	// Metadata is free-form data exposed as {oauth.client.metadata.<key>},
+	// for instance a tier that selects a rate-limit zone.
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	secret secretChecker
+	ttl    time.Duration
+}
+
+func (c *Client) provision(repl *caddy.Replacer, a *App) error {
+	if !clientIDPattern.MatchString(c.ID) {
+		return errors.New("client_id: must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
+	}
+	secret := repl.ReplaceKnown(c.Secret, "")
+	switch {
+	case c.Public && (c.SecretHash != "" || c.Secret != ""):
+		return errors.New("public: a public client has no secret; remove secret/secret_hash or public")
+	case c.Public:
+		return errors.New("public: public clients need the authorization_code grant, which this version does not support yet")
+	case c.SecretHash != "" && c.Secret != "":
+		return errors.New("secret_hash and secret: set one, not both")
+	case c.SecretHash != "":
+		chk, err := parseSecretHash(c.SecretHash)
+		if err != nil {
+			return fmt.Errorf("secret_hash: %v", err)
+		}
+		c.secret = chk
+	case c.Secret != "":
+		if secret == "" {
+			return fmt.Errorf("secret: %q is empty after placeholders are replaced", c.Secret)
+		}
+		if len(secret) < minSecretLen {
+			return fmt.Errorf("secret: shorter than %d characters; generate one with `caddy oauth-secret`", minSecretLen)
+		}
+		c.secret = newDigestChecker(sha256.Sum256([]byte(secret)))
+	default:
+		return errors.New("secret_hash: a confidential client needs secret_hash or secret (or mark it public)")
+	}
+
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{GrantClientCredentials}
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(supportedGrants, g) {
+			return fmt.Errorf("grant_types: unknown or unsupported grant type %q (supported: %s)", g, strings.Join(supportedGrants, ", "))
+		}
+	}
+	if len(c.Scopes) == 0 {
+		return errors.New("scopes: at least one scope is required")
+	}
+	for _, s := range c.Scopes {
+		if !oauthjwt.ValidScopeToken(s) {
+			return fmt.Errorf("scopes: %q is not a valid scope token (RFC 6749 §3.3)", s)
+		}
+	}
+	for k := range c.Metadata {
+		if !metadataKeyPattern.MatchString(k) {
+			return fmt.Errorf("metadata: key %q must be 1 to 64 of A-Z a-z 0-9 _ . -", k)
+		}
+	}
+	c.ttl = time.Duration(a.AccessTokenTTL)
+	if c.AccessTokenTTL != 0 {
+		if c.AccessTokenTTL < caddy.Duration(time.Minute) || c.AccessTokenTTL > caddy.Duration(24*time.Hour) {
+			return fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(c.AccessTokenTTL))
+		}
+		c.ttl = time.Duration(c.AccessTokenTTL)
+	}
+	return nil
+}
+
+// allowsGrant reports whether the client may use grant type g.
+func (c *Client) allowsGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
+
+// checkSecret compares a presented secret with the client's, in constant
+// time for the fast hashes.
+func (c *Client) checkSecret(presented string) bool {
+	if c.secret == nil {
+		return false
+	}
+	return c.secret.check(presented)
+}
+
+// secretChecker verifies a presented client secret.
+type secretChecker interface {
+	check(presented string) bool
+}
+
+// digestChecker compares SHA-256 digests in constant time.
+type digestChecker struct{ digest [32]byte }
+
+func newDigestChecker(d [32]byte) *digestChecker { return &digestChecker{digest: d} }
+
+func (d *digestChecker) check(presented string) bool {
+	got := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(got[:], d.digest[:]) == 1
+}
+
+// slowHashChecker verifies bcrypt or argon2id hashes and remembers the
+// digest of the last secret that matched for a while, so the token endpoint
+// pays for the slow hash once per secret, not once per request. Only a
+// successful comparison is remembered; a wrong secret always pays in full.
+type slowHashChecker struct {
+	hash     []byte
+	comparer caddyauth.Comparer
+
+	mu     sync.Mutex
+	good   [32]byte
+	expiry time.Time
+}
+
+func (s *slowHashChecker) check(presented string) bool {
+	digest := sha256.Sum256([]byte(presented))
+	now := time.Now()
+	s.mu.Lock()
+	cached := now.Before(s.expiry) && subtle.ConstantTimeCompare(digest[:], s.good[:]) == 1
+	s.mu.Unlock()
+	if cached {
+		return true
+	}
+	ok, err := s.comparer.Compare(s.hash, []byte(presented))
+	if err != nil || !ok {
+		return false
+	}
+	s.mu.Lock()
+	s.good, s.expiry = digest, now.Add(secretCacheTTL)
+	s.mu.Unlock()
+	return true
+}
+
+// parseSecretHash reads `sha256:<64 hex>`, a bcrypt hash ($2a$, $2b$, $2y$)
+// or an argon2id hash ($argon2id$), each optionally base64-encoded as older
+// `caddy hash-password` versions printed them.
+func parseSecretHash(h string) (secretChecker, error) {
+	if chk, err := parseSecretHashText(h); err == nil || strings.HasPrefix(h, "sha256:") || strings.HasPrefix(h, "$") {
+		return chk, err
+	}
+	if dec, err := base64.StdEncoding.DecodeString(h); err == nil && len(dec) > 0 && dec[0] == '$' {
+		return parseSecretHashText(string(dec))
+	}
+	return nil, errors.New("not a recognized hash: use sha256:<hex> (`caddy oauth-secret`) or a bcrypt/argon2id hash (`caddy hash-password`)")
+}
+
+func parseSecretHashText(h string) (secretChecker, error) {
+	switch {
+	case strings.HasPrefix(h, "sha256:"):
+		raw, err := hex.DecodeString(strings.TrimPrefix(h, "sha256:"))
+		if err != nil || len(raw) != sha256.Size {
+			return nil, errors.New("sha256: needs 64 hex digits")
+		}
+		return newDigestChecker([32]byte(raw)), nil
+	case strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"), strings.HasPrefix(h, "$2y$"):
+		if _, err := bcrypt.Cost([]byte(h)); err != nil {
+			return nil, fmt.Errorf("bcrypt: %v", err)
+		}
+		return &slowHashChecker{hash: []byte(h), comparer: caddyauth.BcryptHash{}}, nil
+	case strings.HasPrefix(h, "$argon2id$"):
+		if _, _, err := caddyauth.DecodeHash([]byte(h)); err != nil {
+			return nil, fmt.Errorf("argon2id: %v", err)
+		}
+		return &slowHashChecker{hash: []byte(h), comparer: caddyauth.Argon2idHash{}}, nil
+	}
+	return nil, errors.New("not a recognized hash: use sha256:<hex> (`caddy oauth-secret`) or a bcrypt/argon2id hash (`caddy hash-password`)")
+}
+
+// newFakeClient is authenticated against when a request names an unknown
+// client, so that both paths cost one hash comparison.
+func newFakeClient() *Client {
+	return &Client{ID: "\x00unknown", secret: newDigestChecker(sha256.Sum256([]byte("\x00no client has this secret")))}
+}

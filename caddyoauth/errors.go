@@ -1,0 +1,71 @@
+package caddyoauth
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Error codes of RFC 6749 §5.2.
+const (
+	errInvalidRequest       = "invalid_request"
+	errInvalidClient        = "invalid_client"
+	errInvalidGrant         = "invalid_grant"
+	errUnauthorizedClient   = "unauthorized_client"
+	errUnsupportedGrantType = "unsupported_grant_type"
+	errInvalidScope         = "invalid_scope"
+	errServerError          = "server_error"
+)
+
+// oauthError is an error response of the token endpoint (RFC 6749 §5.2).
+type oauthError struct {
+	Status      int    `json:"-"`
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	// basicChallenge adds `WWW-Authenticate: Basic` to a 401 when the
+	// client tried HTTP Basic authentication (RFC 6749 §5.2).
+	basicChallenge bool
+}
+
+func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
+
+func badRequest(code, desc string) *oauthError {
+	return &oauthError{Status: http.StatusBadRequest, Code: code, Description: desc}
+}
+
+func invalidClient(desc string, basic bool) *oauthError {
+	return &oauthError{Status: http.StatusUnauthorized, Code: errInvalidClient, Description: desc, basicChallenge: basic}
+}
+
+// noStore sets the headers RFC 6749 §5.1 requires on token responses.
+func noStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// writeOAuthError writes e as JSON with Cache-Control: no-store.
+func writeOAuthError(w http.ResponseWriter, e *oauthError) {
+	h := w.Header()
+	noStore(h)
+	if e.Status == http.StatusUnauthorized && e.basicChallenge {
+		h.Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
+	}
+	writeJSON(w, e.Status, e)
+}
+
+// writeJSON writes v as a JSON response body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":"server_error"}`)
+	}
+	writeJSONBytes(w, status, body)
+}
+
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,194 @@
+package caddyoauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// storedKeyring is the keyring as kept in Caddy storage.
+type storedKeyring struct {
+	Active string      `json:"active"`
+	Keys   []storedKey `json:"keys"`
+}
+
+type storedKey struct {
+	ID         string    `json:"kid"`
+	Algorithm  string    `json:"alg"`
+	PrivateKey string    `json:"private_key_pem"`
+	Created    time.Time `json:"created"`
+	// RetireAt is when a key that no longer signs may be dropped: the
+	// moment the last token it signed has expired.
+	RetireAt time.Time `json:"retire_at,omitzero"`
+}
+
+// keyringStorageKey is where the issuer's keyring lives in Caddy storage.
+func keyringStorageKey(issuer string) string {
+	return path.Join("oauth", certmagic.StorageKeys.Safe(issuer), "keyring.json")
+}
+
+// loadKeyring returns the keyring to sign and verify with. A key from a PEM
+// file is used as it is. Otherwise the keyring is read from storage and, if
+// it is missing or its active key uses another algorithm than configured, a
+// new key is generated under a storage lock, so instances sharing storage
+// agree on one keyring. A replaced key stays for verification until the
+// tokens it signed have expired.
+func (a *App) loadKeyring(ctx caddy.Context) (*oauthjwt.Keyring, error) {
+	alg := a.SigningKey.Algorithm
+	if a.SigningKey.File != "" {
+		data, err := os.ReadFile(a.SigningKey.File)
+		if err != nil {
+			return nil, err
+		}
+		k, err := oauthjwt.ParsePrivateKeyPEM(alg, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", a.SigningKey.File, err)
+		}
+		return oauthjwt.NewKeyring(k)
+	}
+	if err := oauthjwt.CheckAlg(alg); err != nil {
+		return nil, err
+	}
+
+	key := keyringStorageKey(a.Issuer)
+	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
+		return kr, err
+	}
+	lockName := "oauth_keyring_" + certmagic.StorageKeys.Safe(a.Issuer)
+	if err := a.storage.Lock(ctx, lockName); err != nil {
+		return nil, fmt.Errorf("locking keyring storage: %v", err)
+	}
+	defer func() {
+		if err := a.storage.Unlock(context.WithoutCancel(ctx), lockName); err != nil {
+			a.logger.Error("unlocking keyring storage", zap.Error(err))
+		}
+	}()
+	// Another instance may have created it while we waited for the lock.
+	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
+		return kr, err
+	}
+	return a.rotateKeyring(ctx, key, alg)
+}
+
+// readKeyring loads the stored keyring; ok is false when there is none or
+// its active key does not use alg.
+func (a *App) readKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyring, bool, error) {
+	sk, err := a.readStoredKeyring(ctx, key)
+	if err != nil || sk == nil {
+		return nil, false, err
+	}
+	active, others, err := decodeStoredKeys(sk, time.Now())
+	if err != nil {
+		return nil, false, err
+	}
+	if active == nil || active.Alg != alg {
+		return nil, false, nil
+	}
+	kr, err := oauthjwt.NewKeyring(active, others...)
+	return kr, err == nil, err
+}
+
+func (a *App) readStoredKeyring(ctx context.Context, key string) (*storedKeyring, error) {
+	data, err := a.storage.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading keyring from storage: %v", err)
+	}
+	var sk storedKeyring
+	if err := json.Unmarshal(data, &sk); err != nil {
+		// A corrupt keyring must not be silently replaced: tokens signed
+		// with it would all fail. Refuse to start and say where it is.
+		return nil, fmt.Errorf("keyring in storage at %s is corrupt: %v", key, err)
+	}
+	return &sk, nil
+}
+
+// rotateKeyring generates a new active key for alg, keeps the previous keys
+// for verification until their tokens expire, and saves the result.
+func (a *App) rotateKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyring, error) {
+	now := time.Now()
+	sk, err := a.readStoredKeyring(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if sk == nil {
+		sk = new(storedKeyring)
+	}
+	nk, err := oauthjwt.GenerateKey(alg)
+	if err != nil {
+		return nil, err
+	}
+	pemBytes, err := nk.MarshalPrivateKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	retire := now.Add(a.maxTokenTTL() + time.Duration(a.Leeway) + oauthjwt.DefaultLeeway)
+	kept := []storedKey{{ID: nk.ID, Algorithm: alg, PrivateKey: string(pemBytes), Created: now}}
+	for _, old := range sk.Keys {
+		if old.ID == sk.Active && old.RetireAt.IsZero() {
+			old.RetireAt = retire
+		}
+		if !old.RetireAt.IsZero() && now.After(old.RetireAt) {
+			continue
+		}
+		kept = append(kept, old)
+	}
+	sk.Active, sk.Keys = nk.ID, kept
+	data, err := json.MarshalIndent(sk, "", "\t")
+	if err != nil {
+		return nil, err
+	}
+	if err := a.storage.Store(ctx, key, data); err != nil {
+		return nil, fmt.Errorf("saving keyring to storage: %v", err)
+	}
+	a.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("storage_key", key))
+	active, others, err := decodeStoredKeys(sk, now)
+	if err != nil {
+		return nil, err
+	}
+	return oauthjwt.NewKeyring(active, others...)
+}
+
+// decodeStoredKeys parses stored keys, dropping those past RetireAt.
+func decodeStoredKeys(sk *storedKeyring, now time.Time) (active *oauthjwt.Key, others []*oauthjwt.Key, err error) {
+	for _, s := range sk.Keys {
+		if !s.RetireAt.IsZero() && now.After(s.RetireAt) {
+			continue
+		}
+		k, err := oauthjwt.ParsePrivateKeyPEM(s.Algorithm, []byte(s.PrivateKey))
+		if err != nil {
+			return nil, nil, fmt.Errorf("stored key %s: %v", s.ID, err)
+		}
+		if k.ID != s.ID {
+			return nil, nil, fmt.Errorf("stored key %s: kid does not match the key (%s)", s.ID, k.ID)
+		}
+		if s.ID == sk.Active {
+			active = k
+		} else {
+			others = append(others, k)
+		}
+	}
+	return active, others, nil
+}
+
+// maxTokenTTL is the longest access-token lifetime any client can get.
+func (a *App) maxTokenTTL() time.Duration {
+	m := time.Duration(a.AccessTokenTTL)
+	for _, c := range a.Clients {
+		m = max(m, time.Duration(c.AccessTokenTTL))
+	}
+	return m
+}

@@ -1,0 +1,99 @@
+package caddyoauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// wellKnownMetadata is the RFC 8414 §3 well-known URI suffix.
+const wellKnownMetadata = "/.well-known/oauth-authorization-server"
+
+// metadataPath is where the metadata document of issuer is served: the
+// well-known suffix inserted between the host and the issuer's path
+// (RFC 8414 §3.1).
+func metadataPath(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return wellKnownMetadata
+	}
+	return wellKnownMetadata + strings.TrimSuffix(u.EscapedPath(), "/")
+}
+
+// serverMetadata is the RFC 8414 §2 document; it advertises exactly what
+// this server implements.
+type serverMetadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+// buildMetadata renders the metadata document for endpoints under base.
+func (a *App) buildMetadata(base string) ([]byte, error) {
+	var scopes []string
+	for _, c := range a.Clients {
+		for _, s := range c.Scopes {
+			if !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	slices.Sort(scopes)
+	return json.MarshalIndent(serverMetadata{
+		Issuer:                            a.Issuer,
+		TokenEndpoint:                     base + "/token",
+		JWKSURI:                           base + "/jwks",
+		ScopesSupported:                   scopes,
+		ResponseTypesSupported:            []string{},
+		GrantTypesSupported:               slices.Clone(supportedGrants),
+		TokenEndpointAuthMethodsSupported: []string{authBasic, authPost},
+	}, "", "  ")
+}
+
+// jwksCache holds the rendered JWKS of one keyring, rebuilt when the
+// keyring is replaced.
+type jwksCache struct {
+	v atomic.Pointer[jwksEntry]
+}
+
+type jwksEntry struct {
+	kr   *oauthjwt.Keyring
+	body []byte
+}
+
+func (c *jwksCache) get(kr *oauthjwt.Keyring) []byte {
+	if e := c.v.Load(); e != nil && e.kr == kr {
+		return e.body
+	}
+	body, _ := json.Marshal(kr.JWKS())
+	c.v.Store(&jwksEntry{kr: kr, body: body})
+	return body
+}
+
+// servePublicDocument answers GET and HEAD with a cacheable public JSON
+// document that browsers may read cross-origin.
+func servePublicDocument(w http.ResponseWriter, r *http.Request, body []byte) {
+	h := w.Header()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, &oauthError{Code: errInvalidRequest, Description: "use GET"})
+		return
+	}
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodHead {
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, body)
+}

@@ -1,0 +1,102 @@
+package caddyoauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Server{})
+}
+
+// DefaultPrefix is where oauth_server serves its endpoints by default.
+const DefaultPrefix = "/oauth2"
+
+// Server is the `oauth_server` HTTP handler. It serves the endpoints of the
+// `oauth` app: `{prefix}/token` (RFC 6749 §3.2), `{prefix}/jwks` (RFC 7517)
+// and the metadata document at `/.well-known/oauth-authorization-server`
+// (RFC 8414 §3). Requests for any other path go on to the next handler.
+type Server struct {
+	// Prefix is the path under which the endpoints live. Default: /oauth2.
+	Prefix string `json:"prefix,omitempty"`
+
+	app          *App
+	logger       *zap.Logger
+	tokenPath    string
+	jwksPath     string
+	metadataPath string
+	metadata     []byte
+	jwks         *jwksCache
+}
+
+// CaddyModule returns the Caddy module information.
+func (Server) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.oauth_server",
+		New: func() caddy.Module { return new(Server) },
+	}
+}
+
+// Provision finds the oauth app and prepares the documents it serves.
+func (s *Server) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	if s.Prefix == "" {
+		s.Prefix = DefaultPrefix
+	}
+	if err := validatePrefix(s.Prefix); err != nil {
+		return fmt.Errorf("prefix: %v", err)
+	}
+	s.Prefix = strings.TrimSuffix(s.Prefix, "/")
+	appIface, err := ctx.AppIfConfigured("oauth")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return errors.New("oauth_server needs the oauth app: add the `oauth` global option (or apps.oauth in JSON)")
+	}
+	if err != nil {
+		return err
+	}
+	s.app = appIface.(*App)
+	s.jwks = new(jwksCache)
+	s.tokenPath = s.Prefix + "/token"
+	s.jwksPath = s.Prefix + "/jwks"
+	s.metadataPath = metadataPath(s.app.Issuer)
+	s.metadata, err = s.app.buildMetadata(strings.TrimSuffix(s.app.Issuer, "/") + s.Prefix)
+	return err
+}
+
+func validatePrefix(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%q must start with /", p)
+	}
+	if strings.ContainsAny(p, "*?#{} ") || strings.Contains(p, "//") {
+		return fmt.Errorf("%q must be a plain path", p)
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch r.URL.Path {
+	case s.tokenPath:
+		s.serveToken(w, r)
+		return nil
+	case s.jwksPath:
+		servePublicDocument(w, r, s.jwks.get(s.app.Keyring()))
+		return nil
+	case s.metadataPath:
+		servePublicDocument(w, r, s.metadata)
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Server)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Server)(nil)
+)

@@ -1,0 +1,143 @@
+package caddyoauth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// tokenResponse is a successful token response (RFC 6749 §5.1).
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// accessTokenClaims is the payload of an issued access token (RFC 9068 §2.2).
+type accessTokenClaims struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"`
+	Expiry   int64  `json:"exp"`
+	IssuedAt int64  `json:"iat"`
+	ID       string `json:"jti"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+}
+
+// serveToken is the token endpoint (RFC 6749 §3.2).
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeOAuthError(w, &oauthError{Status: http.StatusMethodNotAllowed, Code: errInvalidRequest, Description: "the token endpoint accepts POST only"})
+		return
+	}
+	form, oerr := parseForm(w, r)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	cc, oerr := readClientCredentials(r, form)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	client, oerr := s.app.authenticate(cc)
+	if oerr != nil {
+		if ce := s.logger.Check(zap.InfoLevel, "client authentication failed"); ce != nil {
+			ce.Write(zap.String("client_id", cc.id), zap.String("method", cc.method), zap.String("remote_ip", r.RemoteAddr))
+		}
+		writeOAuthError(w, oerr)
+		return
+	}
+
+	grant := form.Get("grant_type")
+	switch grant {
+	case "":
+		writeOAuthError(w, badRequest(errInvalidRequest, "grant_type is required"))
+		return
+	case GrantClientCredentials:
+	default:
+		writeOAuthError(w, badRequest(errUnsupportedGrantType, "grant_type is not supported"))
+		return
+	}
+	if !client.allowsGrant(grant) {
+		writeOAuthError(w, badRequest(errUnauthorizedClient, "client is not allowed this grant_type"))
+		return
+	}
+	scopes, oerr := grantedScopes(client, form.Get("scope"))
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	// RFC 9068 §2.2: for client credentials, sub is the client itself.
+	resp, err := s.app.issueAccessToken(client, client.ID, scopes, time.Now())
+	if err != nil {
+		s.logger.Error("signing access token", zap.String("client_id", client.ID), zap.Error(err))
+		writeOAuthError(w, &oauthError{Status: http.StatusInternalServerError, Code: errServerError})
+		return
+	}
+	noStore(w.Header())
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// grantedScopes applies RFC 6749 §3.3: no scope means the client's allowed
+// scopes; a requested scope outside them is invalid_scope.
+func grantedScopes(c *Client, requested string) ([]string, *oauthError) {
+	if requested == "" {
+		return c.Scopes, nil
+	}
+	scopes, err := oauthjwt.ParseScope(requested)
+	if err != nil {
+		return nil, badRequest(errInvalidScope, "scope is malformed")
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(c.Scopes, sc) {
+			return nil, badRequest(errInvalidScope, "scope "+safeParam(sc)+" is not allowed for this client")
+		}
+	}
+	return scopes, nil
+}
+
+// issueAccessToken signs an RFC 9068 access token for client on behalf of sub.
+func (a *App) issueAccessToken(c *Client, sub string, scopes []string, now time.Time) (*tokenResponse, error) {
+	jti, err := randomID()
+	if err != nil {
+		return nil, err
+	}
+	scope := oauthjwt.JoinScope(scopes)
+	claims := accessTokenClaims{
+		Issuer:   a.Issuer,
+		Subject:  sub,
+		Audience: a.Audience,
+		IssuedAt: now.Unix(),
+		Expiry:   now.Add(c.ttl).Unix(),
+		ID:       jti,
+		ClientID: c.ID,
+		Scope:    scope,
+	}
+	tok, err := a.keys.Load().SignAccessToken(claims)
+	if err != nil {
+		return nil, err
+	}
+	if ce := a.logger.Check(zap.DebugLevel, "issued access token"); ce != nil {
+		ce.Write(zap.String("client_id", c.ID), zap.String("sub", sub), zap.String("jti", jti), zap.String("scope", scope))
+	}
+	return &tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(c.ttl / time.Second), Scope: scope}, nil
+}
+
+// randomID returns 128 random bits, base64url-encoded, for jti values.
+func randomID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}

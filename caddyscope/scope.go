@@ -1,0 +1,215 @@
+// Package caddyscope is the `oauth_scope` Caddy HTTP handler: it accepts a
+// request only with a valid OAuth 2.0 bearer token (RFC 6750) carrying the
+// scopes its route and method require, and hands the caller's identity to
+// the rest of the route as placeholders and upstream headers.
+package caddyscope
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+func init() {
+	caddy.RegisterModule(Scope{})
+}
+
+// Scope is the `oauth_scope` handler. It validates the bearer token of each
+// request against the local `oauth` app and requires the scopes configured
+// for the request's method. A method with no rule is refused (405): a
+// protected route never lets a request through unauthenticated, except a
+// CORS preflight when AllowPreflight is set.
+//
+// Refusals follow RFC 6750 §3: 401 with `WWW-Authenticate: Bearer` (no error
+// code when no token was sent, `invalid_token` otherwise), 400
+// `invalid_request` for a malformed request, 403 `insufficient_scope` with
+// the scope needed. Each has a small JSON body.
+//
+// On success these placeholders are set:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{oauth.client_id}` | the client the token was issued to
+// `{oauth.client_name}` | that client's configured name
+// `{oauth.sub}` | the token's subject (the client itself for client credentials)
+// `{oauth.scope}` | the granted scopes, space-delimited
+// `{oauth.jti}` | the token's identifier
+// `{oauth.claims.<name>}` | any claim; strings as is, other values as JSON
+// `{oauth.client.metadata.<key>}` | the client's configured metadata
+// `{http.auth.user.id}` | the subject, as Caddy's access log reports it
+type Scope struct {
+	// Rules map HTTP methods to the scopes they require.
+	Rules []Rule `json:"rules,omitempty"`
+
+	// Audience, if set, requires the token's aud to contain one of these.
+	Audience []string `json:"audience,omitempty"`
+
+	// Realm is the realm attribute of the WWW-Authenticate challenge.
+	Realm string `json:"realm,omitempty"`
+
+	// AllowPreflight lets CORS preflight requests (OPTIONS with Origin and
+	// Access-Control-Request-Method) through without a token, for a later
+	// handler to answer.
+	AllowPreflight bool `json:"allow_preflight,omitempty"`
+
+	// ForwardHeaders sets request headers for the upstream from
+	// placeholders, e.g. {"X-Client-Id": "{oauth.client_id}"}. Incoming
+	// headers of the same names (compared ignoring case and - versus _)
+	// are removed first, so a client cannot pass its own values through.
+	ForwardHeaders map[string]string `json:"forward_headers,omitempty"`
+
+	rules     *ruleSet
+	authority oauthjwt.Authority
+	strip     map[string]struct{} // normalized names of forwarded headers
+	forward   []forwardHeader
+	logger    *zap.Logger
+}
+
+type forwardHeader struct {
+	name  string
+	value string
+}
+
+// CaddyModule returns the Caddy module information.
+func (Scope) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.oauth_scope",
+		New: func() caddy.Module { return new(Scope) },
+	}
+}
+
+// Provision compiles the rules and finds the token issuer.
+func (s *Scope) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	rules := s.Rules
+	if len(rules) == 0 {
+		// A bare oauth_scope requires a valid token for every method.
+		rules = []Rule{{Methods: []string{AnyMethod}}}
+	}
+	rs, err := compileRules(rules)
+	if err != nil {
+		return err
+	}
+	s.rules = rs
+	if strings.ContainsAny(s.Realm, "\"\\") {
+		return errors.New("realm: must not contain quotes or backslashes")
+	}
+	s.strip = make(map[string]struct{}, len(s.ForwardHeaders))
+	for name, value := range s.ForwardHeaders {
+		if name == "" || strings.ContainsAny(name, " :\t\r\n") {
+			return fmt.Errorf("forward_headers: %q is not a header name", name)
+		}
+		s.strip[normalizeHeaderName(name)] = struct{}{}
+		s.forward = append(s.forward, forwardHeader{name: textproto.CanonicalMIMEHeaderKey(name), value: value})
+	}
+
+	appIface, err := ctx.AppIfConfigured("oauth")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return errors.New("oauth_scope needs a token issuer: configure the `oauth` global option (apps.oauth in JSON)")
+	}
+	if err != nil {
+		return err
+	}
+	auth, ok := appIface.(oauthjwt.Authority)
+	if !ok {
+		return fmt.Errorf("app oauth (%T) cannot verify tokens", appIface)
+	}
+	s.authority = auth
+	return nil
+}
+
+// normalizeHeaderName folds case and treats _ as -, the variants proxies
+// and CGI-style upstreams take to be the same header.
+func normalizeHeaderName(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s.stripIdentityHeaders(r.Header)
+
+	if s.AllowPreflight && r.Method == http.MethodOptions &&
+		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		return next.ServeHTTP(w, r)
+	}
+
+	rule := s.rules.lookup(r.Method)
+	if rule == nil {
+		w.Header().Set("Allow", s.rules.allow)
+		(&bearerError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", desc: "this method is not allowed on this route"}).writeBody(w)
+		return nil
+	}
+
+	token, berr := bearerToken(r)
+	if berr != nil {
+		berr.scope = rule.scope
+		s.refuse(w, r, berr)
+		return nil
+	}
+	claims, err := s.authority.Verifier().Verify(token)
+	if err != nil {
+		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: oauthjwt.Describe(err), scope: rule.scope})
+		return nil
+	}
+	if len(s.Audience) > 0 && !hasAnyAudience(claims, s.Audience) {
+		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token audience not accepted", scope: rule.scope})
+		return nil
+	}
+	if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {
+		s.refuse(w, r, &bearerError{status: http.StatusForbidden, code: errInsufficientScope, desc: "token lacks a required scope", scope: rule.scope})
+		return nil
+	}
+
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	s.setPlaceholders(repl, claims)
+	for _, f := range s.forward {
+		if v := repl.ReplaceAll(f.value, ""); v != "" {
+			r.Header.Set(f.name, v)
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearerError) {
+	if ce := s.logger.Check(zap.DebugLevel, "bearer token refused"); ce != nil {
+		ce.Write(zap.Int("status", e.status), zap.String("error", e.code), zap.String("reason", e.desc),
+			zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+	}
+	e.write(w, s.Realm)
+}
+
+// stripIdentityHeaders removes incoming copies of the headers this handler
+// forwards, in every spelling an upstream might read as the same header.
+func (s *Scope) stripIdentityHeaders(h http.Header) {
+	if len(s.strip) == 0 {
+		return
+	}
+	for name := range h {
+		if _, ok := s.strip[normalizeHeaderName(name)]; ok {
+			delete(h, name)
+		}
+	}
+}
+
+func hasAnyAudience(c *oauthjwt.Claims, want []string) bool {
+	for _, a := range want {
+		if c.HasAudience(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Scope)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Scope)(nil)
+)

@@ -1,0 +1,65 @@
+package caddyscope
+
+import (
+	"net/http"
+	"strings"
+)
+
+// bearerToken extracts the access token of an RFC 6750 §2.1 Authorization
+// request header. Tokens in the URI query (§2.3) are refused: they end up
+// in logs and browser history, and RFC 9700 §4.3.2 advises against them.
+func bearerToken(r *http.Request) (string, *bearerError) {
+	if strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token") {
+		return "", &bearerError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "access tokens in the URI query are not accepted; use the Authorization header"}
+	}
+	vals := r.Header.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", &bearerError{status: http.StatusUnauthorized, desc: "bearer token required"}
+	case 1:
+	default:
+		return "", &bearerError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "more than one Authorization header"}
+	}
+	tok, ok := parseBearer(vals[0])
+	if !ok {
+		// Another scheme (Basic, say) carries no bearer credentials: a
+		// challenge without an error code (§3.1).
+		return "", &bearerError{status: http.StatusUnauthorized, desc: "bearer token required"}
+	}
+	if !isB64Token(tok) {
+		return "", &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token malformed"}
+	}
+	return tok, nil
+}
+
+// parseBearer returns what follows `Bearer` and one or more spaces; the
+// scheme name is case-insensitive (RFC 9110 §11.1).
+func parseBearer(v string) (string, bool) {
+	const scheme = "Bearer"
+	if len(v) <= len(scheme) || v[len(scheme)] != ' ' || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimLeft(v[len(scheme):], " "), true
+}
+
+// isB64Token checks the b64token syntax of RFC 6750 §2.1:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+func isB64Token(s string) bool {
+	end := len(s)
+	for end > 0 && s[end-1] == '=' {
+		end--
+	}
+	if end == 0 {
+		return false
+	}
+	for i := 0; i < end; i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}

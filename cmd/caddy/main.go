@@ -1,0 +1,17 @@
+// Command caddy is Caddy with the standard modules, the OAuth 2.0 gateway
+// modules of this repository (caddyoauth, caddyscope) and caddy-ratelimit.
+package main
+
+import (
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/mholt/caddy-ratelimit"
+
+	_ "github.com/caddyapigw/gateway/caddyoauth"
+	_ "github.com/caddyapigw/gateway/caddyscope"
+)
+
+func main() {
+	caddycmd.Main()
+}
