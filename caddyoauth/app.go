@@ -8,6 +8,7 @@
 package caddyoauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -86,8 +87,13 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks the configuration and loads or creates the keyring.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.logger = ctx.Logger()
-	a.storage = ctx.Storage()
+	return a.provision(ctx, ctx.Storage(), ctx.Logger())
+}
+
+// provision is Provision with its dependencies passed in, for tests.
+func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
+	a.logger = logger
+	a.storage = storage
 
 	if err := validateIssuer(a.Issuer); err != nil {
 		return fmt.Errorf("issuer: %v", err)

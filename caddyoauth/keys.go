@@ -10,7 +10,6 @@ import (
 	"path"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
@@ -44,7 +43,7 @@ func keyringStorageKey(issuer string) string {
 // new key is generated under a storage lock, so instances sharing storage
 // agree on one keyring. A replaced key stays for verification until the
 // tokens it signed have expired.
-func (a *App) loadKeyring(ctx caddy.Context) (*oauthjwt.Keyring, error) {
+func (a *App) loadKeyring(ctx context.Context) (*oauthjwt.Keyring, error) {
 	alg := a.SigningKey.Algorithm
 	if a.SigningKey.File != "" {
 		data, err := os.ReadFile(a.SigningKey.File)

@@ -45,14 +45,6 @@ func (Server) CaddyModule() caddy.ModuleInfo {
 
 // Provision finds the oauth app and prepares the documents it serves.
 func (s *Server) Provision(ctx caddy.Context) error {
-	s.logger = ctx.Logger()
-	if s.Prefix == "" {
-		s.Prefix = DefaultPrefix
-	}
-	if err := validatePrefix(s.Prefix); err != nil {
-		return fmt.Errorf("prefix: %v", err)
-	}
-	s.Prefix = strings.TrimSuffix(s.Prefix, "/")
 	appIface, err := ctx.AppIfConfigured("oauth")
 	if errors.Is(err, caddy.ErrNotConfigured) {
 		return errors.New("oauth_server needs the oauth app: add the `oauth` global option (or apps.oauth in JSON)")
@@ -60,11 +52,24 @@ func (s *Server) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	s.app = appIface.(*App)
+	return s.provision(appIface.(*App), ctx.Logger())
+}
+
+// provision is Provision with the app passed in, for tests.
+func (s *Server) provision(app *App, logger *zap.Logger) error {
+	s.app, s.logger = app, logger
+	if s.Prefix == "" {
+		s.Prefix = DefaultPrefix
+	}
+	if err := validatePrefix(s.Prefix); err != nil {
+		return fmt.Errorf("prefix: %v", err)
+	}
+	s.Prefix = strings.TrimSuffix(s.Prefix, "/")
 	s.jwks = new(jwksCache)
 	s.tokenPath = s.Prefix + "/token"
 	s.jwksPath = s.Prefix + "/jwks"
 	s.metadataPath = metadataPath(s.app.Issuer)
+	var err error
 	s.metadata, err = s.app.buildMetadata(strings.TrimSuffix(s.app.Issuer, "/") + s.Prefix)
 	return err
 }

@@ -88,7 +88,24 @@ func (Scope) CaddyModule() caddy.ModuleInfo {
 
 // Provision compiles the rules and finds the token issuer.
 func (s *Scope) Provision(ctx caddy.Context) error {
-	s.logger = ctx.Logger()
+	appIface, err := ctx.AppIfConfigured("oauth")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return errors.New("oauth_scope needs a token issuer: configure the `oauth` global option (apps.oauth in JSON)")
+	}
+	if err != nil {
+		return err
+	}
+	auth, ok := appIface.(oauthjwt.Authority)
+	if !ok {
+		return fmt.Errorf("app oauth (%T) cannot verify tokens", appIface)
+	}
+	return s.provision(auth, ctx.Logger())
+}
+
+// provision is Provision with the issuer passed in, for tests.
+func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
+	s.logger = logger
+	s.authority = auth
 	rules := s.Rules
 	if len(rules) == 0 {
 		// A bare oauth_scope requires a valid token for every method.
@@ -110,19 +127,6 @@ func (s *Scope) Provision(ctx caddy.Context) error {
 		s.strip[normalizeHeaderName(name)] = struct{}{}
 		s.forward = append(s.forward, forwardHeader{name: textproto.CanonicalMIMEHeaderKey(name), value: value})
 	}
-
-	appIface, err := ctx.AppIfConfigured("oauth")
-	if errors.Is(err, caddy.ErrNotConfigured) {
-		return errors.New("oauth_scope needs a token issuer: configure the `oauth` global option (apps.oauth in JSON)")
-	}
-	if err != nil {
-		return err
-	}
-	auth, ok := appIface.(oauthjwt.Authority)
-	if !ok {
-		return fmt.Errorf("app oauth (%T) cannot verify tokens", appIface)
-	}
-	s.authority = auth
 	return nil
 }
 
