@@ -8,8 +8,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/mholt/caddy-ratelimit"
 
-	_ "github.com/caddyapigw/gateway/caddyoauth"
-	_ "github.com/caddyapigw/gateway/caddyscope"
+	_ "github.com/caddyapigw/gateway"
 )
 
 func main() {

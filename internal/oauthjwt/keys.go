@@ -217,8 +217,14 @@ func jwkMembers(pub crypto.PublicKey) JWK {
 	b64 := base64.RawURLEncoding.EncodeToString
 	switch p := pub.(type) {
 	case *ecdsa.PublicKey:
-		size := (p.Curve.Params().BitSize + 7) / 8
-		return JWK{Kty: "EC", Crv: p.Curve.Params().Name, X: b64(p.X.FillBytes(make([]byte, size))), Y: b64(p.Y.FillBytes(make([]byte, size)))}
+		// Bytes is the uncompressed point 0x04 || X || Y (SEC 1 §2.3.3),
+		// each coordinate the curve's size, as RFC 7518 §6.2.1 wants them.
+		pt, err := p.Bytes()
+		if err != nil || len(pt) < 3 || pt[0] != 4 {
+			return JWK{}
+		}
+		size := (len(pt) - 1) / 2
+		return JWK{Kty: "EC", Crv: p.Curve.Params().Name, X: b64(pt[1 : 1+size]), Y: b64(pt[1+size:])}
 	case *rsa.PublicKey:
 		return JWK{Kty: "RSA", N: b64(p.N.Bytes()), E: b64(big.NewInt(int64(p.E)).Bytes())}
 	case ed25519.PublicKey:
