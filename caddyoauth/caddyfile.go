@@ -7,12 +7,11 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("oauth", parseOAuthOption)
-	httpcaddyfile.RegisterHandlerDirective("oauth_server", parseServerDirective)
+	httpcaddyfile.RegisterDirective("oauth_server", parseServerDirective)
 	// After rewrites, before anything that could refuse or answer the
 	// request: the token endpoint must be reachable even in a site whose
 	// other routes are protected by oauth_scope (ordered after try_files).
@@ -40,6 +39,7 @@ func init() {
 //	}
 func parseOAuthOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
+		d.Next() // so the error names the line
 		return nil, d.Err("oauth option already specified")
 	}
 	app := new(App)
@@ -203,11 +203,29 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 // The endpoints are {prefix}/token and {prefix}/jwks (prefix /oauth2 by
 // default) and /.well-known/oauth-authorization-server. A first argument
 // starting with / is a path matcher in Caddyfile syntax, so the prefix is
-// set in the block.
-func parseServerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// set in the block; such an argument is refused rather than silently
+// turned into a path matcher. Named matchers (@name) and * are accepted.
+//
+// This is RegisterHandlerDirective's wrapper with one check added: that
+// wrapper removes the matcher token before the handler sees its tokens.
+func parseServerDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	if h.NextArg() && strings.HasPrefix(h.Val(), "/") {
+		return nil, h.Errf("oauth_server %s: a first argument starting with / is a path matcher, not where the endpoints live; set the path with `prefix` in the block, e.g. oauth_server { prefix /auth }", h.Val())
+	}
+	h.Reset()
+	h.Next()
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	s := new(Server)
-	err := s.UnmarshalCaddyfile(h.Dispenser)
-	return s, err
+	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return h.NewRoute(matcherSet, s), nil
 }
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler.

@@ -45,6 +45,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if args := d.RemainingArgs(); len(args) > 0 {
+		for _, a := range args {
+			if a == AnyMethod || slices.Contains(standardMethods, a) {
+				return d.Errf("oauth_scope %s: the one-line form takes scopes only; put per-method rules in a block: oauth_scope { %s <scope...> }", a, a)
+			}
+		}
 		s.Rules = append(s.Rules, Rule{Methods: []string{AnyMethod}, Scopes: args})
 	}
 	for d.NextBlock(0) {
@@ -54,18 +59,23 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			r := Rule{Methods: []string{tok}}
 			for d.NextArg() {
 				v := d.Val()
-				if len(r.Scopes) == 0 && (v == AnyMethod || slices.Contains(standardMethods, v)) {
+				isMethod := v == AnyMethod || slices.Contains(standardMethods, v)
+				switch {
+				case isMethod && len(r.Scopes) == 0:
 					r.Methods = append(r.Methods, v)
-					continue
+				case isMethod:
+					return d.Errf("%s after a scope: list the methods first, then the scopes they require", v)
+				default:
+					r.Scopes = append(r.Scopes, v)
 				}
-				r.Scopes = append(r.Scopes, v)
 			}
 			s.Rules = append(s.Rules, r)
 		case tok == "audience":
-			s.Audience = append(s.Audience, d.RemainingArgs()...)
-			if len(s.Audience) == 0 {
+			args := d.RemainingArgs()
+			if len(args) == 0 {
 				return d.ArgErr()
 			}
+			s.Audience = append(s.Audience, args...)
 		case tok == "realm":
 			if s.Realm != "" {
 				return d.Err("realm already specified")
@@ -74,6 +84,9 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			s.Realm = d.Val()
+			if s.Realm == "" {
+				return d.Err("realm must not be empty")
+			}
 			if d.NextArg() {
 				return d.ArgErr()
 			}

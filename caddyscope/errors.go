@@ -47,7 +47,10 @@ func (e *bearerError) challenge(realm string) string {
 	}
 	attr("realm", realm)
 	attr("error", e.code)
-	attr("error_description", e.desc)
+	if e.code != "" {
+		// No error information without an error code (§3.1).
+		attr("error_description", e.desc)
+	}
 	attr("scope", e.scope)
 	return b.String()
 }

@@ -121,13 +121,36 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 	}
 	s.strip = make(map[string]struct{}, len(s.ForwardHeaders))
 	for name, value := range s.ForwardHeaders {
-		if name == "" || strings.ContainsAny(name, " :\t\r\n") {
-			return fmt.Errorf("forward_headers: %q is not a header name", name)
+		if !isToken(name) {
+			return fmt.Errorf("forward_headers: %q is not a header name (RFC 9110 §5.1)", name)
+		}
+		if normalizeHeaderName(name) == "authorization" {
+			return errors.New("forward_headers: Authorization cannot be forwarded: it carries the token this handler reads")
+		}
+		if _, dup := s.strip[normalizeHeaderName(name)]; dup {
+			return fmt.Errorf("forward_headers: %q is given twice (names are compared ignoring case and - versus _)", name)
 		}
 		s.strip[normalizeHeaderName(name)] = struct{}{}
 		s.forward = append(s.forward, forwardHeader{name: textproto.CanonicalMIMEHeaderKey(name), value: value})
 	}
 	return nil
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token (a field name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeHeaderName folds case and treats _ as -, the variants proxies
@@ -185,7 +208,7 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearerError) {
 	if ce := s.logger.Check(zap.DebugLevel, "bearer token refused"); ce != nil {
 		ce.Write(zap.Int("status", e.status), zap.String("error", e.code), zap.String("reason", e.desc),
-			zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+			zap.String("method", r.Method), zap.String("path", r.URL.Path)) // not the query: it may hold a token
 	}
 	e.write(w, s.Realm)
 }

@@ -2,6 +2,7 @@ package caddyscope
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -9,7 +10,7 @@ import (
 // request header. Tokens in the URI query (§2.3) are refused: they end up
 // in logs and browser history, and RFC 9700 §4.3.2 advises against them.
 func bearerToken(r *http.Request) (string, *bearerError) {
-	if strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token") {
+	if queryHasParam(r.URL.RawQuery, "access_token") {
 		return "", &bearerError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "access tokens in the URI query are not accepted; use the Authorization header"}
 	}
 	vals := r.Header.Values("Authorization")
@@ -30,6 +31,28 @@ func bearerToken(r *http.Request) (string, *bearerError) {
 		return "", &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token malformed"}
 	}
 	return tok, nil
+}
+
+// queryHasParam reports whether a raw query names param, splitting on both
+// & and ; (some upstreams accept either) and percent-decoding each name
+// (access%5Ftoken is access_token to most servers).
+func queryHasParam(raw, param string) bool {
+	if raw == "" {
+		return false
+	}
+	if !strings.Contains(raw, param) && !strings.Contains(raw, "%") {
+		return false
+	}
+	for part := range strings.FieldsFuncSeq(raw, func(c rune) bool { return c == '&' || c == ';' }) {
+		name, _, _ := strings.Cut(part, "=")
+		if dec, err := url.QueryUnescape(name); err == nil {
+			name = dec
+		}
+		if name == param {
+			return true
+		}
+	}
+	return false
 }
 
 // parseBearer returns what follows `Bearer` and one or more spaces; the

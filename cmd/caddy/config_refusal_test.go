@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// A sha256 client-secret hash (of reports-demo-secret-not-for-production).
+const demoSecretHash = "sha256:6fdd8e6008f83508d05d0878666ffb26f70af13148bf21dff63f2c918bcb190b"
+
+const okClient = "client reports-service {\n\tsecret_hash " + demoSecretHash + "\n\tscopes user:read\n}"
+
+// TestConfigRefusals loads configurations that adapt cleanly but are wrong
+// into the Caddy of this process, and checks that Caddy refuses each with a
+// message that names the field at fault.
+//
+// Loading goes through caddy.Load, the function behind `caddy run` and the
+// admin API's POST /load, rather than caddytest.AssertLoadError: that helper
+// starts `caddy run` in-process with an initial config that it autosaves to
+// the user's config directory, talks to a fixed admin port that another
+// test process may own, hands back the error JSON-escaped (`client
+// \"reports-service\"`), skips instead of failing when its prerequisites are
+// missing, and dereferences a nil error if the config loads after all.
+func TestConfigRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads configs into an in-process Caddy")
+	}
+
+	// The harness itself must be able to load a good config, so that the
+	// refusals below are down to the field each one breaks.
+	t.Run("control_valid_config_loads", func(t *testing.T) {
+		storage := t.TempDir()
+		cfg := refusalCaddyfile(t, storage,
+			"issuer https://localhost:9443\n"+okClient,
+			"oauth_server\noauth_scope user:read\nrespond ok")
+		if err := load(t, cfg); err != nil {
+			t.Fatalf("a valid config was refused: %v\n%s", err, cfg)
+		}
+		// The signing key is generated into the configured storage, not
+		// into the home directory.
+		if entries, err := os.ReadDir(storage); err != nil || len(entries) == 0 {
+			t.Errorf("nothing written to the configured storage %s (err %v)", storage, err)
+		}
+	})
+
+	for _, tc := range []struct {
+		name  string
+		oauth string // body of the oauth global option; "" for none
+		site  string // body of the site block
+		want  string
+	}{
+		{
+			name:  "issuer_http_not_localhost",
+			oauth: "issuer http://auth.example.com\n" + okClient,
+			want:  `issuer: "http://auth.example.com" must use https`,
+		},
+		{
+			name:  "unknown_grant_type",
+			oauth: "issuer https://localhost:9443\nclient reports-service {\n\tsecret_hash " + demoSecretHash + "\n\tgrant_types client_credentials password\n\tscopes user:read\n}",
+			want:  `client "reports-service": grant_types: unknown or unsupported grant type "password"`,
+		},
+		{
+			name:  "confidential_client_without_secret",
+			oauth: "issuer https://localhost:9443\nclient reports-service {\n\tscopes user:read\n}",
+			want:  `client "reports-service": secret_hash: a confidential client needs secret_hash or secret`,
+		},
+		{
+			name:  "duplicate_client_id",
+			oauth: "issuer https://localhost:9443\n" + okClient + "\n" + okClient,
+			want:  `client "reports-service": client_id: defined twice`,
+		},
+		{
+			name:  "secret_hash_short_sha256",
+			oauth: "issuer https://localhost:9443\nclient reports-service {\n\tsecret_hash sha256:6fdd8e60\n\tscopes user:read\n}",
+			want:  `client "reports-service": secret_hash: sha256: needs 64 hex digits`,
+		},
+		{
+			name:  "secret_hash_unknown_format",
+			oauth: "issuer https://localhost:9443\nclient reports-service {\n\tsecret_hash md5:0cc175b9c0f1b6a831c399e269772661\n\tscopes user:read\n}",
+			want:  `client "reports-service": secret_hash: not a recognized hash`,
+		},
+		{
+			name: "oauth_scope_without_oauth_app",
+			site: "oauth_scope user:read\nrespond ok",
+			want: "oauth_scope needs a token issuer: configure the `oauth` global option",
+		},
+		{
+			name:  "oauth_scope_duplicate_method_rule",
+			oauth: "issuer https://localhost:9443\n" + okClient,
+			site:  "oauth_scope {\n\tGET user:read\n\tPOST GET user:write\n}\nrespond ok",
+			want:  "oauth_scope: rules[1]: methods: GET has two rules",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := refusalCaddyfile(t, t.TempDir(), tc.oauth, tc.site)
+			err := load(t, cfg)
+			if err == nil {
+				t.Fatalf("config loaded; want a refusal containing %q\n%s", tc.want, cfg)
+			}
+			t.Logf("refused: %v", err)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("refusal\n\t%v\ndoes not contain\n\t%s", err, tc.want)
+			}
+		})
+	}
+}
+
+// load adapts caddyfile, which must adapt cleanly (the refusal has to come
+// from loading), and loads it. A config that loads is stopped at cleanup.
+func load(t *testing.T, caddyfile string) error {
+	t.Helper()
+	cfgJSON, warnings, err := adapt(caddyfile)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapting: err=%v warnings=%v\n%s", err, warnings, caddyfile)
+	}
+	err = caddy.Load(cfgJSON, true)
+	if err == nil {
+		t.Cleanup(func() { _ = caddy.Stop() })
+	}
+	return err
+}
+
+// refusalCaddyfile builds a config that listens on loopback only (if it
+// loads at all), keeps Caddy's state in storage, never installs a root
+// certificate, runs no admin endpoint and writes nothing under $HOME.
+func refusalCaddyfile(t *testing.T, storage, oauth, site string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("{\n\tadmin off\n\tpersist_config off\n\tauto_https off\n\tskip_install_trust\n\tgrace_period 1ns\n\tdefault_bind 127.0.0.1\n")
+	// Storage cleaning stamps an instance ID into the data directory
+	// under $HOME, whatever the storage; there is nothing to clean here.
+	b.WriteString("\tstorage_clean_interval off\n")
+	fmt.Fprintf(&b, "\tstorage file_system %s\n", storage)
+	if site == "" {
+		site = "respond ok"
+	}
+	if oauth != "" {
+		b.WriteString("\toauth {\n" + indent(indent(oauth+"\n")) + "\t}\n")
+	}
+	fmt.Fprintf(&b, "}\n\nhttp://localhost:%d {\n%s}\n", freePort(t), indent(site+"\n"))
+	return b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
