@@ -28,8 +28,13 @@ func init() {
 	caddy.RegisterModule(App{})
 }
 
-// DefaultAccessTokenTTL is the lifetime of access tokens when none is set.
-const DefaultAccessTokenTTL = time.Hour
+// Token lifetimes and clock leeway: defaults and bounds.
+const (
+	DefaultAccessTokenTTL = time.Hour
+	minAccessTokenTTL     = time.Minute
+	maxAccessTokenTTL     = 24 * time.Hour
+	maxLeeway             = 5 * time.Minute
+)
 
 // App is the `oauth` Caddy app: an OAuth 2.0 authorization server's
 // long-lived state. Configure it with the Caddyfile global option `oauth`
@@ -101,13 +106,13 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if a.AccessTokenTTL == 0 {
 		a.AccessTokenTTL = caddy.Duration(DefaultAccessTokenTTL)
 	}
-	if a.AccessTokenTTL < caddy.Duration(time.Minute) || a.AccessTokenTTL > caddy.Duration(24*time.Hour) {
+	if a.AccessTokenTTL < caddy.Duration(minAccessTokenTTL) || a.AccessTokenTTL > caddy.Duration(maxAccessTokenTTL) {
 		return fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(a.AccessTokenTTL))
 	}
 	if a.Audience == "" {
 		a.Audience = a.Issuer
 	}
-	if a.Leeway < 0 || a.Leeway > caddy.Duration(5*time.Minute) {
+	if a.Leeway < 0 || a.Leeway > caddy.Duration(maxLeeway) {
 		return fmt.Errorf("leeway: %s is outside 0..5m", time.Duration(a.Leeway))
 	}
 	if a.SigningKey == nil {

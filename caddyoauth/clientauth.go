@@ -64,6 +64,9 @@ func hasScheme(value, scheme string) bool {
 // parseBasicCredentials decodes `Basic base64(id:secret)` where id and
 // secret are each form-urlencoded first (RFC 6749 §2.3.1).
 func parseBasicCredentials(value string) (id, secret string, ok bool) {
+	if !hasScheme(value, "Basic") {
+		return "", "", false
+	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value[len("Basic "):]))
 	if err != nil {
 		return "", "", false
@@ -82,8 +85,10 @@ func parseBasicCredentials(value string) (id, secret string, ok bool) {
 }
 
 // authenticate checks the credentials against the registered clients. Any
-// failure is `invalid_client` (RFC 6749 §5.2) and costs the same hash work
-// whether or not the client exists.
+// failure is `invalid_client` (RFC 6749 §5.2). An unknown client still costs
+// a SHA-256 comparison, as a client with a sha256 or plain secret does; a
+// client with a bcrypt or argon2id hash takes longer, which tells that it
+// exists (client identifiers are not secret, RFC 6749 §2.2).
 func (a *App) authenticate(cc clientCredentials) (*Client, *oauthError) {
 	basic := cc.method == authBasic
 	switch cc.method {

@@ -132,7 +132,7 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 	}
 	c.ttl = time.Duration(a.AccessTokenTTL)
 	if c.AccessTokenTTL != 0 {
-		if c.AccessTokenTTL < caddy.Duration(time.Minute) || c.AccessTokenTTL > caddy.Duration(24*time.Hour) {
+		if c.AccessTokenTTL < caddy.Duration(minAccessTokenTTL) || c.AccessTokenTTL > caddy.Duration(maxAccessTokenTTL) {
 			return fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(c.AccessTokenTTL))
 		}
 		c.ttl = time.Duration(c.AccessTokenTTL)

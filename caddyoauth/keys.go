@@ -2,6 +2,8 @@ package caddyoauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,9 +34,17 @@ type storedKey struct {
 	RetireAt time.Time `json:"retire_at,omitzero"`
 }
 
-// keyringStorageKey is where the issuer's keyring lives in Caddy storage.
+// keyringStorageKey is where the issuer's keyring lives in Caddy storage:
+// a readable form of the issuer plus a digest of its exact text, since the
+// readable form folds case and drops characters (two issuers must never
+// share a keyring).
 func keyringStorageKey(issuer string) string {
-	return path.Join("oauth", certmagic.StorageKeys.Safe(issuer), "keyring.json")
+	return path.Join("oauth", "issuers", issuerStorageName(issuer), "keyring.json")
+}
+
+func issuerStorageName(issuer string) string {
+	sum := sha256.Sum256([]byte(issuer))
+	return certmagic.StorageKeys.Safe(issuer) + "-" + hex.EncodeToString(sum[:8])
 }
 
 // loadKeyring returns the keyring to sign and verify with. A key from a PEM
@@ -64,7 +74,7 @@ func (a *App) loadKeyring(ctx context.Context) (*oauthjwt.Keyring, error) {
 	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
 		return kr, err
 	}
-	lockName := "oauth_keyring_" + certmagic.StorageKeys.Safe(a.Issuer)
+	lockName := "oauth_keyring_" + issuerStorageName(a.Issuer)
 	if err := a.storage.Lock(ctx, lockName); err != nil {
 		return nil, fmt.Errorf("locking keyring storage: %v", err)
 	}
@@ -134,7 +144,10 @@ func (a *App) rotateKeyring(ctx context.Context, key, alg string) (*oauthjwt.Key
 	if err != nil {
 		return nil, err
 	}
-	retire := now.Add(a.maxTokenTTL() + time.Duration(a.Leeway) + oauthjwt.DefaultLeeway)
+	// Keep the replaced key for the longest lifetime any configuration can
+	// give a token, not the current one: the TTL may have been shortened
+	// in the same reload, while tokens signed before still live.
+	retire := now.Add(maxAccessTokenTTL + maxLeeway)
 	kept := []storedKey{{ID: nk.ID, Algorithm: alg, PrivateKey: string(pemBytes), Created: now}}
 	for _, old := range sk.Keys {
 		if old.ID == sk.Active && old.RetireAt.IsZero() {
@@ -181,13 +194,4 @@ func decodeStoredKeys(sk *storedKeyring, now time.Time) (active *oauthjwt.Key, o
 		}
 	}
 	return active, others, nil
-}
-
-// maxTokenTTL is the longest access-token lifetime any client can get.
-func (a *App) maxTokenTTL() time.Duration {
-	m := time.Duration(a.AccessTokenTTL)
-	for _, c := range a.Clients {
-		m = max(m, time.Duration(c.AccessTokenTTL))
-	}
-	return m
 }

@@ -22,7 +22,8 @@ func metadataPath(issuer string) string {
 	if err != nil {
 		return wellKnownMetadata
 	}
-	return wellKnownMetadata + strings.TrimSuffix(u.EscapedPath(), "/")
+	// Decoded, as r.URL.Path is when requests are routed.
+	return wellKnownMetadata + strings.TrimSuffix(u.Path, "/")
 }
 
 // serverMetadata is the RFC 8414 §2 document; it advertises exactly what

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,9 +20,10 @@ func init() {
 const DefaultPrefix = "/oauth2"
 
 // Server is the `oauth_server` HTTP handler. It serves the endpoints of the
-// `oauth` app: `{prefix}/token` (RFC 6749 §3.2), `{prefix}/jwks` (RFC 7517)
-// and the metadata document at `/.well-known/oauth-authorization-server`
-// (RFC 8414 §3). Requests for any other path go on to the next handler.
+// `oauth` app: `{prefix}/token` (RFC 6749 §3.2) and `{prefix}/jwks` (RFC
+// 7517), both under the issuer's path if it has one, and the metadata
+// document at `/.well-known/oauth-authorization-server` (RFC 8414 §3).
+// Requests for any other path go on to the next handler.
 type Server struct {
 	// Prefix is the path under which the endpoints live. Default: /oauth2.
 	Prefix string `json:"prefix,omitempty"`
@@ -66,8 +68,14 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	}
 	s.Prefix = strings.TrimSuffix(s.Prefix, "/")
 	s.jwks = new(jwksCache)
-	s.tokenPath = s.Prefix + "/token"
-	s.jwksPath = s.Prefix + "/jwks"
+	// The endpoints live under the issuer's path, where the metadata
+	// document says they are (base below).
+	var issuerPath string
+	if u, err := url.Parse(s.app.Issuer); err == nil {
+		issuerPath = strings.TrimSuffix(u.Path, "/")
+	}
+	s.tokenPath = issuerPath + s.Prefix + "/token"
+	s.jwksPath = issuerPath + s.Prefix + "/jwks"
 	s.metadataPath = metadataPath(s.app.Issuer)
 	var err error
 	s.metadata, err = s.app.buildMetadata(strings.TrimSuffix(s.app.Issuer, "/") + s.Prefix)

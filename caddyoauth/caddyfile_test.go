@@ -1,0 +1,276 @@
+package caddyoauth
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"go.uber.org/zap"
+)
+
+// jsonEqual compares two JSON texts as values.
+func jsonEqual(t testing.TB, got, want []byte) bool {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("got is not JSON: %v: %s", err, got)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("want is not JSON: %v: %s", err, want)
+	}
+	return reflect.DeepEqual(g, w)
+}
+
+// TestParseOAuthOption: the `oauth` global option becomes the apps.oauth
+// JSON documented by the App struct tags (durations in nanoseconds, as
+// caddy.Duration is written).
+func TestParseOAuthOption(t *testing.T) {
+	hash := sha256Hex(svcSecret)
+	input := `oauth {
+		issuer           https://localhost:8443
+		signing_key      RS256 /etc/caddy/as.pem
+		access_token_ttl 30m
+		audience         https://api.example
+		leeway           1m
+		client reports-service {
+			name             "Reports service"
+			secret_hash      ` + hash + `
+			grant_types      client_credentials
+			scopes           user:read user:write
+			scopes           user:admin
+			access_token_ttl 5m
+			metadata         tier gold
+			metadata         region "eu west"
+		}
+		client second {
+			secret {env.SECOND_SECRET}
+			scopes a
+		}
+	}`
+	want := `{
+		"issuer": "https://localhost:8443",
+		"signing_key": {"algorithm": "RS256", "file": "/etc/caddy/as.pem"},
+		"access_token_ttl": 1800000000000,
+		"audience": "https://api.example",
+		"leeway": 60000000000,
+		"clients": [
+			{
+				"client_id": "reports-service",
+				"name": "Reports service",
+				"secret_hash": "` + hash + `",
+				"grant_types": ["client_credentials"],
+				"scopes": ["user:read", "user:write", "user:admin"],
+				"access_token_ttl": 300000000000,
+				"metadata": {"tier": "gold", "region": "eu west"}
+			},
+			{"client_id": "second", "secret": "{env.SECOND_SECRET}", "scopes": ["a"]}
+		]
+	}`
+	v, err := parseOAuthOption(caddyfile.NewTestDispenser(input), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, ok := v.(httpcaddyfile.App)
+	if !ok {
+		t.Fatalf("parseOAuthOption returned %T, want httpcaddyfile.App", v)
+	}
+	if app.Name != "oauth" {
+		t.Errorf("app name = %q, want oauth (the module ID)", app.Name)
+	}
+	if !jsonEqual(t, app.Value, []byte(want)) {
+		t.Errorf("JSON = %s\nwant %s", app.Value, want)
+	}
+}
+
+// TestParseOAuthOptionProvisions: the JSON of a minimal option block
+// provisions and serves tokens (Caddyfile → JSON → running app).
+func TestParseOAuthOptionProvisions(t *testing.T) {
+	input := `oauth {
+		issuer https://as.example
+		client ` + svcID + ` {
+			secret_hash ` + sha256Hex(svcSecret) + `
+			scopes user:read
+		}
+	}`
+	v, err := parseOAuthOption(caddyfile.NewTestDispenser(input), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app App
+	if err := json.Unmarshal(v.(httpcaddyfile.App).Value, &app); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.provision(context.Background(), newStorage(t), zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	body := decodeTokenResponse(t, basicToken(t, newServer(t, &app, ""), svcID, svcSecret, ccForm()))
+	if body.Scope != "user:read" {
+		t.Errorf("scope = %q", body.Scope)
+	}
+}
+
+// TestParseOAuthOptionRefusals: Caddyfile mistakes are reported at parse
+// time, naming the option.
+func TestParseOAuthOptionRefusals(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"unknown option", "oauth {\n issuer https://a.example\n issuerr https://b.example\n}", "issuerr"},
+		{"repeated issuer", "oauth {\n issuer https://a.example\n issuer https://b.example\n}", "issuer already specified"},
+		{"issuer without value", "oauth {\n issuer\n}", "argument"},
+		{"issuer with two values", "oauth {\n issuer https://a.example https://b.example\n}", "argument"},
+		{"argument on the option line", "oauth https://a.example {\n}", "argument"},
+		{"repeated audience", "oauth {\n audience a\n audience b\n}", "audience already specified"},
+		{"repeated signing_key", "oauth {\n signing_key ES256\n signing_key RS256\n}", "signing_key already specified"},
+		{"signing_key without algorithm", "oauth {\n signing_key\n}", "argument"},
+		{"signing_key with three arguments", "oauth {\n signing_key ES256 a.pem b.pem\n}", "argument"},
+		{"bad duration", "oauth {\n access_token_ttl soon\n}", "access_token_ttl"},
+		{"repeated access_token_ttl", "oauth {\n access_token_ttl 1h\n access_token_ttl 2h\n}", "access_token_ttl already specified"},
+		{"repeated leeway", "oauth {\n leeway 1s\n leeway 2s\n}", "leeway already specified"},
+		{"client without id", "oauth {\n client {\n scopes a\n }\n}", "argument"},
+		{"client with two ids", "oauth {\n client a b {\n scopes a\n }\n}", "argument"},
+		{"unknown client option", "oauth {\n client a {\n scope a\n }\n}", "unrecognized client option scope"},
+		{"repeated client name", "oauth {\n client a {\n name x\n name y\n }\n}", "name already specified"},
+		{"repeated secret_hash", "oauth {\n client a {\n secret_hash x\n secret_hash y\n }\n}", "secret_hash already specified"},
+		{"public with an argument", "oauth {\n client a {\n public yes\n }\n}", "argument"},
+		{"grant_types without value", "oauth {\n client a {\n grant_types\n }\n}", "argument"},
+		{"scopes without value", "oauth {\n client a {\n scopes\n }\n}", "argument"},
+		{"metadata with one argument", "oauth {\n client a {\n metadata tier\n }\n}", "metadata takes a key and a value"},
+		{"metadata with three arguments", "oauth {\n client a {\n metadata tier gold extra\n }\n}", "metadata takes a key and a value"},
+		{"repeated metadata key", "oauth {\n client a {\n metadata tier gold\n metadata tier silver\n }\n}", "metadata tier already specified"},
+		{"bad client duration", "oauth {\n client a {\n access_token_ttl 5 minutes\n }\n}", "argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseOAuthOption(caddyfile.NewTestDispenser(tt.input), nil)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("option given twice", func(t *testing.T) {
+		first, err := parseOAuthOption(caddyfile.NewTestDispenser("oauth {\n issuer https://a.example\n}"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseOAuthOption(caddyfile.NewTestDispenser("oauth {\n issuer https://b.example\n}"), first); err == nil || !strings.Contains(err.Error(), "already specified") {
+			t.Fatalf("second oauth option: %v", err)
+		}
+	})
+}
+
+// adaptCaddyfile runs the Caddyfile adapter (with this package's option
+// and directive registered) and returns the JSON config.
+func adaptCaddyfile(t testing.TB, input string) ([]byte, error) {
+	t.Helper()
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		t.Fatal("caddyfile adapter not registered")
+	}
+	out, _, err := adapter.Adapt([]byte(input), nil)
+	return out, err
+}
+
+// findHandlers returns every JSON object with "handler": name in v.
+func findHandlers(v any, name string) []map[string]any {
+	var out []map[string]any
+	switch x := v.(type) {
+	case map[string]any:
+		if x["handler"] == name {
+			out = append(out, x)
+		}
+		for _, e := range x {
+			out = append(out, findHandlers(e, name)...)
+		}
+	case []any:
+		for _, e := range x {
+			out = append(out, findHandlers(e, name)...)
+		}
+	}
+	return out
+}
+
+// TestServerDirective: `oauth_server` with and without `prefix` adapts to
+// the http.handlers.oauth_server handler; the global option to apps.oauth.
+func TestServerDirective(t *testing.T) {
+	tests := []struct {
+		name, site string
+		want       string // the handler's JSON
+	}{
+		{"bare", "oauth_server", `{"handler": "oauth_server"}`},
+		{"prefix", "oauth_server {\n\t\tprefix /auth\n\t}", `{"handler": "oauth_server", "prefix": "/auth"}`},
+		{"named matcher", "@api host localhost\n\toauth_server @api {\n\t\tprefix /auth\n\t}", `{"handler": "oauth_server", "prefix": "/auth"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := adaptCaddyfile(t, "{\n\toauth {\n\t\tissuer https://localhost\n\t}\n}\n\nlocalhost {\n\t"+tt.site+"\n}\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg map[string]any
+			if err := json.Unmarshal(out, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			hs := findHandlers(cfg, "oauth_server")
+			if len(hs) != 1 {
+				t.Fatalf("%d oauth_server handlers in %s", len(hs), out)
+			}
+			got, _ := json.Marshal(hs[0])
+			if !jsonEqual(t, got, []byte(tt.want)) {
+				t.Errorf("handler = %s, want %s", got, tt.want)
+			}
+			apps, _ := cfg["apps"].(map[string]any)
+			oauth, _ := apps["oauth"].(map[string]any)
+			if oauth["issuer"] != "https://localhost" {
+				t.Errorf("apps.oauth = %v", apps["oauth"])
+			}
+		})
+	}
+}
+
+// TestServerDirectiveRefusals: a path argument (which Caddyfile syntax
+// would make an exact-path matcher, so the token endpoint would never
+// match), unknown options and a relative prefix are refused.
+func TestServerDirectiveRefusals(t *testing.T) {
+	tests := []struct {
+		name, site, want string
+	}{
+		{"path argument", "oauth_server /oauth2", "prefix"},
+		{"path wildcard argument", "oauth_server /oauth2/*", "prefix"},
+		{"unknown option", "oauth_server {\n\t\tprefx /auth\n\t}", "prefx"},
+		{"relative prefix", "oauth_server {\n\t\tprefix auth\n\t}", "prefix"},
+		{"repeated prefix", "oauth_server {\n\t\tprefix /a\n\t\tprefix /b\n\t}", "prefix already specified"},
+		{"two prefix values", "oauth_server {\n\t\tprefix /a /b\n\t}", "argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := adaptCaddyfile(t, "{\n\toauth {\n\t\tissuer https://localhost\n\t}\n}\n\nlocalhost {\n\t"+tt.site+"\n}\n")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+
+	// The handler's own unmarshaler refuses an argument too, for callers
+	// that hand it the raw tokens.
+	var s Server
+	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth_server /oauth2")); err == nil || !strings.Contains(err.Error(), "prefix") {
+		t.Fatalf("UnmarshalCaddyfile with an argument: %v", err)
+	}
+	s = Server{}
+	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth_server {\n prefix /auth\n}")); err != nil || s.Prefix != "/auth" {
+		t.Fatalf("UnmarshalCaddyfile: %v, prefix %q", err, s.Prefix)
+	}
+}

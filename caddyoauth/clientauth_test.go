@@ -1,0 +1,195 @@
+package caddyoauth
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+)
+
+// TestParseBasicCredentials: RFC 7617 §2 user-pass with the RFC 6749
+// §2.3.1 rule that client_id and secret are form-urlencoded first.
+func TestParseBasicCredentials(t *testing.T) {
+	tests := []struct {
+		name, value, id, secret string
+		ok                      bool
+	}{
+		{"plain", "Basic " + b64("svc:secret"), "svc", "secret", true},
+		{"encoded colon in id (§2.3.1)", "Basic " + b64("urn%3Asvc:secret"), "urn:svc", "secret", true},
+		{"colon in secret need not be encoded (RFC 7617 §2: first colon splits)", "Basic " + b64("svc:a:b"), "svc", "a:b", true},
+		{"plus is a space (Appendix B)", "Basic " + b64("svc:a+b"), "svc", "a b", true},
+		{"%2B is a plus (Appendix B)", "Basic " + b64("svc:a%2Bb"), "svc", "a+b", true},
+		{"percent-encoded percent (Appendix B)", "Basic " + b64("svc:100%25"), "svc", "100%", true},
+		{"empty secret", "Basic " + b64("svc:"), "svc", "", true},
+		{"extra spaces around the token", "Basic   " + b64("svc:s") + "  ", "svc", "s", true},
+		{"empty id (§2.3.1 client_id required)", "Basic " + b64(":secret"), "", "", false},
+		{"no colon (RFC 7617 §2)", "Basic " + b64("svc"), "", "", false},
+		{"not base64", "Basic ***", "", "", false},
+		{"unpadded base64 (RFC 7617 §2 uses RFC 4648 §4)", "Basic " + base64.RawStdEncoding.EncodeToString([]byte("svc:s")), "", "", false},
+		{"bad escape in id", "Basic " + b64("%zz:s"), "", "", false},
+		{"bad escape in secret", "Basic " + b64("svc:%"), "", "", false},
+		{"empty credentials", "Basic ", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, secret, ok := parseBasicCredentials(tt.value)
+			if ok != tt.ok || id != tt.id || secret != tt.secret {
+				t.Fatalf("parseBasicCredentials(%q) = %q, %q, %v; want %q, %q, %v", tt.value, id, secret, ok, tt.id, tt.secret, tt.ok)
+			}
+		})
+	}
+}
+
+// TestHasScheme: auth schemes are case-insensitive tokens followed by a
+// space (RFC 9110 §11.1, §11.4).
+func TestHasScheme(t *testing.T) {
+	tests := []struct {
+		value string
+		want  bool
+	}{
+		{"Basic abc", true},
+		{"basic abc", true},
+		{"BASIC abc", true},
+		{"Basic ", true}, // the scheme; empty credentials fail later
+		{"Basic", false},
+		{"Basicabc", false},
+		{"Bearer abc", false},
+		{"Basi abc", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := hasScheme(tt.value, "Basic"); got != tt.want {
+			t.Errorf("hasScheme(%q) = %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
+
+// TestReadClientCredentials: which client authentication method a request
+// uses (RFC 6749 §2.3), and the refusals of §2.3 ("MUST NOT use more than
+// one authentication method in each request").
+func TestReadClientCredentials(t *testing.T) {
+	tests := []struct {
+		name    string
+		authz   []string
+		form    url.Values
+		want    clientCredentials
+		errCode string
+		basic   bool // the error challenges with Basic
+	}{
+		{name: "basic", authz: []string{basicAuth("svc", "s")}, want: clientCredentials{method: authBasic, id: "svc", secret: "s"}},
+		{name: "basic + same client_id", authz: []string{basicAuth("svc", "s")}, form: url.Values{"client_id": {"svc"}}, want: clientCredentials{method: authBasic, id: "svc", secret: "s"}},
+		{name: "post", form: url.Values{"client_id": {"svc"}, "client_secret": {"s"}}, want: clientCredentials{method: authPost, id: "svc", secret: "s"}},
+		{name: "client_id only", form: url.Values{"client_id": {"svc"}}, want: clientCredentials{method: authNone, id: "svc"}},
+		{name: "nothing", want: clientCredentials{}},
+		{name: "bearer is not client authentication", authz: []string{"Bearer xyz"}, form: url.Values{"client_id": {"svc"}, "client_secret": {"s"}}, want: clientCredentials{method: authPost, id: "svc", secret: "s"}},
+		{name: "basic + client_secret (§2.3)", authz: []string{basicAuth("svc", "s")}, form: url.Values{"client_secret": {"s"}}, errCode: "invalid_request"},
+		{name: "basic + other client_id", authz: []string{basicAuth("svc", "s")}, form: url.Values{"client_id": {"other"}}, errCode: "invalid_request"},
+		{name: "two Authorization headers", authz: []string{basicAuth("svc", "s"), "Bearer x"}, errCode: "invalid_request"},
+		{name: "client_secret alone", form: url.Values{"client_secret": {"s"}}, errCode: "invalid_request"},
+		{name: "malformed basic", authz: []string{"Basic %%%"}, errCode: "invalid_client", basic: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/oauth2/token", nil)
+			for _, a := range tt.authz {
+				r.Header.Add("Authorization", a)
+			}
+			form := tt.form
+			if form == nil {
+				form = url.Values{}
+			}
+			got, oerr := readClientCredentials(r, form)
+			if tt.errCode != "" {
+				if oerr == nil || oerr.Code != tt.errCode || oerr.basicChallenge != tt.basic {
+					t.Fatalf("got %+v, %+v; want error %s (basic challenge %v)", got, oerr, tt.errCode, tt.basic)
+				}
+				return
+			}
+			if oerr != nil || got != tt.want {
+				t.Fatalf("got %+v, %v; want %+v", got, oerr, tt.want)
+			}
+		})
+	}
+}
+
+// TestAuthenticate: every failure is invalid_client (RFC 6749 §5.2), with a
+// Basic challenge only when Basic was tried.
+func TestAuthenticate(t *testing.T) {
+	a := newApp(t, nil)
+	tests := []struct {
+		name  string
+		cc    clientCredentials
+		ok    bool
+		basic bool
+	}{
+		{"basic right", clientCredentials{authBasic, svcID, svcSecret}, true, false},
+		{"post right", clientCredentials{authPost, readerID, readerSecret}, true, false},
+		{"basic wrong", clientCredentials{authBasic, svcID, readerSecret}, false, true},
+		{"post wrong", clientCredentials{authPost, svcID, readerSecret}, false, false},
+		{"basic unknown", clientCredentials{authBasic, "nobody", svcSecret}, false, true},
+		{"post unknown", clientCredentials{authPost, "nobody", svcSecret}, false, false},
+		{"none for a confidential client", clientCredentials{authNone, svcID, ""}, false, false},
+		{"none unknown", clientCredentials{authNone, "nobody", ""}, false, false},
+		{"nothing", clientCredentials{}, false, false},
+		{"the stand-in for unknown clients is not a client", clientCredentials{authPost, newFakeClient().ID, "\x00no client has this secret"}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, oerr := a.authenticate(tt.cc)
+			if tt.ok {
+				if oerr != nil || c == nil || c.ID != tt.cc.id {
+					t.Fatalf("got %v, %v; want client %s", c, oerr, tt.cc.id)
+				}
+				return
+			}
+			if c != nil || oerr == nil {
+				t.Fatalf("authenticated as %v", c)
+			}
+			if oerr.Code != "invalid_client" || oerr.Status != http.StatusUnauthorized || oerr.basicChallenge != tt.basic {
+				t.Fatalf("error %+v, want 401 invalid_client, basic challenge %v", oerr, tt.basic)
+			}
+		})
+	}
+}
+
+// FuzzParseBasicCredentials: parseBasicCredentials never panics on any
+// value that its caller passes it (one that hasScheme accepted), and for
+// any client_id and secret, the RFC 6749 §2.3.1 encoding
+// base64(urlencode(id) ":" urlencode(secret)) parses back to exactly them
+// when the id is not empty.
+func FuzzParseBasicCredentials(f *testing.F) {
+	f.Add("Basic "+b64("svc:secret"), "svc", "secret")
+	f.Add("Basic ", "urn:svc", "a+b%20c:d")
+	f.Add("basic ::", "", "x")
+	f.Add("Basic "+b64(":"), "a b", "")
+	f.Add("Basic "+b64("%zz:%"), "é\x00", "\xff")
+	f.Add("Basic  ====", "%", "%25")
+	f.Fuzz(func(t *testing.T, header, id, secret string) {
+		if hasScheme(header, "Basic") {
+			gotID, _, ok := parseBasicCredentials(header)
+			if ok && gotID == "" {
+				t.Fatalf("accepted %q with an empty client_id", header)
+			}
+		}
+
+		enc := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
+		gotID, gotSecret, ok := parseBasicCredentials("Basic " + enc)
+		if id == "" {
+			if ok {
+				t.Fatalf("empty client_id accepted (secret %q)", secret)
+			}
+			return
+		}
+		if !ok || gotID != id || gotSecret != secret {
+			t.Fatalf("round trip of %q/%q: got %q/%q ok=%v", id, secret, gotID, gotSecret, ok)
+		}
+		// The same credentials through the request reader.
+		r := httptest.NewRequest(http.MethodPost, "/oauth2/token", nil)
+		r.Header.Set("Authorization", "Basic "+enc)
+		cc, oerr := readClientCredentials(r, url.Values{})
+		if oerr != nil || cc.method != authBasic || cc.id != id || cc.secret != secret {
+			t.Fatalf("readClientCredentials: %+v, %v", cc, oerr)
+		}
+	})
+}
