@@ -81,13 +81,23 @@ taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/token.lua "http://127.
 DURATION=$DURATION_SAVE
 : >"$work/results"
 
+SCENARIOS=${SCENARIOS:-respond reverse_proxy protected token_endpoint}
 for round in $(seq 1 "$ROUNDS"); do
 	echo "round $round/$ROUNDS" >&2
-	run respond "http://127.0.0.1:$BENCH_RESPOND/"
-	run reverse_proxy "http://127.0.0.1:$BENCH_PROXY/"
-	run protected "http://127.0.0.1:$BENCH_PROTECTED/" bench/bearer.lua
-	run token_endpoint "http://127.0.0.1:$BENCH_TOKEN/oauth2/token" bench/token.lua
+	for s in $SCENARIOS; do
+		case $s in
+		respond) run respond "http://127.0.0.1:$BENCH_RESPOND/" ;;
+		reverse_proxy) run reverse_proxy "http://127.0.0.1:$BENCH_PROXY/" ;;
+		protected) run protected "http://127.0.0.1:$BENCH_PROTECTED/" bench/bearer.lua ;;
+		token_endpoint) run token_endpoint "http://127.0.0.1:$BENCH_TOKEN/oauth2/token" bench/token.lua ;;
+		*) echo "unknown scenario $s" >&2; exit 1 ;;
+		esac
+	done
 done
+if [ "$SCENARIOS" != "respond reverse_proxy protected token_endpoint" ]; then
+	cat "$work/results"
+	exit 0
+fi
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { awk -v n="$1" -v f="$2" '$1 == n {print $f}' "$work/results"; }

@@ -68,7 +68,7 @@ type Scope struct {
 
 	rules     *ruleSet
 	authority oauthjwt.Authority
-	strip     map[string]struct{} // normalized names of forwarded headers
+	strip     []string // names of forwarded headers, to remove from requests
 	forward   []forwardHeader
 	logger    *zap.Logger
 }
@@ -119,18 +119,20 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 	if strings.ContainsAny(s.Realm, "\"\\") {
 		return errors.New("realm: must not contain quotes or backslashes")
 	}
-	s.strip = make(map[string]struct{}, len(s.ForwardHeaders))
+	s.strip = make([]string, 0, len(s.ForwardHeaders))
 	for name, value := range s.ForwardHeaders {
 		if !isToken(name) {
 			return fmt.Errorf("forward_headers: %q is not a header name (RFC 9110 §5.1)", name)
 		}
-		if normalizeHeaderName(name) == "authorization" {
+		if sameHeaderName(name, "Authorization") {
 			return errors.New("forward_headers: Authorization cannot be forwarded: it carries the token this handler reads")
 		}
-		if _, dup := s.strip[normalizeHeaderName(name)]; dup {
-			return fmt.Errorf("forward_headers: %q is given twice (names are compared ignoring case and - versus _)", name)
+		for _, prev := range s.strip {
+			if sameHeaderName(prev, name) {
+				return fmt.Errorf("forward_headers: %q is given twice (names are compared ignoring case and - versus _)", name)
+			}
 		}
-		s.strip[normalizeHeaderName(name)] = struct{}{}
+		s.strip = append(s.strip, name)
 		s.forward = append(s.forward, forwardHeader{name: textproto.CanonicalMIMEHeaderKey(name), value: value})
 	}
 	return nil
@@ -153,10 +155,32 @@ func isToken(s string) bool {
 	return true
 }
 
-// normalizeHeaderName folds case and treats _ as -, the variants proxies
-// and CGI-style upstreams take to be the same header.
-func normalizeHeaderName(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+// sameHeaderName compares header names ignoring ASCII case and treating _
+// as -, the variants proxies and CGI-style upstreams take to be the same
+// header. It does not allocate: it runs on every request header.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -220,8 +244,11 @@ func (s *Scope) stripIdentityHeaders(h http.Header) {
 		return
 	}
 	for name := range h {
-		if _, ok := s.strip[normalizeHeaderName(name)]; ok {
-			delete(h, name)
+		for _, f := range s.strip {
+			if sameHeaderName(name, f) {
+				delete(h, name)
+				break
+			}
 		}
 	}
 }
