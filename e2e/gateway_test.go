@@ -304,3 +304,32 @@ func TestRateLimitPerClient(t *testing.T) {
 		t.Fatalf("gold client: status %d policy %q", status, h.Get("RateLimit-Policy"))
 	}
 }
+
+// TestUpstreamDown: when the upstream does not answer, the client gets the
+// example's JSON 502 body, not an empty page or a Go error text.
+func TestUpstreamDown(t *testing.T) {
+	needBinary(t)
+	p := newPorts(t)
+	cfg := exampleCaddyfile(t, p)
+	dead := freePorts(t, 1)[0]
+	live := "reverse_proxy 127.0.0.1:" + strconv.Itoa(p.upstream)
+	i := strings.LastIndex(cfg, live) // the notes API's proxy
+	if i < 0 {
+		t.Fatal("example has no reverse_proxy to the demo upstream")
+	}
+	cfg = cfg[:i] + "reverse_proxy 127.0.0.1:" + strconv.Itoa(dead) + cfg[i+len(live):]
+	g := startGateway(t, p, cfg, "")
+	tok := g.token(goldClient)
+	status, h, body := g.do("GET", "/api/notes", tok, nil)
+	var e struct{ Error string }
+	if status != http.StatusBadGateway || json.Unmarshal(body, &e) != nil || e.Error != "upstream_unavailable" {
+		t.Fatalf("status %d body %s", status, body)
+	}
+	if ct := h.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	// The other API is unaffected.
+	if status, _, _ := g.do("GET", "/api/users", tok, nil); status != http.StatusOK {
+		t.Errorf("users API: %d", status)
+	}
+}
