@@ -26,7 +26,7 @@ func init() {
 // request against the local `oauth` app and requires the scopes configured
 // for the request's method. A method with no rule is refused (405): a
 // protected route never lets a request through unauthenticated, except a
-// CORS preflight when AllowPreflight is set.
+// CORS preflight, which AllowPreflight answers itself.
 //
 // Refusals follow RFC 6750 §3: 401 with `WWW-Authenticate: Bearer` (no error
 // code when no token was sent, `invalid_token` otherwise), 400
@@ -55,9 +55,11 @@ type Scope struct {
 	// Realm is the realm attribute of the WWW-Authenticate challenge.
 	Realm string `json:"realm,omitempty"`
 
-	// AllowPreflight lets CORS preflight requests (OPTIONS with Origin and
-	// Access-Control-Request-Method) through without a token, for a later
-	// handler to answer.
+	// AllowPreflight answers CORS preflight requests (OPTIONS with Origin
+	// and Access-Control-Request-Method) with 204 No Content instead of
+	// refusing them for want of a token. The request never goes further:
+	// an OPTIONS request without a token never reaches the upstream. The
+	// CORS response headers come from Caddy's `header` directive.
 	AllowPreflight bool `json:"allow_preflight,omitempty"`
 
 	// ForwardHeaders sets request headers for the upstream from
@@ -189,7 +191,10 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 
 	if s.AllowPreflight && r.Method == http.MethodOptions &&
 		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
-		return next.ServeHTTP(w, r)
+		// Answered here, never passed on: a preflight carries no token,
+		// and an attacker's OPTIONS looks exactly like one.
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 
 	rule := s.rules.lookup(r.Method)

@@ -136,6 +136,29 @@ func TestMachineClientScenario(t *testing.T) {
 			if strings.EqualFold(strings.ReplaceAll(h, "_", "-"), "x-client-id") && h != "X-Client-Id" {
 				t.Errorf("upstream received a variant of the identity header: %q", h)
 			}
+			if strings.EqualFold(h, "Authorization") {
+				t.Error("upstream received the bearer token (header_up -Authorization)")
+			}
+		}
+	})
+
+	t.Run("CORS preflight is answered by the gateway, never passed on", func(t *testing.T) {
+		for _, origin := range []string{"https://app.localhost:" + strconv.Itoa(g.ports.https), "https://evil.example"} {
+			status, h, body := g.do("OPTIONS", "/api/users/42", "", map[string]string{
+				"Origin":                        origin,
+				"Access-Control-Request-Method": "DELETE",
+				"X-HTTP-Method-Override":        "DELETE",
+			})
+			if status != http.StatusNoContent || len(body) != 0 {
+				t.Fatalf("%s: status %d body %s", origin, status, body)
+			}
+			allowed := strings.HasPrefix(origin, "https://app.localhost")
+			if got := h.Get("Access-Control-Allow-Origin"); (got == origin) != allowed {
+				t.Errorf("%s: Access-Control-Allow-Origin %q", origin, got)
+			}
+			if allowed && !strings.Contains(h.Get("Access-Control-Allow-Methods"), "DELETE") {
+				t.Errorf("Access-Control-Allow-Methods %q", h.Get("Access-Control-Allow-Methods"))
+			}
 		}
 	})
 
