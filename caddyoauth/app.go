@@ -173,7 +173,7 @@ func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
 	if !ok {
 		return oauthjwt.ClientInfo{}, false
 	}
-	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata}, true
+	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata, Scopes: c.Scopes}, true
 }
 
 // Keyring returns the current signing keyring.

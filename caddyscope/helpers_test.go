@@ -64,7 +64,16 @@ func newFixture(t testing.TB) *fixture {
 				RequireAccessTokenType: true,
 			}),
 			clients: map[string]oauthjwt.ClientInfo{
-				testClientID: {ID: testClientID, Name: "Reports service", Metadata: map[string]string{"tier": "gold"}},
+				testClientID: {
+					ID: testClientID, Name: "Reports service", Metadata: map[string]string{"tier": "gold"},
+					// Every scope the tests' tokens carry: the handler also
+					// requires the client to still be allowed the scope.
+					Scopes: []string{
+						"user:read", "user:write", "notes:read", "notes:write", "audit",
+						"r", "w", "read", "write", "admin", "s", "any", "a", "b",
+						"h", "meta", "diag", "base", "lecture", "écriture",
+					},
+				},
 			},
 		},
 	}

@@ -17,8 +17,7 @@ const (
 // access log and rate-limit keys. The oauth.* values come from one provider
 // that reads the (shared, immutable) claims when a placeholder is used, so
 // an accepted request costs two allocations here, not one per value.
-func (s *Scope) setPlaceholders(repl *caddy.Replacer, c *oauthjwt.Claims) {
-	info, _ := s.authority.Client(c.ClientID)
+func (s *Scope) setPlaceholders(repl *caddy.Replacer, c *oauthjwt.Claims, info oauthjwt.ClientInfo) {
 	repl.Set("http.auth.user.id", c.Subject)
 	repl.Map(func(key string) (any, bool) {
 		if !strings.HasPrefix(key, "oauth.") {

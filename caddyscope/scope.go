@@ -219,13 +219,21 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token audience not accepted", scope: rule.scope})
 		return nil
 	}
-	if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {
+	// The client must still be registered, and still allowed what the
+	// route needs: removing a client or narrowing its scopes in the config
+	// takes effect at the next reload, not when its tokens expire.
+	client, ok := s.authority.Client(claims.ClientID)
+	if !ok {
+		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token client is not registered", scope: rule.scope})
+		return nil
+	}
+	if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) || !oauthjwt.HasAll(client.Scopes, rule.scopes) {
 		s.refuse(w, r, &bearerError{status: http.StatusForbidden, code: errInsufficientScope, desc: "token lacks a required scope", scope: rule.scope})
 		return nil
 	}
 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	s.setPlaceholders(repl, claims)
+	s.setPlaceholders(repl, claims, client)
 	for _, f := range s.forward {
 		if v := repl.ReplaceAll(f.value, ""); v != "" {
 			r.Header.Set(f.name, v)

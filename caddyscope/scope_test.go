@@ -399,25 +399,43 @@ func TestPlaceholders(t *testing.T) {
 	}
 }
 
-// TestPlaceholdersUnknownClient: a token for a client the authority does
-// not list still passes (the signature vouches for it) and has an empty name.
-func TestPlaceholdersUnknownClient(t *testing.T) {
+// TestUnknownClientRefused: a correctly signed token whose client is not
+// (or no longer) registered is refused, so removing a client from the
+// config cuts its tokens off at the next reload (RFC 6750 §3.1
+// invalid_token: "revoked ... or invalid for other reasons").
+func TestUnknownClientRefused(t *testing.T) {
 	f := newFixture(t)
-	h := newHandler(t, f, &Scope{})
+	h := newHandler(t, f, &Scope{ForwardHeaders: identityHeaders()})
 	r, repl := newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("s", map[string]any{"client_id": "ghost"})))
+	spoof(r.Header)
 	res := serve(t, h, r)
-	if res.calls != 1 {
-		t.Fatalf("refused: %d %s", res.rec.Code, res.rec.Body)
+	checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
+	if _, ok := repl.GetString("oauth.client_id"); ok {
+		t.Error("identity placeholders set for a refused token")
 	}
-	if v, _ := repl.GetString("oauth.client_id"); v != "ghost" {
-		t.Errorf("oauth.client_id = %q", v)
+	checkNoSpoof(t, r.Header, nil)
+}
+
+// TestClientScopesNarrowed: a token keeps only the scopes its client is
+// still allowed; narrowing the client's scopes applies to tokens already
+// issued (403 insufficient_scope, RFC 6750 §3.1).
+func TestClientScopesNarrowed(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, claims("user:read user:write", nil))
+	h := newHandler(t, f, &Scope{Rules: []Rule{
+		{Methods: []string{"GET"}, Scopes: []string{"user:read"}},
+		{Methods: []string{"POST"}, Scopes: []string{"user:write"}},
+	}})
+	info := f.auth.clients[testClientID]
+	info.Scopes = []string{"user:read"} // user:write withdrawn after issuance
+	f.auth.clients[testClientID] = info
+
+	r, _ := newRequest(http.MethodGet, "/", "Bearer "+tok)
+	if res := serve(t, h, r); res.calls != 1 {
+		t.Fatalf("GET refused: %d %s", res.rec.Code, res.rec.Body)
 	}
-	if v, ok := repl.GetString("oauth.client_name"); !ok || v != "" {
-		t.Errorf("oauth.client_name = %q, %v; want set and empty", v, ok)
-	}
-	if v, ok := repl.GetString("oauth.client.metadata.tier"); !ok || v != "" {
-		t.Errorf("oauth.client.metadata.tier = %q, %v; want set and empty", v, ok)
-	}
+	r, _ = newRequest(http.MethodPost, "/", "Bearer "+tok)
+	checkRefused(t, serve(t, h, r), http.StatusForbidden, errInsufficientScope)
 }
 
 // identityHeaders is a forward_headers config with one header per identity

@@ -195,3 +195,35 @@ func TestBinaryModulesAndAdapt(t *testing.T) {
 		t.Fatalf("caddy adapt --validate Caddyfile.example: %v\n%s", err, out)
 	}
 }
+
+// TestReloadRemovesClient: a client removed from the config by a reload
+// loses its tokens at once, not when they expire; other clients keep theirs.
+func TestReloadRemovesClient(t *testing.T) {
+	g := startExample(t)
+	reports := g.token(reportsClient)
+	gold := g.token(goldClient)
+	start := strings.Index(g.config, "\t\tclient reports-service {")
+	end := strings.Index(g.config[start:], "\n\t\t}\n")
+	if start < 0 || end < 0 {
+		t.Fatal("reports-service block not found in the example")
+	}
+	changed := g.config[:start] + g.config[start+end+len("\n\t\t}\n"):]
+	req, _ := http.NewRequest("POST", g.adminURL("/load"), strings.NewReader(changed))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /load: %d %s", resp.StatusCode, body)
+	}
+	status, h, _ := g.do("GET", "/api/users", reports, nil)
+	if status != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("removed client's token: status %d, challenge %q", status, h.Get("WWW-Authenticate"))
+	}
+	if status, _, body := g.do("GET", "/api/users", gold, nil); status != http.StatusOK {
+		t.Errorf("other client's token after the reload: %d %s", status, body)
+	}
+}

@@ -7,7 +7,8 @@ package oauthjwt
 type Authority interface {
 	// Verifier checks tokens issued by this authority.
 	Verifier() *Verifier
-	// Client describes a registered client, for identity placeholders.
+	// Client describes a registered client. A token whose client is not
+	// (or no longer) registered is refused.
 	Client(id string) (ClientInfo, bool)
 }
 
@@ -16,4 +17,8 @@ type ClientInfo struct {
 	ID       string
 	Name     string
 	Metadata map[string]string
+	// Scopes the client may hold now. A token keeps only the scopes its
+	// client is still allowed, so narrowing a client's scopes in the
+	// config applies to tokens issued before.
+	Scopes []string
 }
