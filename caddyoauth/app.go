@@ -167,6 +167,10 @@ func (a *App) Stop() error { return nil }
 // oauthjwt.Authority for caddyscope.
 func (a *App) Verifier() *oauthjwt.Verifier { return a.verifier }
 
+// TokenAudience returns the aud of issued tokens. It implements
+// oauthjwt.Authority.
+func (a *App) TokenAudience() string { return a.Audience }
+
 // Client describes a registered client. It implements oauthjwt.Authority.
 func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
 	c, ok := a.clients[id]

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -189,7 +190,11 @@ func (s *slowHashChecker) check(presented string) bool {
 	if cached {
 		return true
 	}
+	if !acquireSlowHashSlot() {
+		return false
+	}
 	ok, err := s.comparer.Compare(s.hash, []byte(presented))
+	releaseSlowHashSlot()
 	if err != nil || !ok {
 		return false
 	}
@@ -198,6 +203,34 @@ func (s *slowHashChecker) check(presented string) bool {
 	s.mu.Unlock()
 	return true
 }
+
+// slowHashSlots bounds how many bcrypt or argon2id comparisons run at once.
+// Client ids are not secret, so anyone can send wrong secrets for a client
+// with a slow hash; unbounded, a few hundred concurrent guesses would take
+// every core (bcrypt) or gigabytes (argon2id at 46 MiB each). A request
+// that finds no slot within slowHashWait fails authentication; secrets
+// already verified are served from the cache without a slot.
+var slowHashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+const slowHashWait = time.Second
+
+func acquireSlowHashSlot() bool {
+	select {
+	case slowHashSlots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(slowHashWait)
+	defer t.Stop()
+	select {
+	case slowHashSlots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func releaseSlowHashSlot() { <-slowHashSlots }
 
 // parseSecretHash reads `sha256:<64 hex>`, a bcrypt hash ($2a$, $2b$, $2y$)
 // or an argon2id hash ($argon2id$), each optionally base64-encoded as older

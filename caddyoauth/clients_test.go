@@ -231,3 +231,46 @@ func TestParseSecretHash(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowHashBounded: when every slow-hash slot is busy (a flood of wrong
+// secrets), a further comparison gives up after slowHashWait instead of
+// queuing without bound, while a secret already verified is still accepted
+// from the cache.
+func TestSlowHashBounded(t *testing.T) {
+	chk, err := parseSecretHash(bcryptHash(t, "a-secret-for-the-slot-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !chk.check("a-secret-for-the-slot-test") {
+		t.Fatal("right secret refused")
+	}
+	held := 0
+	for acquireSlowHashSlot() {
+		held++
+		if held > 1024 {
+			t.Fatal("slots are not bounded")
+		}
+	}
+	defer func() {
+		for range held {
+			releaseSlowHashSlot()
+		}
+	}()
+	if held != cap(slowHashSlots) {
+		t.Fatalf("held %d slots, capacity %d", held, cap(slowHashSlots))
+	}
+	start := time.Now()
+	if chk.check("a-wrong-secret-while-busy") {
+		t.Fatal("wrong secret accepted")
+	}
+	if waited := time.Since(start); waited < slowHashWait/2 {
+		t.Errorf("gave up after %v, before waiting for a slot", waited)
+	}
+	if !chk.check("a-secret-for-the-slot-test") {
+		t.Error("cached right secret refused while slots are busy")
+	}
+	other, _ := parseSecretHash(bcryptHash(t, "another-secret-never-cached"))
+	if other.check("another-secret-never-cached") {
+		t.Error("a slow comparison ran without a slot")
+	}
+}

@@ -34,6 +34,8 @@ type testAuthority struct {
 
 func (a *testAuthority) Verifier() *oauthjwt.Verifier { return a.verifier }
 
+func (a *testAuthority) TokenAudience() string { return testAudience }
+
 func (a *testAuthority) Client(id string) (oauthjwt.ClientInfo, bool) {
 	c, ok := a.clients[id]
 	return c, ok

@@ -49,7 +49,9 @@ type Scope struct {
 	// Rules map HTTP methods to the scopes they require.
 	Rules []Rule `json:"rules,omitempty"`
 
-	// Audience, if set, requires the token's aud to contain one of these.
+	// Audience requires the token's aud to contain one of these. Default:
+	// the audience the oauth app puts in its tokens (RFC 9068 §4 requires
+	// the resource server to check aud).
 	Audience []string `json:"audience,omitempty"`
 
 	// Realm is the realm attribute of the WWW-Authenticate challenge.
@@ -69,6 +71,7 @@ type Scope struct {
 	ForwardHeaders map[string]string `json:"forward_headers,omitempty"`
 
 	rules     *ruleSet
+	audience  []string // Audience, or the authority's
 	authority oauthjwt.Authority
 	strip     []string // names of forwarded headers, to remove from requests
 	forward   []forwardHeader
@@ -108,6 +111,12 @@ func (s *Scope) Provision(ctx caddy.Context) error {
 func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 	s.logger = logger
 	s.authority = auth
+	s.audience = s.Audience
+	if len(s.audience) == 0 {
+		if aud := auth.TokenAudience(); aud != "" {
+			s.audience = []string{aud}
+		}
+	}
 	rules := s.Rules
 	if len(rules) == 0 {
 		// A bare oauth_scope requires a valid token for every method.
@@ -215,7 +224,7 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: oauthjwt.Describe(err), scope: rule.scope})
 		return nil
 	}
-	if len(s.Audience) > 0 && !hasAnyAudience(claims, s.Audience) {
+	if len(s.audience) > 0 && !hasAnyAudience(claims, s.audience) {
 		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token audience not accepted", scope: rule.scope})
 		return nil
 	}

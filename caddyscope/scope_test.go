@@ -217,8 +217,8 @@ func TestScopeClaimForms(t *testing.T) {
 	}
 }
 
-// TestAudience: with audience set, the token's aud must name one of the
-// configured audiences (RFC 9068 §4: the resource server must check aud;
+// TestAudience: the token's aud must name one of the configured audiences,
+// or by default the one the local authority issues (RFC 9068 §4: the resource server must check aud;
 // RFC 7519 §4.1.3: aud is a string or an array of strings).
 func TestAudience(t *testing.T) {
 	f := newFixture(t)
@@ -235,8 +235,10 @@ func TestAudience(t *testing.T) {
 		{"aud missing", []string{"https://api.example"}, nil, false},
 		{"aud differs by a trailing slash (exact match)", []string{"https://api.example"}, "https://api.example/", false},
 		{"aud differs in case (exact match)", []string{"https://api.example"}, "HTTPS://API.EXAMPLE", false},
-		{"no audience configured: aud ignored", nil, "https://anything.example", true},
-		{"no audience configured: no aud", nil, nil, true},
+		// Without a list, the authority's own audience is required.
+		{"no audience configured: the authority's aud passes", nil, testAudience, true},
+		{"no audience configured: another aud refused", nil, "https://anything.example", false},
+		{"no audience configured: no aud refused", nil, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,9 @@ package oauthjwt
 type Authority interface {
 	// Verifier checks tokens issued by this authority.
 	Verifier() *Verifier
+	// TokenAudience is the aud this authority puts in its access tokens; a
+	// route without its own audience list requires it (RFC 9068 §4).
+	TokenAudience() string
 	// Client describes a registered client. A token whose client is not
 	// (or no longer) registered is refused.
 	Client(id string) (ClientInfo, bool)
