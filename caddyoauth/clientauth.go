@@ -33,7 +33,7 @@ func readClientCredentials(r *http.Request, form url.Values) (clientCredentials,
 	if len(authz) == 1 && hasScheme(authz[0], "Basic") {
 		id, secret, ok := parseBasicCredentials(authz[0])
 		if !ok {
-			return clientCredentials{}, invalidClient("malformed Basic credentials", true)
+			return clientCredentials{}, invalidClient("malformed Basic credentials")
 		}
 		if bodySecret != "" {
 			return clientCredentials{}, badRequest(errInvalidRequest, "more than one client authentication method")
@@ -90,24 +90,23 @@ func parseBasicCredentials(value string) (id, secret string, ok bool) {
 // client with a bcrypt or argon2id hash takes longer, which tells that it
 // exists (client identifiers are not secret, RFC 6749 §2.2).
 func (a *App) authenticate(cc clientCredentials) (*Client, *oauthError) {
-	basic := cc.method == authBasic
 	switch cc.method {
 	case "":
-		return nil, invalidClient("client authentication required", false)
+		return nil, invalidClient("client authentication required")
 	case authNone:
 		c, ok := a.clients[cc.id]
 		if !ok || !c.Public {
-			return nil, invalidClient("client authentication failed", false)
+			return nil, invalidClient("client authentication failed")
 		}
 		return c, nil
 	}
 	c, ok := a.clients[cc.id]
 	if !ok {
 		a.fake.checkSecret(cc.secret)
-		return nil, invalidClient("client authentication failed", basic)
+		return nil, invalidClient("client authentication failed")
 	}
 	if c.Public || !c.checkSecret(cc.secret) {
-		return nil, invalidClient("client authentication failed", basic)
+		return nil, invalidClient("client authentication failed")
 	}
 	return c, nil
 }

@@ -75,7 +75,6 @@ func TestReadClientCredentials(t *testing.T) {
 		form    url.Values
 		want    clientCredentials
 		errCode string
-		basic   bool // the error challenges with Basic
 	}{
 		{name: "basic", authz: []string{basicAuth("svc", "s")}, want: clientCredentials{method: authBasic, id: "svc", secret: "s"}},
 		{name: "basic + same client_id", authz: []string{basicAuth("svc", "s")}, form: url.Values{"client_id": {"svc"}}, want: clientCredentials{method: authBasic, id: "svc", secret: "s"}},
@@ -87,7 +86,7 @@ func TestReadClientCredentials(t *testing.T) {
 		{name: "basic + other client_id", authz: []string{basicAuth("svc", "s")}, form: url.Values{"client_id": {"other"}}, errCode: "invalid_request"},
 		{name: "two Authorization headers", authz: []string{basicAuth("svc", "s"), "Bearer x"}, errCode: "invalid_request"},
 		{name: "client_secret alone", form: url.Values{"client_secret": {"s"}}, errCode: "invalid_request"},
-		{name: "malformed basic", authz: []string{"Basic %%%"}, errCode: "invalid_client", basic: true},
+		{name: "malformed basic", authz: []string{"Basic %%%"}, errCode: "invalid_client"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,8 +100,8 @@ func TestReadClientCredentials(t *testing.T) {
 			}
 			got, oerr := readClientCredentials(r, form)
 			if tt.errCode != "" {
-				if oerr == nil || oerr.Code != tt.errCode || oerr.basicChallenge != tt.basic {
-					t.Fatalf("got %+v, %+v; want error %s (basic challenge %v)", got, oerr, tt.errCode, tt.basic)
+				if oerr == nil || oerr.Code != tt.errCode {
+					t.Fatalf("got %+v, %+v; want error %s", got, oerr, tt.errCode)
 				}
 				return
 			}
@@ -113,26 +112,24 @@ func TestReadClientCredentials(t *testing.T) {
 	}
 }
 
-// TestAuthenticate: every failure is invalid_client (RFC 6749 §5.2), with a
-// Basic challenge only when Basic was tried.
+// TestAuthenticate: every failure is 401 invalid_client (RFC 6749 §5.2).
 func TestAuthenticate(t *testing.T) {
 	a := newApp(t, nil)
 	tests := []struct {
-		name  string
-		cc    clientCredentials
-		ok    bool
-		basic bool
+		name string
+		cc   clientCredentials
+		ok   bool
 	}{
-		{"basic right", clientCredentials{authBasic, svcID, svcSecret}, true, false},
-		{"post right", clientCredentials{authPost, readerID, readerSecret}, true, false},
-		{"basic wrong", clientCredentials{authBasic, svcID, readerSecret}, false, true},
-		{"post wrong", clientCredentials{authPost, svcID, readerSecret}, false, false},
-		{"basic unknown", clientCredentials{authBasic, "nobody", svcSecret}, false, true},
-		{"post unknown", clientCredentials{authPost, "nobody", svcSecret}, false, false},
-		{"none for a confidential client", clientCredentials{authNone, svcID, ""}, false, false},
-		{"none unknown", clientCredentials{authNone, "nobody", ""}, false, false},
-		{"nothing", clientCredentials{}, false, false},
-		{"the stand-in for unknown clients is not a client", clientCredentials{authPost, newFakeClient().ID, "\x00no client has this secret"}, false, false},
+		{"basic right", clientCredentials{authBasic, svcID, svcSecret}, true},
+		{"post right", clientCredentials{authPost, readerID, readerSecret}, true},
+		{"basic wrong", clientCredentials{authBasic, svcID, readerSecret}, false},
+		{"post wrong", clientCredentials{authPost, svcID, readerSecret}, false},
+		{"basic unknown", clientCredentials{authBasic, "nobody", svcSecret}, false},
+		{"post unknown", clientCredentials{authPost, "nobody", svcSecret}, false},
+		{"none for a confidential client", clientCredentials{authNone, svcID, ""}, false},
+		{"none unknown", clientCredentials{authNone, "nobody", ""}, false},
+		{"nothing", clientCredentials{}, false},
+		{"the stand-in for unknown clients is not a client", clientCredentials{authPost, newFakeClient().ID, "\x00no client has this secret"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,8 +143,8 @@ func TestAuthenticate(t *testing.T) {
 			if c != nil || oerr == nil {
 				t.Fatalf("authenticated as %v", c)
 			}
-			if oerr.Code != "invalid_client" || oerr.Status != http.StatusUnauthorized || oerr.basicChallenge != tt.basic {
-				t.Fatalf("error %+v, want 401 invalid_client, basic challenge %v", oerr, tt.basic)
+			if oerr.Code != "invalid_client" || oerr.Status != http.StatusUnauthorized {
+				t.Fatalf("error %+v, want 401 invalid_client", oerr)
 			}
 		})
 	}

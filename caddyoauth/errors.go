@@ -21,9 +21,6 @@ type oauthError struct {
 	Status      int    `json:"-"`
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`
-	// basicChallenge adds `WWW-Authenticate: Basic` to a 401 when the
-	// client tried HTTP Basic authentication (RFC 6749 §5.2).
-	basicChallenge bool
 }
 
 func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
@@ -32,8 +29,8 @@ func badRequest(code, desc string) *oauthError {
 	return &oauthError{Status: http.StatusBadRequest, Code: code, Description: desc}
 }
 
-func invalidClient(desc string, basic bool) *oauthError {
-	return &oauthError{Status: http.StatusUnauthorized, Code: errInvalidClient, Description: desc, basicChallenge: basic}
+func invalidClient(desc string) *oauthError {
+	return &oauthError{Status: http.StatusUnauthorized, Code: errInvalidClient, Description: desc}
 }
 
 // noStore sets the headers RFC 6749 §5.1 requires on token responses.
@@ -46,7 +43,9 @@ func noStore(h http.Header) {
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	h := w.Header()
 	noStore(h)
-	if e.Status == http.StatusUnauthorized && e.basicChallenge {
+	if e.Status == http.StatusUnauthorized {
+		// RFC 6749 §5.2 requires it when Basic was tried; RFC 9110
+		// §15.5.2 requires a challenge on every 401.
 		h.Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
 	}
 	writeJSON(w, e.Status, e)

@@ -261,7 +261,6 @@ func TestTokenRequestErrors(t *testing.T) {
 		authz       []string
 		status      int
 		code        string
-		challenge   bool   // WWW-Authenticate: Basic expected
 		allow       string // Allow header expected
 	}{
 		{name: "GET (§3.2 MUST use POST)", method: "GET", status: 405, code: "invalid_request", allow: "POST"},
@@ -285,19 +284,19 @@ func TestTokenRequestErrors(t *testing.T) {
 		{name: "two Authorization headers (§3.2 / §2.3)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth(svcID, svcSecret), basicAuth(svcID, svcSecret)}, status: 400, code: "invalid_request"},
 		{name: "body client_id differs from basic (§2.3)", contentType: form, body: "grant_type=client_credentials&client_id=" + readerID, authz: []string{basicAuth(svcID, svcSecret)}, status: 400, code: "invalid_request"},
 		{name: "client_secret without client_id (§2.3.1 client_id REQUIRED)", contentType: form, body: "grant_type=client_credentials&client_secret=" + svcSecret, status: 400, code: "invalid_request"},
-		{name: "wrong secret, basic → 401 + Basic challenge (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth(svcID, svcSecret+"x")}, status: 401, code: "invalid_client", challenge: true},
-		{name: "wrong secret, post → 401 without Basic challenge (§5.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=wrong-secret-0123456789", status: 401, code: "invalid_client"},
+		{name: "wrong secret, basic → 401 + Basic challenge (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth(svcID, svcSecret+"x")}, status: 401, code: "invalid_client"},
+		{name: "wrong secret, post → 401 with a challenge (RFC 9110 §15.5.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=wrong-secret-0123456789", status: 401, code: "invalid_client"},
 		{name: "another client's secret (§5.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=" + readerSecret, status: 401, code: "invalid_client"},
-		{name: "empty secret, basic (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth(svcID, "")}, status: 401, code: "invalid_client", challenge: true},
+		{name: "empty secret, basic (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth(svcID, "")}, status: 401, code: "invalid_client"},
 		{name: "empty client_secret is no secret (§3.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=", status: 401, code: "invalid_client"},
-		{name: "unknown client, basic (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth("nobody", svcSecret)}, status: 401, code: "invalid_client", challenge: true},
+		{name: "unknown client, basic (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth("nobody", svcSecret)}, status: 401, code: "invalid_client"},
 		{name: "unknown client, post (§5.2)", contentType: form, body: "grant_type=client_credentials&client_id=nobody&client_secret=" + svcSecret, status: 401, code: "invalid_client"},
 		{name: "no client authentication (§5.2)", contentType: form, body: "grant_type=client_credentials", status: 401, code: "invalid_client"},
 		{name: "client_id alone for a confidential client (§3.2.1)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID, status: 401, code: "invalid_client"},
-		{name: "basic not base64 (RFC 7617 §2)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic !!!notbase64!!!"}, status: 401, code: "invalid_client", challenge: true},
-		{name: "basic without colon (RFC 7617 §2)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic " + b64(svcID)}, status: 401, code: "invalid_client", challenge: true},
-		{name: "basic with empty client_id (§2.3.1)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth("", svcSecret)}, status: 401, code: "invalid_client", challenge: true},
-		{name: "basic with bad percent-encoding (§2.3.1)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic " + b64(svcID+":%zz")}, status: 401, code: "invalid_client", challenge: true},
+		{name: "basic not base64 (RFC 7617 §2)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic !!!notbase64!!!"}, status: 401, code: "invalid_client"},
+		{name: "basic without colon (RFC 7617 §2)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic " + b64(svcID)}, status: 401, code: "invalid_client"},
+		{name: "basic with empty client_id (§2.3.1)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth("", svcSecret)}, status: 401, code: "invalid_client"},
+		{name: "basic with bad percent-encoding (§2.3.1)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic " + b64(svcID+":%zz")}, status: 401, code: "invalid_client"},
 		{name: "credentials only in the URL query are ignored (§2.3.1)", target: "/oauth2/token?client_id=" + svcID + "&client_secret=" + svcSecret, contentType: form, body: "grant_type=client_credentials", status: 401, code: "invalid_client"},
 	}
 	for _, tt := range tests {
@@ -321,10 +320,13 @@ func TestTokenRequestErrors(t *testing.T) {
 				t.Fatal("passed to the next handler")
 			}
 			assertOAuthError(t, rec, tt.status, tt.code)
-			if got := basicChallenge(rec.Header()); got != tt.challenge {
-				t.Errorf("WWW-Authenticate Basic present = %v, want %v (%q)", got, tt.challenge, rec.Header().Values("WWW-Authenticate"))
+			// Every 401 challenges (RFC 9110 §15.5.2; RFC 6749 §5.2 when
+			// Basic was tried); no other status does.
+			wantChallenge := tt.status == http.StatusUnauthorized
+			if got := basicChallenge(rec.Header()); got != wantChallenge {
+				t.Errorf("WWW-Authenticate Basic present = %v, want %v (%q)", got, wantChallenge, rec.Header().Values("WWW-Authenticate"))
 			}
-			if tt.challenge && !strings.Contains(rec.Header().Get("WWW-Authenticate"), "realm=") {
+			if wantChallenge && !strings.Contains(rec.Header().Get("WWW-Authenticate"), "realm=") {
 				t.Errorf("Basic challenge %q lacks realm (RFC 7617 §2 REQUIRED)", rec.Header().Get("WWW-Authenticate"))
 			}
 			if got := rec.Header().Get("Allow"); got != tt.allow {
