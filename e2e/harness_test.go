@@ -77,20 +77,46 @@ type gateway struct {
 	config  string       // the Caddyfile it was started with
 }
 
+// Ports for test servers come from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, 32768 and up by default), so an outgoing
+// connection cannot take a port between the moment it is chosen and the
+// moment caddy binds it; and none is handed out twice in one run, since a
+// restart test binds the same ports again later.
+const (
+	portRangeLow  = 20000
+	portRangeHigh = 32000
+)
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+	portNext  = portRangeLow + os.Getpid()%(portRangeHigh-portRangeLow)
+)
+
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	var out []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(out) < n; tries++ {
+		if tries > portRangeHigh-portRangeLow {
+			t.Fatal("no free port for a test server")
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
+		p := portNext
+		portNext++
+		if portNext >= portRangeHigh {
+			portNext = portRangeLow
+		}
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
 		l.Close()
+		portsUsed[p] = true
+		out = append(out, p)
 	}
 	return out
 }
