@@ -219,6 +219,13 @@ func validateIssuer(iss string) error {
 	return fmt.Errorf("%q must use https (http is allowed for localhost only)", iss)
 }
 
+// issuerIsLoopback reports whether the issuer's host is a loopback name or
+// address.
+func issuerIsLoopback(iss string) bool {
+	u, err := url.Parse(iss)
+	return err == nil && isLoopback(u.Hostname())
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true

@@ -93,6 +93,9 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 	case c.SecretHash != "" && c.Secret != "":
 		return errors.New("secret_hash and secret: set one, not both")
 	case c.SecretHash != "":
+		if slices.Contains(demoSecretHashes, strings.ToLower(c.SecretHash)) && !issuerIsLoopback(a.Issuer) {
+			return errors.New("secret_hash: this is a demo secret published in the README; generate a real one with `caddy oauth-secret` (demo secrets work only with a localhost issuer)")
+		}
 		chk, err := parseSecretHash(c.SecretHash)
 		if err != nil {
 			return fmt.Errorf("secret_hash: %v", err)
@@ -265,6 +268,17 @@ func parseSecretHashText(h string) (secretChecker, error) {
 		return &slowHashChecker{hash: []byte(h), comparer: caddyauth.Argon2idHash{}}, nil
 	}
 	return nil, errors.New("not a recognized hash: use sha256:<hex> (`caddy oauth-secret`) or a bcrypt/argon2id hash (`caddy hash-password`)")
+}
+
+// demoSecretHashes are the secret hashes of the demo clients in
+// Caddyfile.example, whose secrets the README publishes. They are refused
+// unless the issuer is a loopback address, so a copied example cannot serve
+// tokens to anyone who read the README. A test keeps this list in step
+// with the example.
+var demoSecretHashes = []string{
+	"sha256:6fdd8e6008f83508d05d0878666ffb26f70af13148bf21dff63f2c918bcb190b", // reports-demo-secret-not-for-production
+	"sha256:09407dba61308017ab8e85a26126f7477c2d796eafe986a30001e0e33ae1c4f1", // provisioning-demo-secret-not-for-production
+	"sha256:9b7b7a49182930707a9ba543c0ea8c417a01a04b44c8ac256cf0a58771f4732a", // partner-demo-secret-not-for-production
 }
 
 // newFakeClient is authenticated against when a request names an unknown

@@ -1,15 +1,19 @@
 package caddyoauth
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"go.uber.org/zap"
 )
 
 // TestSecretKinds: every documented way of registering a client secret
@@ -272,5 +276,53 @@ func TestSlowHashBounded(t *testing.T) {
 	other, _ := parseSecretHash(bcryptHash(t, "another-secret-never-cached"))
 	if other.check("another-secret-never-cached") {
 		t.Error("a slow comparison ran without a slot")
+	}
+}
+
+// TestDemoSecretsOnlyOnLocalhost: the demo secrets the README publishes
+// work with a localhost issuer and are refused with any other, so a copied
+// example cannot hand out tokens to whoever read the README.
+func TestDemoSecretsOnlyOnLocalhost(t *testing.T) {
+	for _, tt := range []struct {
+		issuer string
+		ok     bool
+	}{
+		{"https://localhost:8443", true},
+		{"http://127.0.0.1:9000", true},
+		{"https://api.example.com", false},
+		{"https://gateway.localhost.example.com", false},
+	} {
+		for _, h := range demoSecretHashes {
+			a := &App{Issuer: tt.issuer, Clients: []*Client{{ID: "demo", SecretHash: h[:7] + strings.ToUpper(h[7:]), Scopes: []string{"s"}}}}
+			err := a.provision(context.Background(), newStorage(t), zap.NewNop())
+			if tt.ok && err != nil {
+				t.Errorf("%s: demo secret refused: %v", tt.issuer, err)
+			}
+			if !tt.ok && (err == nil || !strings.Contains(err.Error(), "secret_hash") || !strings.Contains(err.Error(), "demo secret")) {
+				t.Errorf("%s: demo secret accepted or error does not say why: %v", tt.issuer, err)
+			}
+		}
+	}
+}
+
+// TestDemoSecretsMatchExample keeps demoSecretHashes in step with the
+// secret hashes of Caddyfile.example.
+func TestDemoSecretsMatchExample(t *testing.T) {
+	b, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "secret_hash" {
+			found++
+			if !slices.Contains(demoSecretHashes, f[1]) {
+				t.Errorf("Caddyfile.example secret_hash %s is not in demoSecretHashes", f[1])
+			}
+		}
+	}
+	if found != len(demoSecretHashes) {
+		t.Errorf("Caddyfile.example has %d secret hashes, demoSecretHashes %d", found, len(demoSecretHashes))
 	}
 }

@@ -75,6 +75,10 @@ func cmdOAuthSecret(fl caddycmd.Flags) (int, error) {
 	return 0, nil
 }
 
+// minHashedSecretLen is the shortest secret --hash turns into a SHA-256
+// hash (32 characters of base64url carry 192 bits).
+const minHashedSecretLen = 32
+
 // GenerateSecret returns a new client secret: 32 random bytes, base64url.
 func GenerateSecret() (string, error) {
 	var b [32]byte
@@ -121,8 +125,10 @@ func readSecret(in *os.File, prompt io.Writer) (string, error) {
 		}
 		line = strings.TrimRight(s, "\r\n")
 	}
-	if len(line) < minSecretLen {
-		return "", fmt.Errorf("secret must have at least %d characters", minSecretLen)
+	// A fast unsalted hash is only safe for a high-entropy secret: the
+	// Caddyfile holding it may end up in a repository.
+	if len(line) < minHashedSecretLen {
+		return "", fmt.Errorf("secret must have at least %d characters to be kept as SHA-256; for a human-chosen secret use `caddy hash-password` (bcrypt or argon2id)", minHashedSecretLen)
 	}
 	return line, nil
 }

@@ -116,16 +116,20 @@ func TestWriteSecretReport(t *testing.T) {
 // TestReadSecret reads a secret from a pipe (not a terminal), as with
 // `echo $SECRET | caddy oauth-secret --hash`.
 func TestReadSecret(t *testing.T) {
+	const long = "0123456789abcdefXYZ0123456789abcdef" // 35 characters
 	tests := []struct {
 		name, input, want string
 		wantErr           bool
 	}{
-		{"LF", "0123456789abcdefXYZ\n", "0123456789abcdefXYZ", false},
-		{"CRLF", "0123456789abcdefXYZ\r\n", "0123456789abcdefXYZ", false},
-		{"no newline", "0123456789abcdefXYZ", "0123456789abcdefXYZ", false},
-		{"only the first line", "0123456789abcdefXYZ\nsecond line\n", "0123456789abcdefXYZ", false},
-		{"inner spaces kept", "0123 4567 89ab cdef\n", "0123 4567 89ab cdef", false},
+		{"LF", long + "\n", long, false},
+		{"CRLF", long + "\r\n", long, false},
+		{"no newline", long, long, false},
+		{"only the first line", long + "\nsecond line\n", long, false},
+		{"inner spaces kept", "0123 4567 89ab cdef 0123 4567 89ab\n", "0123 4567 89ab cdef 0123 4567 89ab", false},
 		{"too short", "short\n", "", true},
+		// 16..31 characters is a plain `secret` but too weak for an
+		// unsalted SHA-256 hash in a Caddyfile.
+		{"too short to keep as SHA-256", "0123456789abcdefXYZ\n", "", true},
 		{"empty", "", "", true},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package oauthjwt
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ var (
 	ErrAlgMismatch     = errors.New("token algorithm does not match its key")
 	ErrForbiddenHeader = errors.New("token header names a key source that is never trusted")
 	ErrNotAccessToken  = errors.New("token is not an access token")
+	ErrNoIssuer        = errors.New("verifier has no issuer configured")
 )
 
 // KeySet finds verification keys by kid.
@@ -39,7 +41,9 @@ type VerifierConfig struct {
 	// Leeway is the clock skew allowed; zero means DefaultLeeway, and a
 	// negative value means none.
 	Leeway time.Duration
-	// RequireAccessTokenType requires typ "at+jwt" (RFC 9068 §4 item 1).
+	// RequireAccessTokenType requires the RFC 9068 profile: typ "at+jwt"
+	// (§4 item 1) and the claims §2.2 makes REQUIRED (sub, client_id, aud,
+	// iat, jti, besides iss and exp).
 	RequireAccessTokenType bool
 	// CacheSize bounds the verified-token cache; zero means a default size
 	// and a negative value turns the cache off.
@@ -95,6 +99,10 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, ErrTokenTooLarge
 	}
+	if v.cfg.Issuer == "" {
+		// golang-jwt skips the iss check when none is expected.
+		return nil, ErrNoIssuer
+	}
 	if v.cache != nil {
 		if c, ok := v.cache.get(token, v.now()); ok {
 			return c, nil
@@ -104,6 +112,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
 		return nil, err
 	}
+	if v.cfg.RequireAccessTokenType {
+		if err := checkProfileClaims(claims); err != nil {
+			return nil, err
+		}
+	}
 	claims.setPayload(token)
 	claims.scopes = claims.mergeScopes()
 	claims.scopeText = JoinScope(claims.scopes)
@@ -111,6 +124,28 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		v.cache.put(token, claims, claims.ExpiresAt.Time)
 	}
 	return claims, nil
+}
+
+// checkProfileClaims requires the claims RFC 9068 §2.2 makes REQUIRED
+// beyond iss and exp, which the parser checks. An empty client_id would
+// otherwise put every such token in one rate-limit bucket.
+func checkProfileClaims(c *Claims) error {
+	missing := ""
+	switch {
+	case c.Subject == "":
+		missing = "sub"
+	case c.ClientID == "":
+		missing = "client_id"
+	case len(c.Audience) == 0:
+		missing = "aud"
+	case c.IssuedAt == nil:
+		missing = "iat"
+	case c.ID == "":
+		missing = "jti"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s", jwt.ErrTokenRequiredClaimMissing, missing)
 }
 
 // forbiddenHeaders are JOSE header parameters that point at keys or demand
@@ -153,7 +188,7 @@ func Describe(err error) string {
 		return "token expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "token not yet valid"
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, ErrNoIssuer):
 		return "token issuer not accepted"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return "token audience not accepted"
