@@ -10,6 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddyapigw/gateway/internal/testredis"
 )
 
 // storeBackend opens two Store handles on one backend, as two gateway
@@ -278,5 +282,33 @@ func TestCaddyStoreConformance(t *testing.T) {
 		},
 		racers: 4,
 		rounds: 2,
+	})
+}
+
+// TestRedisStoreConformance runs the suite against a real redis-server.
+func TestRedisStoreConformance(t *testing.T) {
+	srv := testredis.Start(t)
+	db := 0
+	runStoreConformance(t, storeBackend{
+		name: "redis",
+		open: func(t *testing.T) (Store, Store) {
+			db++ // a fresh logical database per subtest
+			open := func() Store {
+				opts, err := redis.ParseURL(srv.URL(db % 16))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := redis.NewClient(opts)
+				t.Cleanup(func() { c.Close() })
+				return NewRedisStore(c, DefaultRedisKeyPrefix)
+			}
+			a, b := open(), open()
+			if err := a.(*RedisStore).client.FlushDB(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return a, b
+		},
+		racers: 32,
+		rounds: 50,
 	})
 }

@@ -1,0 +1,131 @@
+// Package testredis starts a real redis-server for tests: on 127.0.0.1, a
+// free port, no persistence, stopped when the test ends. Tests that claim
+// Redis behaviour run against it, never against a mock.
+package testredis
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a running redis-server.
+type Server struct {
+	Addr string // host:port
+	cmd  *exec.Cmd
+	dir  string
+	port int
+}
+
+// URL is the redis:// URL of the server's database db.
+func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr, db) }
+
+// Start runs redis-server for the test. With REDIS_SERVER set, that binary
+// is used; otherwise redis-server from PATH (Debian package redis-server,
+// which .ci/run installs). A missing binary fails the test: nothing stands
+// in for Redis.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := os.Getenv("REDIS_SERVER")
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("redis-server"); err != nil {
+			t.Fatal("redis-server not found: install Debian's redis-server (.ci/run does) or set REDIS_SERVER")
+		}
+	}
+	s := &Server{dir: t.TempDir()}
+	for attempt := 0; attempt < 5; attempt++ {
+		s.port = freePort(t)
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		if err := s.start(bin); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		} else if attempt == 4 {
+			t.Fatal(err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) start(bin string) error {
+	s.cmd = exec.Command(bin,
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port),
+		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
+		"--logfile", filepath.Join(s.dir, "redis.log"))
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if s.ping() {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Stop()
+	log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return fmt.Errorf("redis-server on %s did not answer PING: %s", s.Addr, log)
+}
+
+// Restart starts the server again on the same port after Stop.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.start(s.cmd.Path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stop ends the server; calling it twice is fine.
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (s *Server) ping() bool {
+	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+// freePort picks a loopback port below the ephemeral range (so outgoing
+// connections cannot take it before the server binds it).
+func freePort(t testing.TB) int {
+	t.Helper()
+	base := 32000 - (os.Getpid()*7+int(time.Now().UnixNano()%997))%8000
+	for p := base; p > 20000; p-- {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port for redis-server")
+	return 0
+}
