@@ -9,6 +9,7 @@ package caddyoauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -64,10 +65,15 @@ type App struct {
 	// Clients are the registered OAuth clients.
 	Clients []*Client `json:"clients,omitempty"`
 
+	// Store keeps state that must survive reloads, restarts and, with a
+	// shared backend, instances: signing keys today. Default: Caddy storage
+	// (`oauth.stores.caddy`); `oauth.stores.redis` for a cluster.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=oauth.stores inline_key=module"`
+
 	clients  map[string]*Client
 	keys     *atomic.Pointer[oauthjwt.Keyring]
 	verifier *oauthjwt.Verifier
-	storage  certmagic.Storage
+	store    Store
 	logger   *zap.Logger
 	fake     *Client // authenticated against when the client is unknown
 }
@@ -92,13 +98,23 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks the configuration and loads or creates the keyring.
 func (a *App) Provision(ctx caddy.Context) error {
+	if len(a.StoreRaw) > 0 {
+		mod, err := ctx.LoadModule(a, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("store: %v", err)
+		}
+		a.store = mod.(Store)
+	}
 	return a.provision(ctx, ctx.Storage(), ctx.Logger())
 }
 
-// provision is Provision with its dependencies passed in, for tests.
+// provision is Provision with its dependencies passed in, for tests. The
+// store defaults to one on storage.
 func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	a.logger = logger
-	a.storage = storage
+	if a.store == nil {
+		a.store = NewCaddyStore(storage, storePrefix, logger)
+	}
 
 	if err := validateIssuer(a.Issuer); err != nil {
 		return fmt.Errorf("issuer: %v", err)

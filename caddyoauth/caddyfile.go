@@ -1,6 +1,7 @@
 package caddyoauth
 
 import (
+	"encoding/json"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,6 +27,7 @@ func init() {
 //		access_token_ttl <duration>
 //		audience         <uri>
 //		leeway           <duration>
+//		store            caddy | redis <url> { key_prefix <prefix> }
 //		client <client_id> {
 //			name             <text>
 //			secret_hash      <sha256:hex|bcrypt|argon2id>
@@ -88,6 +90,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &a.Leeway); err != nil {
 				return err
 			}
+		case "store":
+			if a.StoreRaw != nil {
+				return d.Err("store already specified")
+			}
+			raw, err := unmarshalStore(d)
+			if err != nil {
+				return err
+			}
+			a.StoreRaw = raw
 		case "client":
 			c := new(Client)
 			if err := c.unmarshalCaddyfile(d); err != nil {
@@ -159,6 +170,42 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// unmarshalStore reads `store caddy` or `store redis <url> { key_prefix <p> }`.
+func unmarshalStore(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	switch kind := d.Val(); kind {
+	case "caddy":
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		return caddyconfig.JSONModuleObject(CaddyStoreModule{}, "module", "caddy", nil), nil
+	case "redis":
+		m := new(RedisStoreModule)
+		if !d.NextArg() {
+			return nil, d.Err("store redis needs a URL: store redis redis://127.0.0.1:6379/0")
+		}
+		m.URL = d.Val()
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch d.Val() {
+			case "key_prefix":
+				if err := oneArg(d, &m.KeyPrefix); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, d.Errf("unrecognized store redis option %s", d.Val())
+			}
+		}
+		return caddyconfig.JSONModuleObject(m, "module", "redis", nil), nil
+	default:
+		return nil, d.Errf("unknown store %q (caddy or redis)", kind)
+	}
 }
 
 // oneArg reads exactly one argument into *dst, refusing a repeat.

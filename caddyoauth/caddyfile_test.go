@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -272,5 +273,66 @@ func TestServerDirectiveRefusals(t *testing.T) {
 	s = Server{}
 	if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth_server {\n prefix /auth\n}")); err != nil || s.Prefix != "/auth" {
 		t.Fatalf("UnmarshalCaddyfile: %v, prefix %q", err, s.Prefix)
+	}
+}
+
+// TestStoreOption: `store caddy` and `store redis <url> { key_prefix }`
+// become oauth.stores.* modules; mistakes are refused with the line.
+func TestStoreOption(t *testing.T) {
+	parse := func(body string) (*App, error) {
+		d := caddyfile.NewTestDispenser("oauth {\n issuer https://a.example\n " + body + "\n}")
+		a := new(App)
+		return a, a.UnmarshalCaddyfile(d)
+	}
+	a, err := parse("store redis redis://127.0.0.1:6379/3 {\n key_prefix gw:\n }")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(a.StoreRaw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["module"] != "redis" || m["url"] != "redis://127.0.0.1:6379/3" || m["key_prefix"] != "gw:" {
+		t.Errorf("store JSON %s", a.StoreRaw)
+	}
+	a, err = parse("store caddy")
+	if err != nil || string(a.StoreRaw) != `{"module":"caddy"}` {
+		t.Errorf("store caddy: %s, %v", a.StoreRaw, err)
+	}
+	for body, want := range map[string]string{
+		"store":                                    "argument",
+		"store memcached":                          `unknown store "memcached"`,
+		"store redis":                              "needs a URL",
+		"store caddy extra":                        "argument",
+		"store redis redis://h {\n bogus x\n }":    "unrecognized store redis option bogus",
+		"store caddy\n store redis redis://h":      "store already specified",
+		"store redis redis://h {\n key_prefix\n }": "argument",
+	} {
+		_, err := parse(body)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "Testfile:") {
+			t.Errorf("%q: err = %v, want %q with a position", body, err, want)
+		}
+	}
+}
+
+// TestRedisStoreModuleRefusals: a bad or unreachable Redis URL stops the
+// load with the field or address named and the password left out.
+func TestRedisStoreModuleRefusals(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	for url, want := range map[string]string{
+		"":                                     "url: required",
+		"http://127.0.0.1:6379":                "url: not a redis",
+		"redis://:pw-secret-1@127.0.0.1:1/0":   "redis at 127.0.0.1:1 does not answer",
+		"redis://:pw-secret-1@127.0.0.1:1/99x": "url: not a redis",
+	} {
+		m := &RedisStoreModule{URL: url}
+		err := m.Provision(ctx)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", url, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "pw-secret-1") {
+			t.Errorf("%q: password in the error: %v", url, err)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"time"
@@ -34,12 +33,13 @@ type storedKey struct {
 	RetireAt time.Time `json:"retire_at,omitzero"`
 }
 
-// keyringStorageKey is where the issuer's keyring lives in Caddy storage:
-// a readable form of the issuer plus a digest of its exact text, since the
+// keyringStoreKey is where the issuer's keyring lives in the Store: under a
+// readable form of the issuer plus a digest of its exact text, since the
 // readable form folds case and drops characters (two issuers must never
-// share a keyring).
-func keyringStorageKey(issuer string) string {
-	return path.Join("oauth", "issuers", issuerStorageName(issuer), "keyring.json")
+// share a keyring). With the default store it is the file
+// oauth/issuers/<name>/keyring.json in Caddy storage.
+func keyringStoreKey(issuer string) string {
+	return path.Join("issuers", issuerStorageName(issuer), "keyring.json")
 }
 
 func issuerStorageName(issuer string) string {
@@ -70,19 +70,15 @@ func (a *App) loadKeyring(ctx context.Context) (*oauthjwt.Keyring, error) {
 		return nil, err
 	}
 
-	key := keyringStorageKey(a.Issuer)
+	key := keyringStoreKey(a.Issuer)
 	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
 		return kr, err
 	}
-	lockName := "oauth_keyring_" + issuerStorageName(a.Issuer)
-	if err := a.storage.Lock(ctx, lockName); err != nil {
-		return nil, fmt.Errorf("locking keyring storage: %v", err)
+	unlock, err := storeLock(ctx, a.store, "keyring-"+issuerStorageName(a.Issuer))
+	if err != nil {
+		return nil, fmt.Errorf("locking the keyring: %v", err)
 	}
-	defer func() {
-		if err := a.storage.Unlock(context.WithoutCancel(ctx), lockName); err != nil {
-			a.logger.Error("unlocking keyring storage", zap.Error(err))
-		}
-	}()
+	defer unlock()
 	// Another instance may have created it while we waited for the lock.
 	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
 		return kr, err
@@ -109,18 +105,18 @@ func (a *App) readKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyri
 }
 
 func (a *App) readStoredKeyring(ctx context.Context, key string) (*storedKeyring, error) {
-	data, err := a.storage.Load(ctx, key)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := a.store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("loading keyring from storage: %v", err)
+		return nil, fmt.Errorf("loading keyring from the store: %v", err)
 	}
 	var sk storedKeyring
 	if err := json.Unmarshal(data, &sk); err != nil {
 		// A corrupt keyring must not be silently replaced: tokens signed
 		// with it would all fail. Refuse to start and say where it is.
-		return nil, fmt.Errorf("keyring in storage at %s is corrupt: %v", key, err)
+		return nil, fmt.Errorf("keyring in the store at %s is corrupt: %v", key, err)
 	}
 	return &sk, nil
 }
@@ -163,10 +159,10 @@ func (a *App) rotateKeyring(ctx context.Context, key, alg string) (*oauthjwt.Key
 	if err != nil {
 		return nil, err
 	}
-	if err := a.storage.Store(ctx, key, data); err != nil {
-		return nil, fmt.Errorf("saving keyring to storage: %v", err)
+	if err := a.store.Put(ctx, key, data, 0); err != nil {
+		return nil, fmt.Errorf("saving keyring to the store: %v", err)
 	}
-	a.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("storage_key", key))
+	a.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("store_key", key))
 	active, others, err := decodeStoredKeys(sk, now)
 	if err != nil {
 		return nil, err

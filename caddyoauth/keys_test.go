@@ -47,10 +47,15 @@ func mustWrite(t testing.TB, path, data string) {
 	}
 }
 
-// readStored reads the keyring the app keeps in storage.
+// storeOn is the default store the app opens on storage.
+func storeOn(storage certmagic.Storage) Store {
+	return NewCaddyStore(storage, storePrefix, zap.NewNop())
+}
+
+// readStored reads the keyring the app keeps in the store.
 func readStored(t testing.TB, storage certmagic.Storage, issuer string) storedKeyring {
 	t.Helper()
-	data, err := storage.Load(context.Background(), keyringStorageKey(issuer))
+	data, err := storeOn(storage).Get(context.Background(), keyringStoreKey(issuer))
 	if err != nil {
 		t.Fatalf("keyring not in storage: %v", err)
 	}
@@ -96,7 +101,7 @@ func jwksKids(t testing.TB, app *App) map[string]string {
 // thumbprint.
 func TestKeyringGeneratedAndStored(t *testing.T) {
 	storage := newStorage(t)
-	if _, err := storage.Load(context.Background(), keyringStorageKey(testIssuer)); err == nil {
+	if _, err := storeOn(storage).Get(context.Background(), keyringStoreKey(testIssuer)); err == nil {
 		t.Fatal("keyring exists before provision")
 	}
 	app := provisionApp(t, baseConfig(), storage)
@@ -312,7 +317,7 @@ func TestKeyringRetiredKeyDropped(t *testing.T) {
 		}
 	}
 	data, _ := json.Marshal(sk)
-	if err := storage.Store(context.Background(), keyringStorageKey(testIssuer), data); err != nil {
+	if err := storeOn(storage).Put(context.Background(), keyringStoreKey(testIssuer), data, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -346,7 +351,7 @@ func TestKeyringCorruptRefused(t *testing.T) {
 	}{
 		{"not JSON", func(t *testing.T) (certmagic.Storage, []byte) {
 			return newStorage(t), []byte("{not json")
-		}, []string{"signing_key", "corrupt", keyringStorageKey(testIssuer)}},
+		}, []string{"signing_key", "corrupt", keyringStoreKey(testIssuer)}},
 		{"truncated JSON", func(t *testing.T) (certmagic.Storage, []byte) {
 			storage, sk := valid(t)
 			data, _ := json.Marshal(sk)
@@ -376,8 +381,8 @@ func TestKeyringCorruptRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			storage, data := tt.corrupt(t)
-			key := keyringStorageKey(testIssuer)
-			if err := storage.Store(context.Background(), key, data); err != nil {
+			key := keyringStoreKey(testIssuer)
+			if err := storeOn(storage).Put(context.Background(), key, data, 0); err != nil {
 				t.Fatal(err)
 			}
 			err := baseConfig().provision(context.Background(), storage, zap.NewNop())
@@ -389,7 +394,7 @@ func TestKeyringCorruptRefused(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
-			after, err := storage.Load(context.Background(), key)
+			after, err := storeOn(storage).Get(context.Background(), key)
 			if err != nil || string(after) != string(data) {
 				t.Fatalf("corrupt keyring was replaced (err %v)", err)
 			}
@@ -485,7 +490,7 @@ func TestKeyringStorageKeyDistinct(t *testing.T) {
 	}
 	seen := map[string]string{}
 	for _, iss := range issuers {
-		k := keyringStorageKey(iss)
+		k := keyringStoreKey(iss)
 		if prev, dup := seen[k]; dup {
 			t.Errorf("%s and %s share keyring %s", prev, iss, k)
 		}

@@ -344,3 +344,10 @@ func (c *counter) snapshot() map[string]int {
 	}
 	return out
 }
+
+func mustWriteFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,118 @@
+package caddyoauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+func init() {
+	caddy.RegisterModule(CaddyStoreModule{})
+	caddy.RegisterModule(RedisStoreModule{})
+}
+
+// storePrefix is where the default store keeps entries in Caddy storage.
+const storePrefix = "oauth"
+
+// CaddyStoreModule is the `oauth.stores.caddy` module: the Store on Caddy's
+// configured storage, and the default.
+type CaddyStoreModule struct {
+	*CaddyStore `json:"-"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (CaddyStoreModule) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "oauth.stores.caddy",
+		New: func() caddy.Module { return new(CaddyStoreModule) },
+	}
+}
+
+// Provision opens the store on ctx.Storage().
+func (m *CaddyStoreModule) Provision(ctx caddy.Context) error {
+	m.CaddyStore = NewCaddyStore(ctx.Storage(), storePrefix, ctx.Logger())
+	return nil
+}
+
+// RedisStoreModule is the `oauth.stores.redis` module: the Store on Redis,
+// shared by every gateway that points at the same Redis and key prefix.
+type RedisStoreModule struct {
+	// URL of the Redis server: redis://[user:password@]host:port/db, or
+	// rediss:// for TLS. Placeholders such as {env.REDIS_URL} are replaced.
+	URL string `json:"url"`
+	// KeyPrefix namespaces the keys. Default: caddyoauth:
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	*RedisStore `json:"-"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStoreModule) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "oauth.stores.redis",
+		New: func() caddy.Module { return new(RedisStoreModule) },
+	}
+}
+
+// redisStartTimeout bounds the connection check at load time.
+const redisStartTimeout = 5 * time.Second
+
+// Provision connects and checks that Redis answers: a gateway that cannot
+// reach its store refuses to start rather than run without its state.
+func (m *RedisStoreModule) Provision(ctx caddy.Context) error {
+	raw := caddy.NewReplacer().ReplaceKnown(m.URL, "")
+	if raw == "" {
+		return errors.New("url: required")
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		// The URL may carry a password: name the field, not the value.
+		return fmt.Errorf("url: not a redis:// or rediss:// URL: %v", redactURLError(err, raw))
+	}
+	if m.KeyPrefix == "" {
+		m.KeyPrefix = DefaultRedisKeyPrefix
+	}
+	m.RedisStore = NewRedisStore(redis.NewClient(opts), m.KeyPrefix)
+	pingCtx, cancel := context.WithTimeout(ctx, redisStartTimeout)
+	defer cancel()
+	if err := m.Ping(pingCtx); err != nil {
+		_ = m.Close()
+		m.RedisStore = nil
+		return fmt.Errorf("redis at %s does not answer: %v", opts.Addr, err)
+	}
+	return nil
+}
+
+// Cleanup closes the connections.
+func (m *RedisStoreModule) Cleanup() error {
+	if m.RedisStore != nil {
+		return m.Close()
+	}
+	return nil
+}
+
+// redactURLError keeps a URL's password out of an error message.
+func redactURLError(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
+		}
+	}
+	return msg
+}
+
+// Interface guards
+var (
+	_ Store              = (*CaddyStoreModule)(nil)
+	_ Store              = (*RedisStoreModule)(nil)
+	_ caddy.Provisioner  = (*CaddyStoreModule)(nil)
+	_ caddy.Provisioner  = (*RedisStoreModule)(nil)
+	_ caddy.CleanerUpper = (*RedisStoreModule)(nil)
+)

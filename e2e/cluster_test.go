@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/caddyapigw/gateway/internal/testredis"
+)
+
+// clusterCaddyfile derives the example for one member of a cluster: its own
+// ports and Caddy storage, the shared issuer, and the shared Redis store.
+func clusterCaddyfile(t *testing.T, p ports, issuer, redisURL string) string {
+	t.Helper()
+	cfg := exampleCaddyfile(t, p)
+	own := "issuer https://localhost:" + strconv.Itoa(p.https)
+	if !strings.Contains(cfg, own) {
+		t.Fatal("example issuer line not found")
+	}
+	return strings.Replace(cfg, own, "issuer "+issuer+"\n\t\tstore redis "+redisURL, 1)
+}
+
+// TestClusterSharesKeysThroughRedis: two gateways with separate Caddy
+// storage and one Redis sign and verify with one keyring: a token from A is
+// accepted by B, and both publish the same JWKS.
+func TestClusterSharesKeysThroughRedis(t *testing.T) {
+	needBinary(t)
+	rds := testredis.Start(t)
+	pa, pb := newPorts(t), newPorts(t)
+	issuer := "https://localhost:" + strconv.Itoa(pa.https)
+	a := startGateway(t, pa, clusterCaddyfile(t, pa, issuer, rds.URL(0)), "")
+	b := startGateway(t, pb, clusterCaddyfile(t, pb, issuer, rds.URL(0)), "")
+
+	tok := a.token(reportsClient)
+	if status, _, body := b.do("GET", "/api/users", tok, nil); status != http.StatusOK {
+		t.Fatalf("B refused A's token: %d %s", status, body)
+	}
+	tokB := b.token(provisioningClient)
+	if status, _, body := a.do("POST", "/api/users", tokB, nil); status != http.StatusOK {
+		t.Fatalf("A refused B's token: %d %s", status, body)
+	}
+	_, _, jwksA := a.do("GET", "/oauth2/jwks", "", nil)
+	_, _, jwksB := b.do("GET", "/oauth2/jwks", "", nil)
+	if string(jwksA) != string(jwksB) || !strings.Contains(string(jwksA), `"kid"`) {
+		t.Fatalf("JWKS differ:\nA %s\nB %s", jwksA, jwksB)
+	}
+
+	// A restart of A with fresh Caddy storage still knows the keyring: it
+	// lives in Redis, not on A's disk.
+	a.stop()
+	a2 := startGateway(t, pa, clusterCaddyfile(t, pa, issuer, rds.URL(0)), "")
+	if status, _, body := a2.do("GET", "/api/users", tok, nil); status != http.StatusOK {
+		t.Fatalf("restarted A with empty storage refused its old token: %d %s", status, body)
+	}
+}
+
+// TestRedisUnreachableAtStart: a gateway whose Redis does not answer
+// refuses to start, and says which Redis, without the password.
+func TestRedisUnreachableAtStart(t *testing.T) {
+	needBinary(t)
+	p := newPorts(t)
+	dead := freePorts(t, 1)[0]
+	cfg := clusterCaddyfile(t, p, "https://localhost:"+strconv.Itoa(p.https), "redis://:topsecretpw@127.0.0.1:"+strconv.Itoa(dead)+"/0")
+	home := t.TempDir()
+	cfgPath := filepath.Join(home, "Caddyfile")
+	mustWriteFile(t, cfgPath, cfg)
+	cmd := exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	cmd.Env = append(cmd.Environ(), "XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"), "HOME="+home)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("caddy started without its Redis")
+	}
+	want := "redis at 127.0.0.1:" + strconv.Itoa(dead) + " does not answer"
+	if !strings.Contains(string(out), want) {
+		t.Errorf("output lacks %q:\n%s", want, lastLines(string(out), 5))
+	}
+	if strings.Contains(string(out), "topsecretpw") {
+		t.Error("the Redis password appears in the output")
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
