@@ -15,6 +15,16 @@ import (
 func init() {
 	caddy.RegisterModule(CaddyStoreModule{})
 	caddy.RegisterModule(RedisStoreModule{})
+	// go-redis prints its own connection errors to stderr; send them to
+	// Caddy's log instead, as structured warnings.
+	redis.SetLogger(redisLogger{})
+}
+
+// redisLogger forwards go-redis's messages to Caddy's logger.
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	caddy.Log().Named("oauth.stores.redis").Warn(fmt.Sprintf(format, v...))
 }
 
 // storePrefix is where the default store keeps entries in Caddy storage.

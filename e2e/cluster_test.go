@@ -48,6 +48,22 @@ func TestClusterSharesKeysThroughRedis(t *testing.T) {
 		t.Fatalf("JWKS differ:\nA %s\nB %s", jwksA, jwksB)
 	}
 
+	// A reload of B (new Redis client, old one closed) keeps the keyring.
+	changed := strings.Replace(b.config, "\toauth_server\n", "\toauth_server\n\theader X-Config-Generation 2\n", 1)
+	req, _ := http.NewRequest("POST", b.adminURL("/load"), strings.NewReader(changed))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload of B: %d", resp.StatusCode)
+	}
+	if status, h, body := b.do("GET", "/api/users", tok, nil); status != http.StatusOK || h.Get("X-Config-Generation") != "2" {
+		t.Fatalf("after B's reload: %d %q %s", status, h.Get("X-Config-Generation"), body)
+	}
+
 	// A restart of A with fresh Caddy storage still knows the keyring: it
 	// lives in Redis, not on A's disk.
 	a.stop()
