@@ -76,6 +76,9 @@ type App struct {
 	store    Store
 	logger   *zap.Logger
 	fake     *Client // authenticated against when the client is unknown
+
+	stopRefresh   context.CancelFunc
+	lastRefreshNs *atomic.Int64 // last keyring read prompted by an unknown kid
 }
 
 // SigningKeyConfig chooses how access tokens are signed.
@@ -155,6 +158,7 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	a.fake = newFakeClient()
 
 	a.keys = new(atomic.Pointer[oauthjwt.Keyring])
+	a.lastRefreshNs = new(atomic.Int64)
 	kr, err := a.loadKeyring(ctx)
 	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)
@@ -173,11 +177,32 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	return nil
 }
 
-// Start implements caddy.App.
-func (a *App) Start() error { return nil }
+// activeApp is the running oauth app, for the admin API (Caddy's admin
+// endpoints live outside any config). On a reload the new app starts
+// before the old one stops.
+var activeApp atomic.Pointer[App]
+
+// Start implements caddy.App: it publishes the app to the admin API and
+// keeps the keyring in step with the store, where another instance may
+// have rotated it.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopRefresh = cancel
+	if a.SigningKey.File == "" {
+		go a.refreshKeyringLoop(ctx)
+	}
+	activeApp.Store(a)
+	return nil
+}
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error {
+	if a.stopRefresh != nil {
+		a.stopRefresh()
+	}
+	activeApp.CompareAndSwap(a, nil)
+	return nil
+}
 
 // Verifier returns the verifier for tokens this app issues. It implements
 // oauthjwt.Authority for caddyscope.
@@ -203,7 +228,17 @@ func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.Load() }
 // is seen by the verifier at once.
 type keySet struct{ a *App }
 
-func (k keySet) Lookup(kid string) (*oauthjwt.Key, bool) { return k.a.keys.Load().Lookup(kid) }
+func (k keySet) Lookup(kid string) (*oauthjwt.Key, bool) {
+	if key, ok := k.a.keys.Load().Lookup(kid); ok {
+		return key, true
+	}
+	// Another instance may have rotated the key: read the keyring again,
+	// at most once per keyringMissRefresh whatever kids are sent.
+	if k.a.refreshOnMiss() {
+		return k.a.keys.Load().Lookup(kid)
+	}
+	return nil, false
+}
 
 // validateIssuer applies RFC 8414 §2: https, no query, no fragment. Plain
 // http is allowed for loopback hosts, for local development.

@@ -191,3 +191,102 @@ func decodeStoredKeys(sk *storedKeyring, now time.Time) (active *oauthjwt.Key, o
 	}
 	return active, others, nil
 }
+
+// Keyring refresh: how often an instance re-reads the keyring on its own,
+// and how often at most an unknown kid may prompt a read.
+var (
+	keyringRefreshInterval = 30 * time.Second
+	keyringMissRefresh     = 5 * time.Second
+)
+
+// refreshKeyringLoop re-reads the keyring periodically until ctx ends, so
+// an instance starts signing with a key another instance rotated in.
+func (a *App) refreshKeyringLoop(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.logger.Error("keyring refresh panicked", zap.Any("panic", r))
+		}
+	}()
+	t := time.NewTicker(keyringRefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.refreshKeyring(ctx); err != nil {
+				a.logger.Warn("refreshing the keyring from the store", zap.Error(err))
+			}
+		}
+	}
+}
+
+// refreshOnMiss re-reads the keyring unless that was done recently, and
+// reports whether it did.
+func (a *App) refreshOnMiss() bool {
+	if a.SigningKey.File != "" {
+		return false
+	}
+	now := time.Now().UnixNano()
+	last := a.lastRefreshNs.Load()
+	if now-last < int64(keyringMissRefresh) || !a.lastRefreshNs.CompareAndSwap(last, now) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.refreshKeyring(ctx); err != nil {
+		a.logger.Warn("refreshing the keyring after an unknown kid", zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// refreshKeyring replaces the in-memory keyring with the stored one when
+// that differs. A missing or unreadable stored keyring keeps the current one.
+func (a *App) refreshKeyring(ctx context.Context) error {
+	sk, err := a.readStoredKeyring(ctx, keyringStoreKey(a.Issuer))
+	if err != nil || sk == nil {
+		return err
+	}
+	active, others, err := decodeStoredKeys(sk, time.Now())
+	if err != nil {
+		return err
+	}
+	if active == nil {
+		return nil
+	}
+	cur := a.keys.Load()
+	if cur.Active().ID == active.ID && len(cur.Keys()) == 1+len(others) {
+		return nil
+	}
+	kr, err := oauthjwt.NewKeyring(active, others...)
+	if err != nil {
+		return err
+	}
+	a.keys.Store(kr)
+	a.logger.Info("signing keyring updated from the store", zap.String("active_kid", active.ID), zap.Int("keys", len(kr.Keys())))
+	return nil
+}
+
+// errKeyFromFile reports a rotation asked of a keyring read from a file.
+var errKeyFromFile = errors.New("the signing key comes from a PEM file: rotate it by changing the file and reloading")
+
+// RotateSigningKey makes a new active signing key, keeps the previous ones
+// for verification until the tokens they signed have expired, saves the
+// keyring in the store for every instance, and returns the new kid.
+func (a *App) RotateSigningKey(ctx context.Context) (string, error) {
+	if a.SigningKey.File != "" {
+		return "", errKeyFromFile
+	}
+	unlock, err := storeLock(ctx, a.store, "keyring-"+issuerStorageName(a.Issuer))
+	if err != nil {
+		return "", fmt.Errorf("locking the keyring: %v", err)
+	}
+	defer unlock()
+	kr, err := a.rotateKeyring(ctx, keyringStoreKey(a.Issuer), a.SigningKey.Algorithm)
+	if err != nil {
+		return "", err
+	}
+	a.keys.Store(kr)
+	return kr.Active().ID, nil
+}

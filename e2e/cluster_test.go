@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -48,11 +50,38 @@ func TestClusterSharesKeysThroughRedis(t *testing.T) {
 		t.Fatalf("JWKS differ:\nA %s\nB %s", jwksA, jwksB)
 	}
 
+	// Rotate the signing key through A's admin API: A signs with the new
+	// key at once, B learns it from Redis on the first such token, and
+	// tokens signed before stay valid on both.
+	resp, err := http.Post(a.adminURL("/oauth/keys/rotate"), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rotated struct {
+		ActiveKid string           `json:"active_kid"`
+		Keys      []map[string]any `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rotated); err != nil || resp.StatusCode != http.StatusOK || len(rotated.Keys) != 2 {
+		t.Fatalf("rotate: %d %+v %v", resp.StatusCode, rotated, err)
+	}
+	resp.Body.Close()
+	fresh := a.token(reportsClient)
+	if kid := jwtKid(t, fresh); kid != rotated.ActiveKid {
+		t.Fatalf("A signs with %s after rotating to %s", kid, rotated.ActiveKid)
+	}
+	for name, g := range map[string]*gateway{"A": a, "B": b} {
+		for _, tk := range []string{tok, fresh} {
+			if status, _, body := g.do("GET", "/api/users", tk, nil); status != http.StatusOK {
+				t.Fatalf("%s after rotation: %d %s", name, status, body)
+			}
+		}
+	}
+
 	// A reload of B (new Redis client, old one closed) keeps the keyring.
 	changed := strings.Replace(b.config, "\toauth_server\n", "\toauth_server\n\theader X-Config-Generation 2\n", 1)
 	req, _ := http.NewRequest("POST", b.adminURL("/load"), strings.NewReader(changed))
 	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +125,21 @@ func TestRedisUnreachableAtStart(t *testing.T) {
 	if strings.Contains(string(out), "topsecretpw") {
 		t.Error("the Redis password appears in the output")
 	}
+}
+
+// jwtKid reads the kid of a JWT's header, unverified.
+func jwtKid(t *testing.T, tok string) string {
+	t.Helper()
+	seg, _, _ := strings.Cut(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Kid string }
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Kid
 }
 
 func lastLines(s string, n int) string {
