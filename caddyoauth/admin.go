@@ -23,6 +23,7 @@ func init() {
 //	GET  /oauth/keys         the signing keys (public) and the active kid
 //	POST /oauth/keys/rotate  a new active signing key; old keys stay for
 //	                         verification until their tokens expire
+//	/oauth/clients…          clients, see admin_clients.go
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -38,6 +39,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/oauth/keys", Handler: caddy.AdminHandlerFunc(handleKeys)},
 		{Pattern: "/oauth/keys/rotate", Handler: caddy.AdminHandlerFunc(handleRotate)},
+		{Pattern: "/oauth/clients", Handler: caddy.AdminHandlerFunc(handleClients)},
+		{Pattern: "/oauth/clients/", Handler: caddy.AdminHandlerFunc(handleClients)},
 	}
 }
 

@@ -77,6 +77,7 @@ type App struct {
 	logger   *zap.Logger
 	fake     *Client // authenticated against when the client is unknown
 
+	clientCache   *clientCache
 	stopRefresh   context.CancelFunc
 	lastRefreshNs *atomic.Int64 // last keyring read prompted by an unknown kid
 }
@@ -159,6 +160,7 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 
 	a.keys = new(atomic.Pointer[oauthjwt.Keyring])
 	a.lastRefreshNs = new(atomic.Int64)
+	a.clientCache = &clientCache{m: make(map[string]*clientEntry)}
 	kr, err := a.loadKeyring(ctx)
 	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)
@@ -214,11 +216,11 @@ func (a *App) TokenAudience() string { return a.Audience }
 
 // Client describes a registered client. It implements oauthjwt.Authority.
 func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
-	c, ok := a.clients[id]
+	c, revokedBefore, ok := a.lookupClient(context.Background(), id)
 	if !ok {
 		return oauthjwt.ClientInfo{}, false
 	}
-	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata, Scopes: c.Scopes}, true
+	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata, Scopes: c.Scopes, RevokedBefore: revokedBefore}, true
 }
 
 // Keyring returns the current signing keyring.

@@ -1,6 +1,7 @@
 package caddyoauth
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -89,18 +90,18 @@ func parseBasicCredentials(value string) (id, secret string, ok bool) {
 // a SHA-256 comparison, as a client with a sha256 or plain secret does; a
 // client with a bcrypt or argon2id hash takes longer, which tells that it
 // exists (client identifiers are not secret, RFC 6749 §2.2).
-func (a *App) authenticate(cc clientCredentials) (*Client, *oauthError) {
+func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, *oauthError) {
 	switch cc.method {
 	case "":
 		return nil, invalidClient("client authentication required")
 	case authNone:
-		c, ok := a.clients[cc.id]
+		c, _, ok := a.lookupClient(ctx, cc.id)
 		if !ok || !c.Public {
 			return nil, invalidClient("client authentication failed")
 		}
 		return c, nil
 	}
-	c, ok := a.clients[cc.id]
+	c, _, ok := a.lookupClient(ctx, cc.id)
 	if !ok {
 		a.fake.checkSecret(cc.secret)
 		return nil, invalidClient("client authentication failed")

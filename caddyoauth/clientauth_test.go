@@ -1,6 +1,7 @@
 package caddyoauth
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
@@ -133,7 +134,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, oerr := a.authenticate(tt.cc)
+			c, oerr := a.authenticate(context.Background(), tt.cc)
 			if tt.ok {
 				if oerr != nil || c == nil || c.ID != tt.cc.id {
 					t.Fatalf("got %v, %v; want client %s", c, oerr, tt.cc.id)

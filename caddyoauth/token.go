@@ -49,7 +49,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, oerr)
 		return
 	}
-	client, oerr := s.app.authenticate(cc)
+	client, oerr := s.app.authenticate(r.Context(), cc)
 	if oerr != nil {
 		if ce := s.logger.Check(zap.InfoLevel, "client authentication failed"); ce != nil {
 			ce.Write(zap.String("client_id", cc.id), zap.String("method", cc.method), zap.String("remote_ip", r.RemoteAddr))

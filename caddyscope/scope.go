@@ -236,6 +236,10 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token client is not registered", scope: rule.scope})
 		return nil
 	}
+	if !client.RevokedBefore.IsZero() && (claims.IssuedAt == nil || !claims.IssuedAt.After(client.RevokedBefore)) {
+		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token revoked", scope: rule.scope})
+		return nil
+	}
 	if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) || !oauthjwt.HasAll(client.Scopes, rule.scopes) {
 		s.refuse(w, r, &bearerError{status: http.StatusForbidden, code: errInsufficientScope, desc: "token lacks a required scope", scope: rule.scope})
 		return nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyapigw/gateway/internal/testredis"
 )
@@ -148,4 +149,83 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestClusterAdminClients: a client created through A's admin API gets
+// tokens from B; revoking its tokens at A makes B refuse them within about
+// a second; deleting it at A stops B from issuing to it.
+func TestClusterAdminClients(t *testing.T) {
+	needBinary(t)
+	rds := testredis.Start(t)
+	pa, pb := newPorts(t), newPorts(t)
+	issuer := "https://localhost:" + strconv.Itoa(pa.https)
+	a := startGateway(t, pa, clusterCaddyfile(t, pa, issuer, rds.URL(0)), "")
+	b := startGateway(t, pb, clusterCaddyfile(t, pb, issuer, rds.URL(0)), "")
+
+	resp, err := http.Post(a.adminURL("/oauth/clients"), "application/json",
+		strings.NewReader(`{"client_id":"billing-service","name":"Billing","scopes":["user:read"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		Secret string `json:"client_secret"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusCreated || created.Secret == "" {
+		t.Fatalf("create at A: %d %+v %v", resp.StatusCode, created, err)
+	}
+	resp.Body.Close()
+	billing := demoClient{"billing-service", created.Secret}
+
+	tok := b.token(billing) // issued by B for a client made at A
+	for name, g := range map[string]*gateway{"A": a, "B": b} {
+		status, _, body := g.do("GET", "/api/users", tok, nil)
+		if status != http.StatusOK {
+			t.Fatalf("%s refused the admin-created client's token: %d %s", name, status, body)
+		}
+		if e := decodeEcho(t, body); len(e.ClientID) != 1 || e.ClientID[0] != "billing-service" || e.ClientName != "Billing" {
+			t.Fatalf("%s: upstream saw %+v", name, e)
+		}
+	}
+
+	resp, err = http.Post(a.adminURL("/oauth/clients/billing-service/revoke"), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke at A: %d", resp.StatusCode)
+	}
+	revokedAt := time.Now()
+	for {
+		status, h, _ := b.do("GET", "/api/users", tok, nil)
+		if status == http.StatusUnauthorized && strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Logf("B refused the revoked token after %v", time.Since(revokedAt).Round(time.Millisecond))
+			break
+		}
+		if time.Since(revokedAt) > 2*time.Second {
+			t.Fatalf("B still accepts a token revoked at A %v ago (status %d)", time.Since(revokedAt), status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	req, _ := http.NewRequest("DELETE", a.adminURL("/oauth/clients/billing-service"), nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete at A: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		_, err := b.ccConfig(billing, 0).Token(b.ctx())
+		if err != nil && strings.Contains(err.Error(), "invalid_client") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B still issues tokens to a client deleted at A: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

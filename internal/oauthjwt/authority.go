@@ -1,5 +1,7 @@
 package oauthjwt
 
+import "time"
+
 // Authority is what a resource-side handler needs from the local
 // authorization server (the caddyoauth app) to accept its tokens in-process,
 // with no HTTP round trip. caddyscope finds it with ctx.AppIfConfigured and
@@ -24,4 +26,7 @@ type ClientInfo struct {
 	// client is still allowed, so narrowing a client's scopes in the
 	// config applies to tokens issued before.
 	Scopes []string
+	// RevokedBefore, if set, refuses every token of the client issued at
+	// or before it (an administrator revoked them all).
+	RevokedBefore time.Time
 }

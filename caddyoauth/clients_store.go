@@ -1,0 +1,218 @@
+package caddyoauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// Store-kept clients and per-client revocation marks. Clients from the
+// Caddyfile live in the config; clients created through the admin API live
+// in the store at clients/<id>, so every instance sharing the store knows
+// them. A revocation mark (client-revocations/<id>) refuses every token of
+// the client issued before it, whichever kind the client is.
+//
+// Each instance caches what it read for clientCacheTTL. A stale entry is
+// served while one background read refreshes it, so a slow store never
+// holds up a request; only the first lookup of a client reads inline.
+// Changes therefore reach every instance within about clientCacheTTL.
+
+const (
+	clientCacheTTL     = 500 * time.Millisecond
+	clientCacheMax     = 10000
+	clientStoreTimeout = 2 * time.Second
+)
+
+func clientStoreKey(id string) string     { return "clients/" + storeSafeID(id) }
+func revocationStoreKey(id string) string { return "client-revocations/" + storeSafeID(id) }
+
+// storeSafeID maps a client_id (which may hold ~ and :) to a store key
+// segment without collisions: ids that are already safe stay readable.
+func storeSafeID(id string) string {
+	safe := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			safe = false
+			break
+		}
+	}
+	if safe && id != "." && id != ".." && (len(id) < 2 || id[:2] != "x-") {
+		return id
+	}
+	// x- prefix plus hex: cannot collide with a safe id (those never start
+	// with x- in this branch's output unless they are hex-encoded).
+	const hexdigits = "0123456789abcdef"
+	b := make([]byte, 2, 2+2*len(id))
+	copy(b, "x-")
+	for i := 0; i < len(id); i++ {
+		b = append(b, hexdigits[id[i]>>4], hexdigits[id[i]&15])
+	}
+	return string(b)
+}
+
+// storedClient is a store-kept client as saved.
+type storedClient struct {
+	ID             string            `json:"client_id"`
+	Name           string            `json:"name,omitempty"`
+	SecretHash     string            `json:"secret_hash"`
+	GrantTypes     []string          `json:"grant_types,omitempty"`
+	Scopes         []string          `json:"scopes"`
+	AccessTokenTTL caddy.Duration    `json:"access_token_ttl,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	Created        time.Time         `json:"created"`
+	Updated        time.Time         `json:"updated"`
+}
+
+func (sc *storedClient) client() *Client {
+	return &Client{
+		ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, GrantTypes: sc.GrantTypes,
+		Scopes: sc.Scopes, AccessTokenTTL: sc.AccessTokenTTL, Metadata: sc.Metadata,
+	}
+}
+
+// clientEntry is what an instance knows of one client_id.
+type clientEntry struct {
+	client        *Client   // nil: no such store-kept client
+	revokedBefore time.Time // zero: never revoked
+	fetched       time.Time
+	refreshing    bool
+}
+
+// clientCache holds clientEntry values by client_id.
+type clientCache struct {
+	mu sync.Mutex
+	m  map[string]*clientEntry
+}
+
+// lookupClient finds a client: from the Caddyfile first, else from the
+// store. ok is false for an unknown client.
+func (a *App) lookupClient(ctx context.Context, id string) (*Client, time.Time, bool) {
+	e := a.clientEntry(ctx, id)
+	if c, ok := a.clients[id]; ok {
+		return c, e.revokedBefore, true
+	}
+	return e.client, e.revokedBefore, e.client != nil
+}
+
+// clientEntry returns the cached entry for id, reading it from the store
+// inline the first time and in the background once stale.
+func (a *App) clientEntry(ctx context.Context, id string) clientEntry {
+	now := time.Now()
+	cc := a.clientCache
+	cc.mu.Lock()
+	e, ok := cc.m[id]
+	if ok {
+		cur := *e
+		if now.Sub(e.fetched) >= clientCacheTTL && !e.refreshing {
+			e.refreshing = true
+			go a.refreshClientEntry(id)
+		}
+		cc.mu.Unlock()
+		return cur
+	}
+	cc.mu.Unlock()
+
+	fresh, err := a.readClientEntry(ctx, id)
+	if err != nil {
+		a.logger.Warn("reading client from the store", zap.String("client_id", id), zap.Error(err))
+		return clientEntry{}
+	}
+	a.putClientEntry(id, fresh)
+	return fresh
+}
+
+func (a *App) refreshClientEntry(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), clientStoreTimeout)
+	defer cancel()
+	fresh, err := a.readClientEntry(ctx, id)
+	a.clientCache.mu.Lock()
+	defer a.clientCache.mu.Unlock()
+	e, ok := a.clientCache.m[id]
+	if !ok {
+		return
+	}
+	if err != nil {
+		// Keep serving what we knew; try again after another TTL.
+		e.refreshing = false
+		e.fetched = time.Now()
+		a.logger.Warn("refreshing client from the store; keeping the last known state", zap.String("client_id", id), zap.Error(err))
+		return
+	}
+	*e = fresh
+}
+
+func (a *App) putClientEntry(id string, e clientEntry) {
+	cc := a.clientCache
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.m) >= clientCacheMax {
+		for k := range cc.m { // drop an arbitrary entry; it is re-read on use
+			delete(cc.m, k)
+			break
+		}
+	}
+	cc.m[id] = &e
+}
+
+// forgetClient drops the cached entry after a change made here.
+func (a *App) forgetClient(id string) {
+	a.clientCache.mu.Lock()
+	delete(a.clientCache.m, id)
+	a.clientCache.mu.Unlock()
+}
+
+// readClientEntry reads a client's revocation mark and, unless the client
+// is in the Caddyfile, its stored definition.
+func (a *App) readClientEntry(ctx context.Context, id string) (clientEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
+	defer cancel()
+	e := clientEntry{fetched: time.Now()}
+	if _, static := a.clients[id]; !static && clientIDPattern.MatchString(id) {
+		c, err := a.readStoredClient(ctx, id)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return e, err
+		}
+		e.client = c
+	}
+	v, err := a.store.Get(ctx, revocationStoreKey(id))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return e, err
+	default:
+		if n, perr := strconv.ParseInt(string(v), 10, 64); perr == nil {
+			e.revokedBefore = time.Unix(n, 0)
+		} else {
+			a.logger.Error("corrupt client revocation mark treated as absent", zap.String("client_id", id))
+		}
+	}
+	return e, nil
+}
+
+// readStoredClient loads and provisions a store-kept client. A stored
+// client that no longer provisions (say, a grant type since removed) is
+// logged and treated as absent.
+func (a *App) readStoredClient(ctx context.Context, id string) (*Client, error) {
+	b, err := a.store.Get(ctx, clientStoreKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var sc storedClient
+	if err := json.Unmarshal(b, &sc); err != nil || sc.ID != id {
+		a.logger.Error("corrupt stored client treated as absent", zap.String("client_id", id))
+		return nil, ErrNotFound
+	}
+	c := sc.client()
+	if err := c.provision(caddy.NewReplacer(), a); err != nil {
+		a.logger.Error("stored client no longer valid, treated as absent", zap.String("client_id", id), zap.Error(err))
+		return nil, ErrNotFound
+	}
+	return c, nil
+}
