@@ -216,7 +216,9 @@ func (a *App) TokenAudience() string { return a.Audience }
 
 // Client describes a registered client. It implements oauthjwt.Authority.
 func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
-	c, revokedBefore, ok := a.lookupClient(context.Background(), id)
+	// A store-kept client this instance cannot read now is unknown: its
+	// tokens are refused until the store answers again.
+	c, revokedBefore, ok, _ := a.lookupClient(context.Background(), id)
 	if !ok {
 		return oauthjwt.ClientInfo{}, false
 	}

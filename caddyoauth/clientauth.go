@@ -95,13 +95,19 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 	case "":
 		return nil, invalidClient("client authentication required")
 	case authNone:
-		c, _, ok := a.lookupClient(ctx, cc.id)
+		c, _, ok, err := a.lookupClient(ctx, cc.id)
+		if err != nil {
+			return nil, unavailable()
+		}
 		if !ok || !c.Public {
 			return nil, invalidClient("client authentication failed")
 		}
 		return c, nil
 	}
-	c, _, ok := a.lookupClient(ctx, cc.id)
+	c, _, ok, err := a.lookupClient(ctx, cc.id)
+	if err != nil {
+		return nil, unavailable()
+	}
 	if !ok {
 		a.fake.checkSecret(cc.secret)
 		return nil, invalidClient("client authentication failed")

@@ -91,19 +91,29 @@ type clientCache struct {
 	m  map[string]*clientEntry
 }
 
+// errStoreUnavailable reports that a client's state could not be read:
+// the answer depends on a store that does not answer.
+var errStoreUnavailable = errors.New("the store is unavailable")
+
 // lookupClient finds a client: from the Caddyfile first, else from the
-// store. ok is false for an unknown client.
-func (a *App) lookupClient(ctx context.Context, id string) (*Client, time.Time, bool) {
-	e := a.clientEntry(ctx, id)
+// store. ok is false for an unknown client. err is errStoreUnavailable when
+// the client is not in the Caddyfile, this instance has not seen it, and
+// the store does not answer. A Caddyfile client whose revocation mark
+// cannot be read is served with the last mark known (none if never read).
+func (a *App) lookupClient(ctx context.Context, id string) (*Client, time.Time, bool, error) {
+	e, err := a.clientEntry(ctx, id)
 	if c, ok := a.clients[id]; ok {
-		return c, e.revokedBefore, true
+		return c, e.revokedBefore, true, nil
 	}
-	return e.client, e.revokedBefore, e.client != nil
+	if err != nil {
+		return nil, time.Time{}, false, errStoreUnavailable
+	}
+	return e.client, e.revokedBefore, e.client != nil, nil
 }
 
 // clientEntry returns the cached entry for id, reading it from the store
 // inline the first time and in the background once stale.
-func (a *App) clientEntry(ctx context.Context, id string) clientEntry {
+func (a *App) clientEntry(ctx context.Context, id string) (clientEntry, error) {
 	now := time.Now()
 	cc := a.clientCache
 	cc.mu.Lock()
@@ -115,17 +125,17 @@ func (a *App) clientEntry(ctx context.Context, id string) clientEntry {
 			go a.refreshClientEntry(id)
 		}
 		cc.mu.Unlock()
-		return cur
+		return cur, nil
 	}
 	cc.mu.Unlock()
 
 	fresh, err := a.readClientEntry(ctx, id)
 	if err != nil {
 		a.logger.Warn("reading client from the store", zap.String("client_id", id), zap.Error(err))
-		return clientEntry{}
+		return clientEntry{}, err
 	}
 	a.putClientEntry(id, fresh)
-	return fresh
+	return fresh, nil
 }
 
 func (a *App) refreshClientEntry(id string) {

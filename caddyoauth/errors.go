@@ -14,6 +14,9 @@ const (
 	errUnsupportedGrantType = "unsupported_grant_type"
 	errInvalidScope         = "invalid_scope"
 	errServerError          = "server_error"
+	// errTemporarilyUnavailable is RFC 6749 §4.1.2.1's code, used at the
+	// token endpoint too (as most servers do) when the store is down.
+	errTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // oauthError is an error response of the token endpoint (RFC 6749 §5.2).
@@ -33,6 +36,12 @@ func invalidClient(desc string) *oauthError {
 	return &oauthError{Status: http.StatusUnauthorized, Code: errInvalidClient, Description: desc}
 }
 
+// unavailable is the answer when it depends on a store that does not
+// answer: 503 with Retry-After, JSON as RFC 6749 §5.2.
+func unavailable() *oauthError {
+	return &oauthError{Status: http.StatusServiceUnavailable, Code: errTemporarilyUnavailable, Description: "the authorization server's store is unavailable; retry shortly"}
+}
+
 // noStore sets the headers RFC 6749 §5.1 requires on token responses.
 func noStore(h http.Header) {
 	h.Set("Cache-Control", "no-store")
@@ -43,6 +52,9 @@ func noStore(h http.Header) {
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	h := w.Header()
 	noStore(h)
+	if e.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "5")
+	}
 	if e.Status == http.StatusUnauthorized {
 		// RFC 6749 §5.2 requires it when Basic was tried; RFC 9110
 		// §15.5.2 requires a challenge on every 401.

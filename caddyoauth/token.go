@@ -50,6 +50,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client, oerr := s.app.authenticate(r.Context(), cc)
+	if oerr != nil && oerr.Status == http.StatusServiceUnavailable {
+		s.logger.Warn("client lookup failed: the store is unavailable", zap.String("client_id", cc.id))
+		writeOAuthError(w, oerr)
+		return
+	}
 	if oerr != nil {
 		if ce := s.logger.Check(zap.InfoLevel, "client authentication failed"); ce != nil {
 			ce.Write(zap.String("client_id", cc.id), zap.String("method", cc.method), zap.String("remote_ip", r.RemoteAddr))

@@ -19,10 +19,11 @@ import (
 
 // Server is a running redis-server.
 type Server struct {
-	Addr string // host:port
-	cmd  *exec.Cmd
-	dir  string
-	port int
+	Addr       string // host:port
+	cmd        *exec.Cmd
+	dir        string
+	port       int
+	persistent bool
 }
 
 // URL is the redis:// URL of the server's database db.
@@ -32,7 +33,13 @@ func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr
 // is used; otherwise redis-server from PATH (Debian package redis-server,
 // which .ci/run installs). A missing binary fails the test: nothing stands
 // in for Redis.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return start(t, false) }
+
+// StartPersistent is Start with an append-only file synced on every write,
+// so Stop and Restart keep the data, as a production Redis would.
+func StartPersistent(t testing.TB) *Server { return start(t, true) }
+
+func start(t testing.TB, persistent bool) *Server {
 	t.Helper()
 	bin := os.Getenv("REDIS_SERVER")
 	if bin == "" {
@@ -41,7 +48,7 @@ func Start(t testing.TB) *Server {
 			t.Fatal("redis-server not found: install Debian's redis-server (.ci/run does) or set REDIS_SERVER")
 		}
 	}
-	s := &Server{dir: t.TempDir()}
+	s := &Server{dir: t.TempDir(), persistent: persistent}
 	for attempt := 0; attempt < 5; attempt++ {
 		s.port = freePort(t)
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
@@ -56,11 +63,16 @@ func Start(t testing.TB) *Server {
 }
 
 func (s *Server) start(bin string) error {
-	s.cmd = exec.Command(bin,
+	aof := []string{"--appendonly", "no"}
+	if s.persistent {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port),
-		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--save", "", "--dir", s.dir}, aof...)
+	s.cmd = exec.Command(bin, append(args,
 		"--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
-		"--logfile", filepath.Join(s.dir, "redis.log"))
+		"--logfile", filepath.Join(s.dir, "redis.log"))...)
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}

@@ -1,0 +1,104 @@
+package caddyoauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// flakyStore fails every operation while down is set, as a Redis that went
+// away would.
+type flakyStore struct {
+	Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("connection refused")
+
+func (f *flakyStore) Get(ctx context.Context, k string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errDown
+	}
+	return f.Store.Get(ctx, k)
+}
+
+func (f *flakyStore) Put(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+	if f.down.Load() {
+		return errDown
+	}
+	return f.Store.Put(ctx, k, v, ttl)
+}
+
+func (f *flakyStore) PutIfAbsent(ctx context.Context, k string, v []byte, ttl time.Duration) (bool, error) {
+	if f.down.Load() {
+		return false, errDown
+	}
+	return f.Store.PutIfAbsent(ctx, k, v, ttl)
+}
+
+func (f *flakyStore) List(ctx context.Context, p string) ([]string, error) {
+	if f.down.Load() {
+		return nil, errDown
+	}
+	return f.Store.List(ctx, p)
+}
+
+// TestStoreDownWhileRunning: with the store gone, what needs no store keeps
+// working (Caddyfile clients get tokens; a client seen before keeps its last
+// known state); what needs it answers 503 temporarily_unavailable with
+// Retry-After (a store-kept client this instance never saw; the admin
+// API); everything recovers when the store is back.
+func TestStoreDownWhileRunning(t *testing.T) {
+	fs := &flakyStore{Store: NewMemoryStore()}
+	cfg := baseConfig()
+	cfg.store = fs
+	a := provisionApp(t, cfg, nil)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	srv := newServer(t, a, "")
+
+	secrets := map[string]string{}
+	for _, id := range []string{"seen", "unseen"} {
+		status, m, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"`+id+`","scopes":["user:read"]}`)
+		if status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", id, status, raw)
+		}
+		secrets[id] = m["client_secret"].(string)
+	}
+	if rec := basicToken(t, srv, "seen", secrets["seen"], ccForm()); rec.Code != http.StatusOK {
+		t.Fatalf("seen client before the outage: %d", rec.Code)
+	}
+
+	fs.down.Store(true)
+	if rec := basicToken(t, srv, svcID, svcSecret, ccForm()); rec.Code != http.StatusOK {
+		t.Errorf("Caddyfile client during the outage: %d %s", rec.Code, rec.Body)
+	}
+	time.Sleep(2 * clientCacheTTL) // the seen client's entry goes stale; its refresh fails
+	if rec := basicToken(t, srv, "seen", secrets["seen"], ccForm()); rec.Code != http.StatusOK {
+		t.Errorf("client seen before the outage: %d %s", rec.Code, rec.Body)
+	}
+	if _, ok := a.Client("seen"); !ok {
+		t.Error("tokens of a client seen before the outage would be refused")
+	}
+	rec := basicToken(t, srv, "unseen", secrets["unseen"], ccForm())
+	assertOAuthError(t, rec, http.StatusServiceUnavailable, "temporarily_unavailable")
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if status, _, raw := adminDo(t, "GET", "/oauth/clients", ""); status != http.StatusServiceUnavailable {
+		t.Errorf("admin list during the outage: %d %s", status, raw)
+	}
+
+	fs.down.Store(false)
+	if rec := basicToken(t, srv, "unseen", secrets["unseen"], ccForm()); rec.Code != http.StatusOK {
+		t.Errorf("after recovery: %d %s", rec.Code, rec.Body)
+	}
+	if status, _, raw := adminDo(t, "GET", "/oauth/clients", ""); status != http.StatusOK {
+		t.Errorf("admin list after recovery: %d %s", status, raw)
+	}
+}
