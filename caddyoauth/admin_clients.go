@@ -291,18 +291,28 @@ func (a *App) adminReplaceClient(w http.ResponseWriter, r *http.Request, id stri
 		return err
 	}
 	sc.Name, sc.GrantTypes, sc.Scopes, sc.AccessTokenTTL, sc.Metadata = req.Name, req.GrantTypes, req.Scopes, req.AccessTokenTTL, req.Metadata
-	sc.Updated = time.Now().UTC().Truncate(time.Second)
-	c, err := a.validate(sc)
+	c, err := a.saveStoredClient(r.Context(), sc, "client replaced through the admin API")
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(sc)
-	if err := a.store.Put(r.Context(), clientStoreKey(id), body, 0); err != nil {
-		return storeErr(err)
-	}
-	a.forgetClient(id)
-	a.logger.Info("client replaced through the admin API", zap.String("client_id", id))
 	return writeAdminJSON(w, http.StatusOK, a.view(c, "store", time.Time{}, sc))
+}
+
+// saveStoredClient validates a changed store-kept client, saves it and
+// drops this instance's cached copy.
+func (a *App) saveStoredClient(ctx context.Context, sc *storedClient, logMsg string) (*Client, error) {
+	sc.Updated = time.Now().UTC().Truncate(time.Second)
+	c, err := a.validate(sc)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(sc)
+	if err := a.store.Put(ctx, clientStoreKey(sc.ID), body, 0); err != nil {
+		return nil, storeErr(err)
+	}
+	a.forgetClient(sc.ID)
+	a.logger.Info(logMsg, zap.String("client_id", sc.ID))
+	return c, nil
 }
 
 func (a *App) adminDeleteClient(w http.ResponseWriter, r *http.Request, id string) error {
@@ -333,17 +343,10 @@ func (a *App) adminRotateSecret(w http.ResponseWriter, r *http.Request, id strin
 		return err
 	}
 	sc.SecretHash = HashSecret(secret)
-	sc.Updated = time.Now().UTC().Truncate(time.Second)
-	c, err := a.validate(sc)
+	c, err := a.saveStoredClient(r.Context(), sc, "client secret rotated through the admin API")
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(sc)
-	if err := a.store.Put(r.Context(), clientStoreKey(id), body, 0); err != nil {
-		return storeErr(err)
-	}
-	a.forgetClient(id)
-	a.logger.Info("client secret rotated through the admin API", zap.String("client_id", id))
 	v := a.view(c, "store", time.Time{}, sc)
 	v.ClientSecret = secret
 	return writeAdminJSON(w, http.StatusOK, v)

@@ -79,17 +79,7 @@ func TestClusterSharesKeysThroughRedis(t *testing.T) {
 	}
 
 	// A reload of B (new Redis client, old one closed) keeps the keyring.
-	changed := strings.Replace(b.config, "\toauth_server\n", "\toauth_server\n\theader X-Config-Generation 2\n", 1)
-	req, _ := http.NewRequest("POST", b.adminURL("/load"), strings.NewReader(changed))
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("reload of B: %d", resp.StatusCode)
-	}
+	b.reload(withGeneration(t, b.config))
 	if status, h, body := b.do("GET", "/api/users", tok, nil); status != http.StatusOK || h.Get("X-Config-Generation") != "2" {
 		t.Fatalf("after B's reload: %d %q %s", status, h.Get("X-Config-Generation"), body)
 	}

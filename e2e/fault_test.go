@@ -1,16 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,42 +50,14 @@ func TestRedisLostWhileRunning(t *testing.T) {
 	// Load through the whole outage, bounded in count and time; stopped
 	// explicitly once recovery is checked.
 	const maxLoad = 900 // under the gold tier's 1000 requests a minute
-	loadDeadline := time.Now().Add(30 * time.Second)
-	var (
-		outcomes counter
-		sent     atomic.Int64
-		wg       sync.WaitGroup
-		stop     = make(chan struct{})
-	)
-	for range 2 {
-		wg.Go(func() {
-			for sent.Add(1) <= maxLoad && time.Now().Before(loadDeadline) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequestWithContext(context.Background(), "GET", g.url("/api/notes"), nil)
-				req.Header.Set("Authorization", "Bearer "+gold)
-				resp, err := g.client.Do(req)
-				if err != nil {
-					outcomes.add("error: " + err.Error())
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				outcomes.add(fmt.Sprint(resp.StatusCode))
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
-	}
-	defer func() { close(stop); wg.Wait() }()
+	l := g.startLoad("/api/notes", gold, 2, maxLoad, 30*time.Second, 20*time.Millisecond)
+	defer l.stop()
 
-	for sent.Load() < 50 {
+	for l.sent.Load() < 50 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	rds.Stop()
-	sentAtStop := sent.Load()
+	sentAtStop := l.sent.Load()
 	time.Sleep(1200 * time.Millisecond) // past the client cache's lifetime
 
 	if _, err := g.ccConfig(reportsClient, oauth2.AuthStyleInHeader).Token(g.ctx()); err != nil {
@@ -113,7 +80,7 @@ func TestRedisLostWhileRunning(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	sentAtRestart := sent.Load()
+	sentAtRestart := l.sent.Load()
 	if sentAtRestart <= sentAtStop || sentAtRestart >= maxLoad {
 		t.Fatalf("the load did not run through the outage (sent %d at stop, %d at restart)", sentAtStop, sentAtRestart)
 	}
@@ -138,14 +105,12 @@ func TestRedisLostWhileRunning(t *testing.T) {
 		t.Errorf("keyring changed across the outage:\n%s\n%s", jwksBefore, jwksAfter)
 	}
 
-	sentAtEnd := sent.Load()
-	close(stop)
-	wg.Wait()
-	stop = make(chan struct{}) // for the deferred close
+	sentAtEnd := l.sent.Load()
+	l.stop()
 	if sentAtEnd <= sentAtRestart {
 		t.Fatalf("the load ended before Redis came back (%d sent)", sentAtEnd)
 	}
-	got := outcomes.snapshot()
+	got := l.outcomes.snapshot()
 	if len(got) != 1 || got["200"] == 0 {
 		t.Fatalf("API calls during the outage: %v (want only 200s)", got)
 	}

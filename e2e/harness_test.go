@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -350,4 +351,77 @@ func mustWriteFile(t *testing.T, path, data string) {
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// reload posts cfg to the instance's admin /load endpoint as a Caddyfile.
+func (g *gateway) reload(cfg string) {
+	g.t.Helper()
+	req, _ := http.NewRequest("POST", g.adminURL("/load"), strings.NewReader(cfg))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		g.t.Fatalf("POST /load: %d %s", resp.StatusCode, body)
+	}
+}
+
+// withGeneration marks a config so a reload is visible: every response
+// of the gateway site carries X-Config-Generation: 2.
+func withGeneration(t *testing.T, cfg string) string {
+	t.Helper()
+	changed := strings.Replace(cfg, "\toauth_server\n", "\toauth_server\n\theader X-Config-Generation 2\n", 1)
+	if changed == cfg {
+		t.Fatal("could not derive the changed config")
+	}
+	return changed
+}
+
+// load sends GET requests with a bearer token from several goroutines,
+// bounded in count and time, and tallies the outcomes.
+type load struct {
+	sent     atomic.Int64
+	outcomes counter
+	stopCh   chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+// startLoad runs workers until max requests were sent, until d passed, or
+// until stop; each pauses between its requests.
+func (g *gateway) startLoad(path, token string, workers, max int, d, pause time.Duration) *load {
+	l := &load{stopCh: make(chan struct{})}
+	deadline := time.Now().Add(d)
+	for range workers {
+		l.wg.Go(func() {
+			for l.sent.Add(1) <= int64(max) && time.Now().Before(deadline) {
+				select {
+				case <-l.stopCh:
+					return
+				default:
+				}
+				req, _ := http.NewRequestWithContext(context.Background(), "GET", g.url(path), nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := g.client.Do(req)
+				if err != nil {
+					l.outcomes.add("error: " + err.Error())
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				l.outcomes.add(fmt.Sprint(resp.StatusCode))
+				time.Sleep(pause)
+			}
+		})
+	}
+	return l
+}
+
+// stop ends the load and waits for the workers; it may be called twice.
+func (l *load) stop() {
+	l.once.Do(func() { close(l.stopCh) })
+	l.wg.Wait()
 }

@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,73 +23,24 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 
-	const (
-		workers     = 4
-		maxRequests = 700 // under the gold tier's 1000/min
-		maxDuration = 20 * time.Second
-	)
-	var (
-		sent     atomic.Int64
-		outcomes counter
-		wg       sync.WaitGroup
-		stop     = make(chan struct{})
-	)
-	deadline := time.Now().Add(maxDuration)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for sent.Add(1) <= maxRequests && time.Now().Before(deadline) {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequestWithContext(context.Background(), "GET", g.url("/api/notes"), nil)
-				req.Header.Set("Authorization", "Bearer "+gold)
-				resp, err := g.client.Do(req)
-				if err != nil {
-					outcomes.add("error: " + err.Error())
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				outcomes.add(fmt.Sprint(resp.StatusCode))
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
-	}
+	const maxRequests = 700 // under the gold tier's 1000/min
+	l := g.startLoad("/api/notes", gold, 4, maxRequests, 20*time.Second, 2*time.Millisecond)
+	defer l.stop()
 
 	// Reload once the load is under way.
-	for sent.Load() < 150 && time.Now().Before(deadline) {
+	for l.sent.Load() < 150 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	changed := strings.Replace(g.config, "\toauth_server\n", "\toauth_server\n\theader X-Config-Generation 2\n", 1)
-	if changed == g.config {
-		t.Fatal("could not derive the changed config")
-	}
-	sentAtReload := sent.Load()
-	req, _ := http.NewRequest("POST", g.adminURL("/load"), strings.NewReader(changed))
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		close(stop)
-		wg.Wait()
-		t.Fatalf("POST /load: %d %s", resp.StatusCode, body)
-	}
-	sentAfterReload := sent.Load()
-	wg.Wait()
+	sentAtReload := l.sent.Load()
+	g.reload(withGeneration(t, g.config))
+	sentAfterReload := l.sent.Load()
+	l.wg.Wait()
 	if sentAfterReload >= maxRequests {
 		t.Fatalf("the load ended before the reload did (%d sent): it did not overlap", sentAfterReload)
 	}
 	t.Logf("reload ran while requests %d to %d were sent", sentAtReload, sentAfterReload)
 
-	got := outcomes.snapshot()
+	got := l.outcomes.snapshot()
 	if len(got) != 1 || got["200"] == 0 {
 		t.Fatalf("outcomes during reload: %v (want only 200s)", got)
 	}
@@ -207,18 +153,7 @@ func TestReloadRemovesClient(t *testing.T) {
 	if start < 0 || end < 0 {
 		t.Fatal("reports-service block not found in the example")
 	}
-	changed := g.config[:start] + g.config[start+end+len("\n\t\t}\n"):]
-	req, _ := http.NewRequest("POST", g.adminURL("/load"), strings.NewReader(changed))
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /load: %d %s", resp.StatusCode, body)
-	}
+	g.reload(g.config[:start] + g.config[start+end+len("\n\t\t}\n"):])
 	status, h, _ := g.do("GET", "/api/users", reports, nil)
 	if status != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Errorf("removed client's token: status %d, challenge %q", status, h.Get("WWW-Authenticate"))
