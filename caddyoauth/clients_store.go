@@ -81,8 +81,11 @@ func (sc *storedClient) client() *Client {
 type clientEntry struct {
 	client        *Client   // nil: no such store-kept client
 	revokedBefore time.Time // zero: never revoked
-	fetched       time.Time
-	refreshing    bool
+	// unavailable: the store did not answer when this id was first read,
+	// so nothing is known yet; refreshed in the background like any entry.
+	unavailable bool
+	fetched     time.Time
+	refreshing  bool
 }
 
 // clientCache holds clientEntry values by client_id.
@@ -101,19 +104,21 @@ var errStoreUnavailable = errors.New("the store is unavailable")
 // the store does not answer. A Caddyfile client whose revocation mark
 // cannot be read is served with the last mark known (none if never read).
 func (a *App) lookupClient(ctx context.Context, id string) (*Client, time.Time, bool, error) {
-	e, err := a.clientEntry(ctx, id)
+	e := a.clientEntry(ctx, id)
 	if c, ok := a.clients[id]; ok {
 		return c, e.revokedBefore, true, nil
 	}
-	if err != nil {
+	if e.unavailable {
 		return nil, time.Time{}, false, errStoreUnavailable
 	}
 	return e.client, e.revokedBefore, e.client != nil, nil
 }
 
 // clientEntry returns the cached entry for id, reading it from the store
-// inline the first time and in the background once stale.
-func (a *App) clientEntry(ctx context.Context, id string) (clientEntry, error) {
+// inline the first time and in the background once stale. A first read
+// that fails is cached as unavailable too, so while the store is down each
+// id costs one inline read per clientCacheTTL, not one per request.
+func (a *App) clientEntry(ctx context.Context, id string) clientEntry {
 	now := time.Now()
 	cc := a.clientCache
 	cc.mu.Lock()
@@ -125,17 +130,17 @@ func (a *App) clientEntry(ctx context.Context, id string) (clientEntry, error) {
 			go a.refreshClientEntry(id)
 		}
 		cc.mu.Unlock()
-		return cur, nil
+		return cur
 	}
 	cc.mu.Unlock()
 
 	fresh, err := a.readClientEntry(ctx, id)
 	if err != nil {
 		a.logger.Warn("reading client from the store", zap.String("client_id", id), zap.Error(err))
-		return clientEntry{}, err
+		fresh = clientEntry{unavailable: true, fetched: time.Now()}
 	}
 	a.putClientEntry(id, fresh)
-	return fresh, nil
+	return fresh
 }
 
 func (a *App) refreshClientEntry(id string) {
