@@ -91,22 +91,18 @@ func parseBasicCredentials(value string) (id, secret string, ok bool) {
 // client with a bcrypt or argon2id hash takes longer, which tells that it
 // exists (client identifiers are not secret, RFC 6749 §2.2).
 func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, *oauthError) {
-	switch cc.method {
-	case "":
+	if cc.method == "" {
 		return nil, invalidClient("client authentication required")
-	case authNone:
-		c, _, ok, err := a.lookupClient(ctx, cc.id)
-		if err != nil {
-			return nil, unavailable()
-		}
-		if !ok || !c.Public {
-			return nil, invalidClient("client authentication failed")
-		}
-		return c, nil
 	}
 	c, _, ok, err := a.lookupClient(ctx, cc.id)
 	if err != nil {
 		return nil, unavailable()
+	}
+	if cc.method == authNone {
+		if !ok || !c.Public {
+			return nil, invalidClient("client authentication failed")
+		}
+		return c, nil
 	}
 	if !ok {
 		a.fake.checkSecret(cc.secret)

@@ -42,6 +42,10 @@ func keyringStoreKey(issuer string) string {
 	return path.Join("issuers", issuerStorageName(issuer), "keyring.json")
 }
 
+// keyringLockName is the store lock under which the issuer's keyring is
+// created or rotated.
+func keyringLockName(issuer string) string { return "keyring-" + issuerStorageName(issuer) }
+
 func issuerStorageName(issuer string) string {
 	sum := sha256.Sum256([]byte(issuer))
 	return certmagic.StorageKeys.Safe(issuer) + "-" + hex.EncodeToString(sum[:8])
@@ -74,7 +78,7 @@ func (a *App) loadKeyring(ctx context.Context) (*oauthjwt.Keyring, error) {
 	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
 		return kr, err
 	}
-	unlock, err := storeLock(ctx, a.store, "keyring-"+issuerStorageName(a.Issuer))
+	unlock, err := storeLock(ctx, a.store, keyringLockName(a.Issuer))
 	if err != nil {
 		return nil, fmt.Errorf("locking the keyring: %v", err)
 	}
@@ -87,7 +91,7 @@ func (a *App) loadKeyring(ctx context.Context) (*oauthjwt.Keyring, error) {
 }
 
 // readKeyring loads the stored keyring; ok is false when there is none or
-// its active key does not use alg.
+// its active key does not use alg (any algorithm when alg is empty).
 func (a *App) readKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyring, bool, error) {
 	sk, err := a.readStoredKeyring(ctx, key)
 	if err != nil || sk == nil {
@@ -97,7 +101,7 @@ func (a *App) readKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyri
 	if err != nil {
 		return nil, false, err
 	}
-	if active == nil || active.Alg != alg {
+	if active == nil || (alg != "" && active.Alg != alg) {
 		return nil, false, nil
 	}
 	kr, err := oauthjwt.NewKeyring(active, others...)
@@ -244,27 +248,16 @@ func (a *App) refreshOnMiss() bool {
 // refreshKeyring replaces the in-memory keyring with the stored one when
 // that differs. A missing or unreadable stored keyring keeps the current one.
 func (a *App) refreshKeyring(ctx context.Context) error {
-	sk, err := a.readStoredKeyring(ctx, keyringStoreKey(a.Issuer))
-	if err != nil || sk == nil {
+	kr, ok, err := a.readKeyring(ctx, keyringStoreKey(a.Issuer), "")
+	if err != nil || !ok {
 		return err
-	}
-	active, others, err := decodeStoredKeys(sk, time.Now())
-	if err != nil {
-		return err
-	}
-	if active == nil {
-		return nil
 	}
 	cur := a.keys.Load()
-	if cur.Active().ID == active.ID && len(cur.Keys()) == 1+len(others) {
+	if cur.Active().ID == kr.Active().ID && len(cur.Keys()) == len(kr.Keys()) {
 		return nil
 	}
-	kr, err := oauthjwt.NewKeyring(active, others...)
-	if err != nil {
-		return err
-	}
 	a.keys.Store(kr)
-	a.logger.Info("signing keyring updated from the store", zap.String("active_kid", active.ID), zap.Int("keys", len(kr.Keys())))
+	a.logger.Info("signing keyring updated from the store", zap.String("active_kid", kr.Active().ID), zap.Int("keys", len(kr.Keys())))
 	return nil
 }
 
@@ -278,7 +271,7 @@ func (a *App) RotateSigningKey(ctx context.Context) (string, error) {
 	if a.SigningKey.File != "" {
 		return "", errKeyFromFile
 	}
-	unlock, err := storeLock(ctx, a.store, "keyring-"+issuerStorageName(a.Issuer))
+	unlock, err := storeLock(ctx, a.store, keyringLockName(a.Issuer))
 	if err != nil {
 		return "", fmt.Errorf("locking the keyring: %v", err)
 	}

@@ -4,9 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"time"
-
 	"errors"
+	"time"
 )
 
 // Store locks: one-time work shared by every instance of a cluster (making
