@@ -26,16 +26,33 @@ func clusterCaddyfile(t *testing.T, p ports, issuer, redisURL string) string {
 	return strings.Replace(cfg, own, "issuer "+issuer+"\n\t\tstore redis "+redisURL, 1)
 }
 
+// cluster is two gateways, A and B, with their own ports and Caddy storage,
+// one issuer, and one real redis-server as their store.
+type cluster struct {
+	rds    *testredis.Server
+	pa     ports
+	issuer string
+	a, b   *gateway
+}
+
+func startCluster(t *testing.T) cluster {
+	t.Helper()
+	needBinary(t)
+	c := cluster{rds: testredis.Start(t), pa: newPorts(t)}
+	pb := newPorts(t)
+	c.issuer = "https://localhost:" + strconv.Itoa(c.pa.https)
+	c.a = startGateway(t, c.pa, clusterCaddyfile(t, c.pa, c.issuer, c.rds.URL(0)), "")
+	c.b = startGateway(t, pb, clusterCaddyfile(t, pb, c.issuer, c.rds.URL(0)), "")
+	return c
+}
+
 // TestClusterSharesKeysThroughRedis: two gateways with separate Caddy
 // storage and one Redis sign and verify with one keyring: a token from A is
 // accepted by B, and both publish the same JWKS.
 func TestClusterSharesKeysThroughRedis(t *testing.T) {
 	needBinary(t)
-	rds := testredis.Start(t)
-	pa, pb := newPorts(t), newPorts(t)
-	issuer := "https://localhost:" + strconv.Itoa(pa.https)
-	a := startGateway(t, pa, clusterCaddyfile(t, pa, issuer, rds.URL(0)), "")
-	b := startGateway(t, pb, clusterCaddyfile(t, pb, issuer, rds.URL(0)), "")
+	c := startCluster(t)
+	a, b := c.a, c.b
 
 	tok := a.token(reportsClient)
 	if status, _, body := b.do("GET", "/api/users", tok, nil); status != http.StatusOK {
@@ -87,7 +104,7 @@ func TestClusterSharesKeysThroughRedis(t *testing.T) {
 	// A restart of A with fresh Caddy storage still knows the keyring: it
 	// lives in Redis, not on A's disk.
 	a.stop()
-	a2 := startGateway(t, pa, clusterCaddyfile(t, pa, issuer, rds.URL(0)), "")
+	a2 := startGateway(t, c.pa, clusterCaddyfile(t, c.pa, c.issuer, c.rds.URL(0)), "")
 	if status, _, body := a2.do("GET", "/api/users", tok, nil); status != http.StatusOK {
 		t.Fatalf("restarted A with empty storage refused its old token: %d %s", status, body)
 	}
@@ -146,11 +163,8 @@ func lastLines(s string, n int) string {
 // a second; deleting it at A stops B from issuing to it.
 func TestClusterAdminClients(t *testing.T) {
 	needBinary(t)
-	rds := testredis.Start(t)
-	pa, pb := newPorts(t), newPorts(t)
-	issuer := "https://localhost:" + strconv.Itoa(pa.https)
-	a := startGateway(t, pa, clusterCaddyfile(t, pa, issuer, rds.URL(0)), "")
-	b := startGateway(t, pb, clusterCaddyfile(t, pb, issuer, rds.URL(0)), "")
+	c := startCluster(t)
+	a, b := c.a, c.b
 
 	resp, err := http.Post(a.adminURL("/oauth/clients"), "application/json",
 		strings.NewReader(`{"client_id":"billing-service","name":"Billing","scopes":["user:read"]}`))
