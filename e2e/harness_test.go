@@ -380,6 +380,28 @@ func withGeneration(t *testing.T, cfg string) string {
 	return changed
 }
 
+// awaitGeneration calls path with token until an answer comes from the
+// config withGeneration made. Caddy reloads gracefully: a connection the
+// old server accepted may still answer a request or two. Every answer must
+// be 200, and the new config must answer within 5 s.
+func (g *gateway) awaitGeneration(path, token string) {
+	g.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, h, body := g.do("GET", path, token, nil)
+		if status != http.StatusOK {
+			g.t.Fatalf("after reload: status %d: %s", status, body)
+		}
+		if h.Get("X-Config-Generation") == "2" {
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatal("after reload: the new config never answered (reload not applied?)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // load sends GET requests with a bearer token from several goroutines,
 // bounded in count and time, and tallies the outcomes.
 type load struct {
