@@ -78,6 +78,7 @@ type App struct {
 	fake     *Client // authenticated against when the client is unknown
 
 	clientCache   *clientCache
+	revoked       *revocationList
 	stopRefresh   context.CancelFunc
 	lastRefreshNs *atomic.Int64 // last keyring read prompted by an unknown kid
 }
@@ -166,17 +167,27 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		return fmt.Errorf("signing_key: %v", err)
 	}
 	a.keys.Store(kr)
-	leeway := time.Duration(a.Leeway)
-	if leeway == 0 {
-		leeway = oauthjwt.DefaultLeeway
-	}
 	a.verifier = oauthjwt.NewVerifier(oauthjwt.VerifierConfig{
 		Issuer:                 a.Issuer,
 		Keys:                   keySet{a},
-		Leeway:                 leeway,
+		Leeway:                 a.leeway(),
 		RequireAccessTokenType: true,
 	})
+	// A restart knows every revocation before it serves a request; a store
+	// that does not answer now is retried by the refresh loop.
+	a.revoked = newRevocationList()
+	if err := a.refreshRevocations(ctx); err != nil {
+		a.logger.Warn("reading the revocation list from the store failed; will retry", zap.Error(err))
+	}
 	return nil
+}
+
+// leeway is the clock skew allowed when tokens are verified.
+func (a *App) leeway() time.Duration {
+	if a.Leeway == 0 {
+		return oauthjwt.DefaultLeeway
+	}
+	return time.Duration(a.Leeway)
 }
 
 // activeApp is the running oauth app, for the admin API (Caddy's admin
@@ -193,6 +204,7 @@ func (a *App) Start() error {
 	if a.SigningKey.File == "" {
 		go a.refreshKeyringLoop(ctx)
 	}
+	go a.refreshRevocationsLoop(ctx)
 	activeApp.Store(a)
 	return nil
 }

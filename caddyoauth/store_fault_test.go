@@ -41,6 +41,20 @@ func (f *flakyStore) PutIfAbsent(ctx context.Context, k string, v []byte, ttl ti
 	return f.Store.PutIfAbsent(ctx, k, v, ttl)
 }
 
+func (f *flakyStore) Take(ctx context.Context, k string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errDown
+	}
+	return f.Store.Take(ctx, k)
+}
+
+func (f *flakyStore) Delete(ctx context.Context, k string) error {
+	if f.down.Load() {
+		return errDown
+	}
+	return f.Store.Delete(ctx, k)
+}
+
 func (f *flakyStore) List(ctx context.Context, p string) ([]string, error) {
 	if f.down.Load() {
 		return nil, errDown

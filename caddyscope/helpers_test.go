@@ -30,11 +30,14 @@ const (
 type testAuthority struct {
 	verifier *oauthjwt.Verifier
 	clients  map[string]oauthjwt.ClientInfo
+	revoked  map[string]bool // jti
 }
 
 func (a *testAuthority) Verifier() *oauthjwt.Verifier { return a.verifier }
 
 func (a *testAuthority) TokenAudience() string { return testAudience }
+
+func (a *testAuthority) Revoked(jti string) bool { return a.revoked[jti] }
 
 func (a *testAuthority) Client(id string) (oauthjwt.ClientInfo, bool) {
 	c, ok := a.clients[id]

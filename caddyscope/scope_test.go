@@ -708,3 +708,25 @@ func TestRefusalLogNoQueryToken(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedTokenRefused: a token revoked by jti (RFC 7009 §2), or issued
+// before its client's revocation mark, is refused with invalid_token (RFC
+// 6750 §3.1: "revoked"); other tokens of the client still pass.
+func TestRevokedTokenRefused(t *testing.T) {
+	f := newFixture(t)
+	h := newHandler(t, f, &Scope{})
+	f.auth.revoked = map[string]bool{"jti-revoked": true}
+
+	r, _ := newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("s", map[string]any{"jti": "jti-revoked"})))
+	checkRefused(t, serve(t, h, r), http.StatusUnauthorized, errInvalidToken)
+	r, _ = newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("s", map[string]any{"jti": "jti-live"})))
+	if res := serve(t, h, r); res.calls != 1 {
+		t.Fatalf("live token refused: %d %s", res.rec.Code, res.rec.Body)
+	}
+
+	info := f.auth.clients[testClientID]
+	info.RevokedBefore = time.Now().Add(time.Minute)
+	f.auth.clients[testClientID] = info
+	r, _ = newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("s", map[string]any{"jti": "jti-live"})))
+	checkRefused(t, serve(t, h, r), http.StatusUnauthorized, errInvalidToken)
+}

@@ -15,6 +15,10 @@ type Authority interface {
 	// Client describes a registered client. A token whose client is not
 	// (or no longer) registered is refused.
 	Client(id string) (ClientInfo, bool)
+	// Revoked reports whether the token with this jti was revoked (RFC
+	// 7009) and has not expired yet. It must be cheap: it runs on every
+	// request, from a local copy of the revocation list.
+	Revoked(jti string) bool
 }
 
 // ClientInfo is the public description of a registered client.

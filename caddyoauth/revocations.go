@@ -1,0 +1,153 @@
+package caddyoauth
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Revoked access tokens (RFC 7009). A JWT access token cannot be recalled,
+// so its jti goes on a revocation list until the token expires; oauth_scope
+// asks the list on every request. The list lives in the store, one entry per
+// token at revoked-tokens/<exp>.<jti> (the expiry in the key, so a listing
+// alone rebuilds the list), and each instance keeps a local copy that it
+// re-reads every revocationRefresh: a token revoked on one gateway is
+// refused by every gateway sharing the store within that interval, and a
+// store outage leaves the last copy in force.
+
+const (
+	revocationPrefix  = "revoked-tokens/"
+	revocationRefresh = 500 * time.Millisecond
+)
+
+// revocationList is an instance's copy of the revoked jtis and their expiry.
+type revocationList struct {
+	mu     sync.RWMutex
+	m      map[string]int64 // jti → exp (unix seconds)
+	failed bool             // the last refresh failed (logged once)
+}
+
+func newRevocationList() *revocationList {
+	return &revocationList{m: make(map[string]int64)}
+}
+
+func (l *revocationList) has(jti string, now time.Time) bool {
+	l.mu.RLock()
+	exp, ok := l.m[jti]
+	l.mu.RUnlock()
+	return ok && now.Unix() <= exp
+}
+
+func (l *revocationList) add(jti string, exp int64) {
+	l.mu.Lock()
+	l.m[jti] = exp
+	l.mu.Unlock()
+}
+
+// replace swaps in a fresh listing, keeping unexpired entries the listing
+// may not show yet (added while it ran). Revocations are never withdrawn,
+// so keeping an entry is always right.
+func (l *revocationList) replace(m map[string]int64, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for jti, exp := range l.m {
+		if _, ok := m[jti]; !ok && now.Unix() <= exp {
+			m[jti] = exp
+		}
+	}
+	l.m = m
+}
+
+func revocationKey(jti string, exp int64) string {
+	return revocationPrefix + strconv.FormatInt(exp, 10) + "." + storeSafeID(jti)
+}
+
+// parseRevocationKey reads a key revocationKey made; the jti comes back in
+// its store-safe form, which is what lookups use too.
+func parseRevocationKey(key string) (jti string, exp int64, ok bool) {
+	rest, found := strings.CutPrefix(key, revocationPrefix)
+	if !found {
+		return "", 0, false
+	}
+	expText, jti, found := strings.Cut(rest, ".")
+	if !found || jti == "" {
+		return "", 0, false
+	}
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	return jti, exp, err == nil
+}
+
+// Revoked reports whether the access token with this jti was revoked and
+// has not expired. It implements oauthjwt.Authority.
+func (a *App) Revoked(jti string) bool {
+	return a.revoked.has(storeSafeID(jti), time.Now())
+}
+
+// revokeAccessToken puts a token on the revocation list until exp (plus
+// the verification leeway, during which it would still be accepted).
+func (a *App) revokeAccessToken(ctx context.Context, jti string, exp time.Time) error {
+	until := exp.Add(a.leeway())
+	ttl := time.Until(until)
+	if ttl <= 0 {
+		return nil
+	}
+	if err := a.store.Put(ctx, revocationKey(jti, until.Unix()), nil, ttl+time.Second); err != nil {
+		return err
+	}
+	a.revoked.add(storeSafeID(jti), until.Unix())
+	return nil
+}
+
+// refreshRevocations re-reads the revocation list from the store.
+func (a *App) refreshRevocations(ctx context.Context) error {
+	keys, err := a.store.List(ctx, revocationPrefix)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	m := make(map[string]int64, len(keys))
+	for _, k := range keys {
+		if jti, exp, ok := parseRevocationKey(k); ok && now.Unix() <= exp {
+			m[jti] = exp
+		}
+	}
+	a.revoked.replace(m, now)
+	return nil
+}
+
+// refreshRevocationsLoop keeps the local revocation list in step with the
+// store until ctx ends. On failure it keeps the last list and logs once
+// per outage.
+func (a *App) refreshRevocationsLoop(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.logger.Error("revocation list refresh panicked", zap.Any("panic", r))
+		}
+	}()
+	t := time.NewTicker(revocationRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
+			err := a.refreshRevocations(rctx)
+			cancel()
+			a.revoked.mu.Lock()
+			was := a.revoked.failed
+			a.revoked.failed = err != nil
+			a.revoked.mu.Unlock()
+			switch {
+			case err != nil && !was:
+				a.logger.Warn("reading the revocation list from the store failed; keeping the last one", zap.Error(err))
+			case err == nil && was:
+				a.logger.Info("revocation list read from the store again")
+			}
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package caddyoauth
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRevocationListShared: a jti revoked on one instance is refused there
+// at once and, after one refresh, on another instance sharing the store
+// (RFC 7009 §2: the token is invalid from the revocation on). Expired
+// entries drop out; a restart (fresh provision) reads the list first.
+func TestRevocationListShared(t *testing.T) {
+	storage := newStorage(t)
+	a := provisionApp(t, baseConfig(), storage)
+	b := provisionApp(t, baseConfig(), storage)
+	ctx := context.Background()
+
+	if a.Revoked("j1") {
+		t.Fatal("j1 revoked before anything happened")
+	}
+	if err := a.revokeAccessToken(ctx, "j1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Revoked("j1") {
+		t.Fatal("revoking instance still accepts j1")
+	}
+	if b.Revoked("j1") {
+		t.Fatal("other instance knew before its refresh (test is not testing the refresh)")
+	}
+	if err := b.refreshRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Revoked("j1") || b.Revoked("j2") {
+		t.Fatalf("after refresh: j1 %v (want true), j2 %v (want false)", b.Revoked("j1"), b.Revoked("j2"))
+	}
+	// A jti that would need escaping round-trips through the key.
+	if err := a.revokeAccessToken(ctx, "x-odd:jti~1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c := provisionApp(t, baseConfig(), storage)
+	if !c.Revoked("j1") || !c.Revoked("x-odd:jti~1") {
+		t.Fatal("a restarted instance does not know the revocations")
+	}
+	// Already expired (beyond the leeway): nothing to keep.
+	if err := a.revokeAccessToken(ctx, "old", time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if a.Revoked("old") {
+		t.Fatal("an expired token's revocation was kept")
+	}
+}
+
+// TestRevocationListKeepsLastOnFailure: when the store cannot be read the
+// last list stays in force (the "last known revocation list").
+func TestRevocationListKeepsLastOnFailure(t *testing.T) {
+	a := newApp(t, nil)
+	fs := &flakyStore{Store: a.store}
+	a.store = fs
+	if err := a.revokeAccessToken(context.Background(), "j1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	fs.down.Store(true)
+	if err := a.refreshRevocations(context.Background()); err == nil {
+		t.Fatal("refresh from a dead store reported no error")
+	}
+	if !a.Revoked("j1") {
+		t.Fatal("the list was lost when the store failed")
+	}
+}
+
+func TestParseRevocationKey(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"revoked-tokens/1700000000.abc", true},
+		{"revoked-tokens/abc.def", false},
+		{"revoked-tokens/1700000000.", false},
+		{"revoked-tokens/1700000000", false},
+		{"clients/x", false},
+	} {
+		if _, _, ok := parseRevocationKey(tc.key); ok != tc.ok {
+			t.Errorf("%q: ok=%v, want %v", tc.key, ok, tc.ok)
+		}
+	}
+}
