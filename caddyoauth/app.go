@@ -65,12 +65,40 @@ type App struct {
 	// Clients are the registered OAuth clients.
 	Clients []*Client `json:"clients,omitempty"`
 
+	// Users are the people who may sign in on the login page.
+	Users []*User `json:"users,omitempty"`
+
+	// RefreshTokenTTL is how long an unused refresh token stays valid;
+	// each use rotates it and starts the period again. Default: 14 days.
+	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+
+	// RefreshTokenMaxTTL bounds a chain of rotated refresh tokens from the
+	// sign-in that started it. Default: 30 days.
+	RefreshTokenMaxTTL caddy.Duration `json:"refresh_token_max_ttl,omitempty"`
+
+	// SessionTTL is how long a login session lasts without use. Default: 1h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// SessionMaxTTL bounds a login session from sign-in. Default: 12h.
+	SessionMaxTTL caddy.Duration `json:"session_max_ttl,omitempty"`
+
+	// ScopeDescriptions are shown on the consent page next to each scope,
+	// e.g. {"notes:read": "Read your notes"}. A scope without one is shown
+	// by name.
+	ScopeDescriptions map[string]string `json:"scope_descriptions,omitempty"`
+
+	// UserinfoScope is the scope a token needs at the userinfo endpoint.
+	// Default: profile.
+	UserinfoScope string `json:"userinfo_scope,omitempty"`
+
 	// Store keeps state that must survive reloads, restarts and, with a
 	// shared backend, instances: signing keys today. Default: Caddy storage
 	// (`oauth.stores.caddy`); `oauth.stores.redis` for a cluster.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=oauth.stores inline_key=module"`
 
 	clients  map[string]*Client
+	users    map[string]*User
+	throttle *loginThrottle
 	keys     *atomic.Pointer[oauthjwt.Keyring]
 	verifier *oauthjwt.Verifier
 	store    Store
@@ -158,6 +186,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		a.clients[c.ID] = c
 	}
 	a.fake = newFakeClient()
+	if err := a.provisionUsers(); err != nil {
+		return err
+	}
 
 	a.keys = new(atomic.Pointer[oauthjwt.Keyring])
 	a.lastRefreshNs = new(atomic.Int64)

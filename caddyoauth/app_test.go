@@ -87,11 +87,28 @@ func TestProvisionRefusals(t *testing.T) {
 		want   []string // substrings of the error
 	}{
 		{"unknown grant type (RFC 6749 §4)", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "password"} }), []string{`client "reports-service"`, "grant_types", `"password"`}},
-		{"grant type not implemented yet", client(func(c *Client) { c.GrantTypes = []string{"authorization_code"} }), []string{"grant_types", "authorization_code"}},
+		{"implicit grant refused (RFC 9700 §2.1.2)", client(func(c *Client) { c.GrantTypes = []string{"implicit"} }), []string{"grant_types", "implicit", "RFC 9700"}},
+		{"password grant refused (RFC 9700 §2.4)", client(func(c *Client) { c.GrantTypes = []string{"password"} }), []string{"grant_types", "password", "RFC 9700"}},
+		{"grant listed twice", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "client_credentials"} }), []string{"grant_types", "twice"}},
+		{"authorization_code without redirect URIs (RFC 6749 §3.1.2.2)", client(func(c *Client) { c.GrantTypes = []string{"authorization_code"} }), []string{"redirect_uris"}},
+		{"redirect URIs without authorization_code", client(func(c *Client) {
+			c.RedirectURIs = []string{"https://app.example/cb"}
+			c.GrantTypes = []string{"client_credentials"}
+		}), []string{"redirect_uris", "authorization_code"}},
+		{"refresh_token without authorization_code", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "refresh_token"} }), []string{"grant_types", "refresh_token"}},
+		{"public client with client_credentials (RFC 6749 §4.4)", client(func(c *Client) {
+			c.Public, c.SecretHash, c.GrantTypes = true, "", []string{"client_credentials"}
+		}), []string{"public", "client_credentials"}},
+		{"redirect URI with fragment (RFC 6749 §3.1.2)", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb#x"} }), []string{"redirect_uris", "fragment"}},
+		{"relative redirect URI (RFC 6749 §3.1.2)", client(func(c *Client) { c.RedirectURIs = []string{"/cb"} }), []string{"redirect_uris", "absolute"}},
+		{"http redirect URI off loopback (RFC 9700 §2.6)", client(func(c *Client) { c.RedirectURIs = []string{"http://app.example/cb"} }), []string{"redirect_uris", "loopback"}},
+		{"wildcard redirect URI (RFC 9700 §4.1.3)", client(func(c *Client) { c.RedirectURIs = []string{"https://*.example/cb"} }), []string{"redirect_uris", "exactly"}},
+		{"private-use scheme without a dot (RFC 8252 §7.1)", client(func(c *Client) { c.RedirectURIs = []string{"myapp:/cb"} }), []string{"redirect_uris", "reverse domain"}},
+		{"redirect URI twice", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb"} }), []string{"redirect_uris", "twice"}},
 		{"confidential client without secret (RFC 6749 §2.1)", client(func(c *Client) { c.SecretHash = "" }), []string{`client "reports-service"`, "secret_hash"}},
 		{"public client with secret_hash (RFC 6749 §2.1)", client(func(c *Client) { c.Public = true }), []string{"public"}},
 		{"public client with secret (RFC 6749 §2.1)", client(func(c *Client) { c.Public, c.SecretHash, c.Secret = true, "", "0123456789abcdefXYZ" }), []string{"public"}},
-		{"public client (needs authorization_code)", client(func(c *Client) { c.Public, c.SecretHash = true, "" }), []string{"public"}},
+		{"public client without redirect URIs", client(func(c *Client) { c.Public, c.SecretHash = true, "" }), []string{"redirect_uris"}},
 		{"duplicate client_id (RFC 6749 §2.2 unique)", func(a *App) { a.Clients[1].ID = a.Clients[0].ID }, []string{`client "reports-service"`, "client_id", "twice"}},
 		{"bad client_id characters", client(func(c *Client) { c.ID = "has space" }), []string{"client_id"}},
 		{"empty client_id", client(func(c *Client) { c.ID = "" }), []string{"client_id"}},

@@ -28,15 +28,29 @@ func init() {
 //		audience         <uri>
 //		leeway           <duration>
 //		store            caddy | redis <url> { key_prefix <prefix> }
+//		refresh_token_ttl     <duration>
+//		refresh_token_max_ttl <duration>
+//		session_ttl           <duration>
+//		session_max_ttl       <duration>
+//		scope_description     <scope> <text>
+//		userinfo_scope        <scope>
 //		client <client_id> {
 //			name             <text>
 //			secret_hash      <sha256:hex|bcrypt|argon2id>
 //			secret           <value>
 //			public
 //			grant_types      <grant...>
+//			redirect_uris    <uri...>
+//			require_pkce
 //			scopes           <scope...>
 //			access_token_ttl <duration>
 //			metadata         <key> <value>
+//		}
+//		user <username> {
+//			password_hash <bcrypt|argon2id>
+//			name          <text>
+//			email         <address>
+//			claim         <name> <value>
 //		}
 //	}
 func parseOAuthOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -99,12 +113,45 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.StoreRaw = raw
+		case "refresh_token_ttl":
+			if err := durationArg(d, &a.RefreshTokenTTL); err != nil {
+				return err
+			}
+		case "refresh_token_max_ttl":
+			if err := durationArg(d, &a.RefreshTokenMaxTTL); err != nil {
+				return err
+			}
+		case "session_ttl":
+			if err := durationArg(d, &a.SessionTTL); err != nil {
+				return err
+			}
+		case "session_max_ttl":
+			if err := durationArg(d, &a.SessionMaxTTL); err != nil {
+				return err
+			}
+		case "userinfo_scope":
+			if err := oneArg(d, &a.UserinfoScope); err != nil {
+				return err
+			}
+		case "scope_description":
+			if a.ScopeDescriptions == nil {
+				a.ScopeDescriptions = make(map[string]string)
+			}
+			if err := keyValueArg(d, a.ScopeDescriptions); err != nil {
+				return err
+			}
 		case "client":
 			c := new(Client)
 			if err := c.unmarshalCaddyfile(d); err != nil {
 				return err
 			}
 			a.Clients = append(a.Clients, c)
+		case "user":
+			u := new(User)
+			if err := u.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			a.Users = append(a.Users, u)
 		default:
 			return d.Errf("unrecognized oauth option %s", d.Val())
 		}
@@ -149,26 +196,81 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(c.Scopes) == 0 {
 				return d.ArgErr()
 			}
+		case "redirect_uris":
+			c.RedirectURIs = append(c.RedirectURIs, d.RemainingArgs()...)
+			if len(c.RedirectURIs) == 0 {
+				return d.ArgErr()
+			}
+		case "require_pkce":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.RequirePKCE = true
 		case "access_token_ttl":
 			if err := durationArg(d, &c.AccessTokenTTL); err != nil {
 				return err
 			}
 		case "metadata":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.Err("metadata takes a key and a value")
-			}
 			if c.Metadata == nil {
 				c.Metadata = make(map[string]string)
 			}
-			if _, dup := c.Metadata[args[0]]; dup {
-				return d.Errf("metadata %s already specified", args[0])
+			if err := keyValueArg(d, c.Metadata); err != nil {
+				return err
 			}
-			c.Metadata[args[0]] = args[1]
 		default:
 			return d.Errf("unrecognized client option %s", d.Val())
 		}
 	}
+	return nil
+}
+
+func (u *User) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	u.Username = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "password_hash":
+			if err := oneArg(d, &u.PasswordHash); err != nil {
+				return err
+			}
+		case "name":
+			if err := oneArg(d, &u.Name); err != nil {
+				return err
+			}
+		case "email":
+			if err := oneArg(d, &u.Email); err != nil {
+				return err
+			}
+		case "claim":
+			if u.Claims == nil {
+				u.Claims = make(map[string]string)
+			}
+			if err := keyValueArg(d, u.Claims); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized user option %s", d.Val())
+		}
+	}
+	return nil
+}
+
+// keyValueArg reads `<name> <key> <value>` into m, refusing a repeated key.
+func keyValueArg(d *caddyfile.Dispenser, m map[string]string) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("%s takes a key and a value", name)
+	}
+	if _, dup := m[args[0]]; dup {
+		return d.Errf("%s %s already specified", name, args[0])
+	}
+	m[args[0]] = args[1]
 	return nil
 }
 
@@ -244,7 +346,8 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 // parseServerDirective sets up the oauth_server handler. Syntax:
 //
 //	oauth_server [<matcher>] {
-//		prefix <path>
+//		prefix    <path>
+//		templates <dir>
 //	}
 //
 // The endpoints are {prefix}/token and {prefix}/jwks (prefix /oauth2 by
@@ -289,6 +392,10 @@ func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if !strings.HasPrefix(s.Prefix, "/") {
 				return d.Errf("prefix %q must start with /", s.Prefix)
+			}
+		case "templates":
+			if err := oneArg(d, &s.Templates); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unrecognized oauth_server option %s", d.Val())

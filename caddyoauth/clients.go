@@ -16,7 +16,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
@@ -24,10 +23,14 @@ import (
 // Grant types (RFC 6749 §4, RFC 7523 §2.1).
 const (
 	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
 )
 
-// supportedGrants are the grant types this version implements.
-var supportedGrants = []string{GrantClientCredentials}
+// supportedGrants are the grant types this version implements. The
+// implicit and resource-owner password grants are not: RFC 9700 §2.1.2
+// and §2.4 say they must not be used.
+var supportedGrants = []string{GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken}
 
 // minSecretLen is the shortest plain `secret` accepted. Generated secrets
 // (`caddy oauth-secret`) have 43 characters, 256 bits.
@@ -65,6 +68,15 @@ type Client struct {
 	// GrantTypes the client may use. Default: client_credentials.
 	GrantTypes []string `json:"grant_types,omitempty"`
 
+	// RedirectURIs are where the authorization endpoint may send the
+	// person back (RFC 6749 §3.1.2), compared as exact strings (RFC 9700
+	// §4.1.3). Required with the authorization_code grant.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+
+	// RequirePKCE makes PKCE (RFC 7636, S256) mandatory for a confidential
+	// client too. It is always mandatory for public clients.
+	RequirePKCE bool `json:"require_pkce,omitempty"`
+
 	// Scopes the client may be granted (RFC 6749 §3.3). A token request
 	// without `scope` gets all of them.
 	Scopes []string `json:"scopes,omitempty"`
@@ -89,7 +101,7 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 	case c.Public && (c.SecretHash != "" || c.Secret != ""):
 		return errors.New("public: a public client has no secret; remove secret/secret_hash or public")
 	case c.Public:
-		return errors.New("public: public clients need the authorization_code grant, which this version does not support yet")
+		c.secret = nil
 	case c.SecretHash != "" && c.Secret != "":
 		return errors.New("secret_hash and secret: set one, not both")
 	case c.SecretHash != "":
@@ -113,13 +125,8 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 		return errors.New("secret_hash: a confidential client needs secret_hash or secret (or mark it public)")
 	}
 
-	if len(c.GrantTypes) == 0 {
-		c.GrantTypes = []string{GrantClientCredentials}
-	}
-	for _, g := range c.GrantTypes {
-		if !slices.Contains(supportedGrants, g) {
-			return fmt.Errorf("grant_types: unknown or unsupported grant type %q (supported: %s)", g, strings.Join(supportedGrants, ", "))
-		}
+	if err := c.checkGrants(); err != nil {
+		return err
 	}
 	if len(c.Scopes) == 0 {
 		return errors.New("scopes: at least one scope is required")
@@ -256,16 +263,12 @@ func parseSecretHashText(h string) (secretChecker, error) {
 			return nil, errors.New("sha256: needs 64 hex digits")
 		}
 		return newDigestChecker([32]byte(raw)), nil
-	case strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"), strings.HasPrefix(h, "$2y$"):
-		if _, err := bcrypt.Cost([]byte(h)); err != nil {
-			return nil, fmt.Errorf("bcrypt: %v", err)
+	case strings.HasPrefix(h, "$"):
+		ph, err := parseSlowHash(h)
+		if err != nil {
+			return nil, err
 		}
-		return &slowHashChecker{hash: []byte(h), comparer: caddyauth.BcryptHash{}}, nil
-	case strings.HasPrefix(h, "$argon2id$"):
-		if _, _, err := caddyauth.DecodeHash([]byte(h)); err != nil {
-			return nil, fmt.Errorf("argon2id: %v", err)
-		}
-		return &slowHashChecker{hash: []byte(h), comparer: caddyauth.Argon2idHash{}}, nil
+		return &slowHashChecker{hash: ph.hash, comparer: ph.comparer}, nil
 	}
 	return nil, errors.New("not a recognized hash: use sha256:<hex> (`caddy oauth-secret`) or a bcrypt/argon2id hash (`caddy hash-password`)")
 }

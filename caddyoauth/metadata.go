@@ -29,13 +29,18 @@ func metadataPath(issuer string) string {
 // serverMetadata is the RFC 8414 §2 document; it advertises exactly what
 // this server implements.
 type serverMetadata struct {
-	Issuer                            string   `json:"issuer"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
+	ScopesSupported                            []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
 // buildMetadata renders the metadata document for endpoints under base.
@@ -51,12 +56,18 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 	slices.Sort(scopes)
 	return json.MarshalIndent(serverMetadata{
 		Issuer:                            a.Issuer,
+		AuthorizationEndpoint:             base + "/authorize",
 		TokenEndpoint:                     base + "/token",
 		JWKSURI:                           base + "/jwks",
+		UserinfoEndpoint:                  base + "/userinfo",
 		ScopesSupported:                   scopes,
-		ResponseTypesSupported:            []string{},
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               slices.Clone(supportedGrants),
-		TokenEndpointAuthMethodsSupported: []string{authBasic, authPost},
+		TokenEndpointAuthMethodsSupported: []string{authBasic, authPost, authNone},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		// RFC 9207: redirects carry iss.
+		AuthorizationResponseIssParameterSupported: true,
 	}, "", "  ")
 }
 

@@ -116,19 +116,35 @@ func TestMetadataDocument(t *testing.T) {
 			}
 			// §2: response_types_supported is REQUIRED.
 			stringList(t, m, "response_types_supported")
-			if got := stringList(t, m, "grant_types_supported"); !slices.Equal(got, []string{"client_credentials"}) {
+			if got := stringList(t, m, "grant_types_supported"); !slices.Equal(got, []string{"client_credentials", "authorization_code", "refresh_token"}) {
 				t.Errorf("grant_types_supported = %v, want exactly what is implemented", got)
 			}
 			methods := stringList(t, m, "token_endpoint_auth_methods_supported")
 			slices.Sort(methods)
-			if !slices.Equal(methods, []string{"client_secret_basic", "client_secret_post"}) {
+			if !slices.Equal(methods, []string{"client_secret_basic", "client_secret_post", "none"}) {
 				t.Errorf("token_endpoint_auth_methods_supported = %v", methods)
 			}
 			if got := stringList(t, m, "scopes_supported"); !slices.Equal(got, []string{"user:read", "user:write"}) {
 				t.Errorf("scopes_supported = %v, want the clients' scopes", got)
 			}
-			if _, has := m["authorization_endpoint"]; has {
-				t.Error("authorization_endpoint advertised, but no authorization endpoint exists")
+			// §2: code only (RFC 9700 §2.1.2), S256 only (RFC 7636 §4.2),
+			// and iss in responses (RFC 9207 §3).
+			if got := stringList(t, m, "response_types_supported"); !slices.Equal(got, []string{"code"}) {
+				t.Errorf("response_types_supported = %v, want [code]", got)
+			}
+			if got := stringList(t, m, "code_challenge_methods_supported"); !slices.Equal(got, []string{"S256"}) {
+				t.Errorf("code_challenge_methods_supported = %v, want [S256]", got)
+			}
+			if m["authorization_response_iss_parameter_supported"] != true {
+				t.Error("authorization_response_iss_parameter_supported is not true")
+			}
+			authzURL := strings.TrimSuffix(tt.token, "/token") + "/authorize"
+			if m["authorization_endpoint"] != authzURL {
+				t.Errorf("authorization_endpoint = %v, want %s", m["authorization_endpoint"], authzURL)
+			}
+			au, _ := url.Parse(authzURL)
+			if rec, next := serve(t, s, httptest.NewRequest(http.MethodGet, au.Path, nil)); next || rec.Code != http.StatusBadRequest {
+				t.Errorf("GET %s: next=%v status %d, want the endpoint's 400 error page", au.Path, next, rec.Code)
 			}
 
 			// The advertised endpoints are served by this handler.

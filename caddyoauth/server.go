@@ -20,21 +20,35 @@ func init() {
 const DefaultPrefix = "/oauth2"
 
 // Server is the `oauth_server` HTTP handler. It serves the endpoints of the
-// `oauth` app: `{prefix}/token` (RFC 6749 §3.2) and `{prefix}/jwks` (RFC
-// 7517), both under the issuer's path if it has one, and the metadata
+// `oauth` app under the issuer's path if it has one: `{prefix}/token` (RFC
+// 6749 §3.2), `{prefix}/authorize` (§3.1) with its pages `{prefix}/login`,
+// `{prefix}/consent`, `{prefix}/account` and `{prefix}/logout`,
+// `{prefix}/userinfo`, `{prefix}/jwks` (RFC 7517), and the metadata
 // document at `/.well-known/oauth-authorization-server` (RFC 8414 §3).
 // Requests for any other path go on to the next handler.
 type Server struct {
 	// Prefix is the path under which the endpoints live. Default: /oauth2.
 	Prefix string `json:"prefix,omitempty"`
 
-	app          *App
-	logger       *zap.Logger
-	tokenPath    string
-	jwksPath     string
-	metadataPath string
-	metadata     []byte
-	jwks         *jwksCache
+	// Templates is a directory whose layout.html, login.html,
+	// consent.html, account.html, signedout.html or error.html replace the
+	// embedded pages of the same name.
+	Templates string `json:"templates,omitempty"`
+
+	app           *App
+	logger        *zap.Logger
+	pages         pageSet
+	tokenPath     string
+	jwksPath      string
+	authorizePath string
+	loginPath     string
+	consentPath   string
+	accountPath   string
+	logoutPath    string
+	userinfoPath  string
+	metadataPath  string
+	metadata      []byte
+	jwks          *jwksCache
 }
 
 // CaddyModule returns the Caddy module information.
@@ -74,10 +88,20 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	if u, err := url.Parse(s.app.Issuer); err == nil {
 		issuerPath = strings.TrimSuffix(u.Path, "/")
 	}
-	s.tokenPath = issuerPath + s.Prefix + "/token"
-	s.jwksPath = issuerPath + s.Prefix + "/jwks"
+	base := issuerPath + s.Prefix
+	s.tokenPath = base + "/token"
+	s.jwksPath = base + "/jwks"
+	s.authorizePath = base + "/authorize"
+	s.loginPath = base + "/login"
+	s.consentPath = base + "/consent"
+	s.accountPath = base + "/account"
+	s.logoutPath = base + "/logout"
+	s.userinfoPath = base + "/userinfo"
 	s.metadataPath = metadataPath(s.app.Issuer)
 	var err error
+	if s.pages, err = loadPages(s.Templates); err != nil {
+		return fmt.Errorf("templates: %v", err)
+	}
 	s.metadata, err = s.app.buildMetadata(strings.TrimSuffix(s.app.Issuer, "/") + s.Prefix)
 	return err
 }
@@ -100,6 +124,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.jwksPath:
 		servePublicDocument(w, r, s.jwks.get(s.app.Keyring()))
+		return nil
+	case s.authorizePath:
+		s.serveAuthorize(w, r)
+		return nil
+	case s.loginPath:
+		s.serveLogin(w, r)
+		return nil
+	case s.consentPath:
+		s.serveConsent(w, r)
+		return nil
+	case s.accountPath:
+		s.serveAccount(w, r)
+		return nil
+	case s.logoutPath:
+		s.serveLogout(w, r)
+		return nil
+	case s.userinfoPath:
+		s.serveUserinfo(w, r)
 		return nil
 	case s.metadataPath:
 		servePublicDocument(w, r, s.metadata)

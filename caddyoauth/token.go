@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -14,10 +15,14 @@ import (
 
 // tokenResponse is a successful token response (RFC 6749 §5.1).
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope,omitempty"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+
+	jti string
+	exp int64
 }
 
 // accessTokenClaims is the payload of an issued access token (RFC 9068 §2.2).
@@ -30,6 +35,9 @@ type accessTokenClaims struct {
 	ID       string `json:"jti"`
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
+	// AuthTime is when the person signed in (RFC 9068 §2.2.1); absent for
+	// client credentials, which is how userinfo tells the two apart.
+	AuthTime int64 `json:"auth_time,omitempty"`
 }
 
 // serveToken is the token endpoint (RFC 6749 §3.2).
@@ -68,7 +76,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case "":
 		writeOAuthError(w, badRequest(errInvalidRequest, "grant_type is required"))
 		return
-	case GrantClientCredentials:
+	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken:
 	default:
 		writeOAuthError(w, badRequest(errUnsupportedGrantType, "grant_type is not supported"))
 		return
@@ -77,20 +85,42 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, badRequest(errUnauthorizedClient, "client is not allowed this grant_type"))
 		return
 	}
-	scopes, oerr := grantedScopes(client, form.Get("scope"))
+	var resp *tokenResponse
+	switch grant {
+	case GrantClientCredentials:
+		resp, oerr = s.clientCredentials(client, form)
+	case GrantAuthorizationCode:
+		resp, oerr = s.authorizationCode(r.Context(), client, form)
+	case GrantRefreshToken:
+		resp, oerr = s.refreshGrant(r.Context(), client, form)
+	}
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return
 	}
-	// RFC 9068 §2.2: for client credentials, sub is the client itself.
-	resp, err := s.app.issueAccessToken(client, client.ID, scopes, time.Now())
-	if err != nil {
-		s.logger.Error("signing access token", zap.String("client_id", client.ID), zap.Error(err))
-		writeOAuthError(w, &oauthError{Status: http.StatusInternalServerError, Code: errServerError})
-		return
-	}
 	noStore(w.Header())
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// clientCredentials is the client credentials grant (RFC 6749 §4.4). It
+// touches no store: the token is the only state.
+func (s *Server) clientCredentials(client *Client, form url.Values) (*tokenResponse, *oauthError) {
+	scopes, oerr := grantedScopes(client, form.Get("scope"))
+	if oerr != nil {
+		return nil, oerr
+	}
+	// RFC 9068 §2.2: for client credentials, sub is the client itself.
+	return s.signAccess(client, client.ID, 0, scopes, time.Now())
+}
+
+// signAccess signs an access token, or answers server_error.
+func (s *Server) signAccess(client *Client, sub string, authTime int64, scopes []string, now time.Time) (*tokenResponse, *oauthError) {
+	resp, err := s.app.issueAccessToken(client, sub, authTime, scopes, now)
+	if err != nil {
+		s.logger.Error("signing access token", zap.String("client_id", client.ID), zap.Error(err))
+		return nil, &oauthError{Status: http.StatusInternalServerError, Code: errServerError}
+	}
+	return resp, nil
 }
 
 // grantedScopes applies RFC 6749 §3.3: no scope means the client's allowed
@@ -112,7 +142,7 @@ func grantedScopes(c *Client, requested string) ([]string, *oauthError) {
 }
 
 // issueAccessToken signs an RFC 9068 access token for client on behalf of sub.
-func (a *App) issueAccessToken(c *Client, sub string, scopes []string, now time.Time) (*tokenResponse, error) {
+func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []string, now time.Time) (*tokenResponse, error) {
 	jti, err := randomID()
 	if err != nil {
 		return nil, err
@@ -127,6 +157,7 @@ func (a *App) issueAccessToken(c *Client, sub string, scopes []string, now time.
 		ID:       jti,
 		ClientID: c.ID,
 		Scope:    scope,
+		AuthTime: authTime,
 	}
 	tok, err := a.keys.Load().SignAccessToken(claims)
 	if err != nil {
@@ -135,7 +166,7 @@ func (a *App) issueAccessToken(c *Client, sub string, scopes []string, now time.
 	if ce := a.logger.Check(zap.DebugLevel, "issued access token"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("sub", sub), zap.String("jti", jti), zap.String("scope", scope))
 	}
-	return &tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(c.ttl / time.Second), Scope: scope}, nil
+	return &tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(c.ttl / time.Second), Scope: scope, jti: jti, exp: claims.Expiry}, nil
 }
 
 // randomID returns 128 random bits, base64url-encoded, for jti values.

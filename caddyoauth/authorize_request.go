@@ -1,0 +1,191 @@
+package caddyoauth
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// authzRequest is a validated authorization request (RFC 6749 §4.1.1).
+type authzRequest struct {
+	client        *Client
+	redirectURI   string // where the person goes back to
+	redirectGiven bool   // redirect_uri was in the request (RFC 6749 §4.1.3)
+	state         string
+	scopes        []string
+	challenge     string // PKCE S256 code_challenge, or "" (RFC 7636 §4.3)
+	query         string // the request, re-encoded, carried through the forms
+}
+
+// authzError is a refused authorization request. Until the client and its
+// redirect URI are verified the refusal is a page (no open redirect, RFC
+// 6749 §4.1.2.1); after, it goes back to the client in the redirect.
+type authzError struct {
+	page   bool   // show an error page instead of redirecting
+	status int    // for a page
+	code   string // RFC 6749 §4.1.2.1 error code
+	desc   string
+}
+
+func pageError(status int, desc string) *authzError {
+	return &authzError{page: true, status: status, code: errInvalidRequest, desc: desc}
+}
+
+func redirectError(code, desc string) *authzError {
+	return &authzError{code: code, desc: desc}
+}
+
+// Authorization endpoint error codes besides those of the token endpoint
+// (RFC 6749 §4.1.2.1).
+const (
+	errAccessDenied            = "access_denied"
+	errUnsupportedResponseType = "unsupported_response_type"
+)
+
+// authzParams are the parameters the endpoint reads; any of them sent
+// twice makes the request invalid (RFC 6749 §3.1).
+var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+
+// parseAuthorizeRequest validates an authorization request given as the
+// raw query of GET {prefix}/authorize (or carried through a form). It
+// returns the request, or the refusal and, once the redirect URI is
+// trusted, the partial request to redirect it to.
+func (a *App) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*authzRequest, *authzError) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, pageError(http.StatusBadRequest, "The request is malformed.")
+	}
+	for _, k := range []string{"client_id", "redirect_uri"} {
+		if len(q[k]) > 1 {
+			return nil, pageError(http.StatusBadRequest, "The request has more than one "+k+".")
+		}
+	}
+	id := q.Get("client_id")
+	if id == "" {
+		return nil, pageError(http.StatusBadRequest, "The request does not name a client (client_id).")
+	}
+	c, _, ok, err := a.lookupClient(ctx, id)
+	if err != nil {
+		return nil, pageError(http.StatusServiceUnavailable, "The service is temporarily unavailable. Please try again shortly.")
+	}
+	if !ok || !c.allowsGrant(GrantAuthorizationCode) {
+		return nil, pageError(http.StatusBadRequest, "The application is not registered for signing in here.")
+	}
+	redirect, ok := c.matchRedirectURI(q.Get("redirect_uri"))
+	if !ok {
+		return nil, pageError(http.StatusBadRequest, "The application asked to send you back to an address it has not registered.")
+	}
+	req := &authzRequest{client: c, redirectURI: redirect, redirectGiven: q.Has("redirect_uri"), state: q.Get("state")}
+
+	// From here on, errors go back to the client's redirect URI.
+	for _, k := range authzParams {
+		if len(q[k]) > 1 {
+			if k == "state" {
+				req.state = ""
+			}
+			return req, redirectError(errInvalidRequest, "parameter "+k+" is repeated")
+		}
+	}
+	switch rt := q.Get("response_type"); rt {
+	case "code":
+	case "":
+		return req, redirectError(errInvalidRequest, "response_type is required")
+	default:
+		// The implicit grant (token) and hybrid flows are not offered:
+		// RFC 9700 §2.1.2.
+		return req, redirectError(errUnsupportedResponseType, "only response_type=code is supported")
+	}
+	scopes, oerr := grantedScopes(c, q.Get("scope"))
+	if oerr != nil {
+		return req, redirectError(oerr.Code, oerr.Description)
+	}
+	req.scopes = scopes
+
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return req, redirectError(errInvalidRequest, "code_challenge_method without code_challenge")
+	case challenge == "" && (c.Public || c.RequirePKCE):
+		return req, redirectError(errInvalidRequest, "code challenge required (PKCE, RFC 7636 §4.4.1)")
+	case challenge != "" && method != "S256":
+		// RFC 7636 §4.3: an absent method means plain, which RFC 9700
+		// §2.1.1 says not to use.
+		return req, redirectError(errInvalidRequest, "transform algorithm not supported: use code_challenge_method=S256")
+	case challenge != "" && !validS256Challenge(challenge):
+		return req, redirectError(errInvalidRequest, "code_challenge must be 43 base64url characters (RFC 7636 §4.2)")
+	}
+	req.challenge = challenge
+
+	canon := url.Values{}
+	for _, k := range authzParams {
+		if q.Has(k) {
+			canon.Set(k, q.Get(k))
+		}
+	}
+	req.query = canon.Encode()
+	return req, nil
+}
+
+// validS256Challenge: BASE64URL(SHA256(verifier)) without padding is 43
+// characters of the base64url alphabet (RFC 7636 §4.2).
+func validS256Challenge(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isBase64URLChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isBase64URLChar(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// redirectBack builds the URI that returns the person to the client with
+// params (RFC 6749 §4.1.2), keeping the redirect URI's own query (§3.1.2)
+// and adding iss (RFC 9207 §2) so the client can tell which server
+// answered. state is returned exactly as received.
+func (a *App) redirectBack(req *authzRequest, params url.Values) string {
+	if req.state != "" {
+		params.Set("state", req.state)
+	}
+	params.Set("iss", a.Issuer)
+	u, err := url.Parse(req.redirectURI)
+	if err != nil { // checked at provision; cannot happen
+		return req.redirectURI
+	}
+	q := params.Encode()
+	if u.RawQuery != "" {
+		q = u.RawQuery + "&" + q
+	}
+	u.RawQuery = q
+	return u.String()
+}
+
+// errorRedirect is redirectBack for an error (RFC 6749 §4.1.2.1).
+func (a *App) errorRedirect(req *authzRequest, e *authzError) string {
+	p := url.Values{"error": {e.code}}
+	if e.desc != "" {
+		p.Set("error_description", e.desc)
+	}
+	return a.redirectBack(req, p)
+}
+
+// scopeLine is a consent page's list of scopes with their descriptions.
+type scopeLine struct{ Name, Description string }
+
+func (a *App) describeScopes(scopes []string) []scopeLine {
+	out := make([]scopeLine, 0, len(scopes))
+	for _, sc := range scopes {
+		d := a.ScopeDescriptions[sc]
+		if d == "" {
+			d = "Use the scope " + strings.TrimSpace(sc)
+		}
+		out = append(out, scopeLine{Name: sc, Description: d})
+	}
+	return out
+}

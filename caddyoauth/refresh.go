@@ -1,0 +1,237 @@
+package caddyoauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// Refresh tokens (RFC 6749 §6, RFC 9700 §4.14). A refresh token is 256
+// random bits, opaque to the client; the store keeps its SHA-256 under
+// refresh-tokens/<hex>, pointing to its family (the chain of tokens that one
+// sign-in started) and its place in the chain. Each use rotates it: the
+// family moves to the next generation and the presented token is marked
+// used with an atomic PutIfAbsent, so of two concurrent uses, on any
+// instances, one wins. A token used again, or one from an earlier
+// generation, revokes the whole family and the access token it last issued
+// (RFC 9700 §4.14.2). A token lapses after RefreshTokenTTL without use; a
+// family ends RefreshTokenMaxTTL after its sign-in.
+
+// refreshFamily is the chain of refresh tokens from one sign-in.
+type refreshFamily struct {
+	ClientID  string   `json:"client_id"`
+	User      string   `json:"user"`
+	AuthTime  int64    `json:"auth_time"`
+	Scopes    []string `json:"scopes"` // as first granted; never widened
+	Gen       int      `json:"gen"`    // generation of the live token
+	MaxExp    int64    `json:"max_exp"`
+	AccessJTI string   `json:"access_jti,omitempty"`
+	AccessExp int64    `json:"access_exp,omitempty"`
+}
+
+// refreshToken is one token of a family.
+type refreshToken struct {
+	Family  string `json:"family"`
+	Gen     int    `json:"gen"`
+	IdleExp int64  `json:"idle_exp"`
+}
+
+func familyKey(id string) string        { return "refresh-families/" + id }
+func familyRevokedKey(id string) string { return "refresh-revoked/" + id }
+
+// errRefreshInvalid is the one answer for a refresh token that does not
+// work, whatever the reason (RFC 6749 §5.2 invalid_grant).
+var errRefreshInvalid = badRequest(errInvalidGrant, "refresh token is invalid, expired or revoked")
+
+// newFamily starts a refresh-token family for a sign-in and returns its id
+// and first token. The caller records the access token with setAccess.
+func (a *App) newFamily(ctx context.Context, fam *refreshFamily, now time.Time) (string, string, error) {
+	id, err := randomID()
+	if err != nil {
+		return "", "", err
+	}
+	fam.MaxExp = now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
+	tok, err := a.putRefreshToken(ctx, id, fam, now)
+	return id, tok, err
+}
+
+// putRefreshToken saves the family at its current generation and a new
+// token for that generation.
+func (a *App) putRefreshToken(ctx context.Context, id string, fam *refreshFamily, now time.Time) (string, error) {
+	tok, err := random256()
+	if err != nil {
+		return "", err
+	}
+	maxExp := time.Unix(fam.MaxExp, 0)
+	life := maxExp.Sub(now)
+	if life <= 0 {
+		return "", errors.New("refresh token family has ended")
+	}
+	idle := now.Add(time.Duration(a.RefreshTokenTTL))
+	if idle.After(maxExp) {
+		idle = maxExp
+	}
+	fb, _ := json.Marshal(fam)
+	if err := a.store.Put(ctx, familyKey(id), fb, life); err != nil {
+		return "", err
+	}
+	tb, _ := json.Marshal(refreshToken{Family: id, Gen: fam.Gen, IdleExp: idle.Unix()})
+	// The token's entry outlives its idle deadline, until the family ends,
+	// so that its reuse after rotation is recognised.
+	if err := a.store.Put(ctx, secretKey("refresh-tokens/", tok), tb, life); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// rotateRefresh is the refresh_token grant (RFC 6749 §6): it checks the
+// presented token and the requested scope, rotates the token and returns
+// the family at its new generation, the family id, the new refresh token
+// and the scopes of the new access token. Nothing is rotated when the
+// request fails for another reason than reuse.
+func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested string, now time.Time) (*refreshFamily, string, string, []string, *oauthError) {
+	if presented == "" {
+		return nil, "", "", nil, badRequest(errInvalidRequest, "refresh_token is required")
+	}
+	if len(presented) != 43 {
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	key := secretKey("refresh-tokens/", presented)
+	tb, err := a.store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	if err != nil {
+		return nil, "", "", nil, unavailable()
+	}
+	var rt refreshToken
+	if json.Unmarshal(tb, &rt) != nil || rt.Family == "" || !validStoreKey(familyKey(rt.Family)) {
+		a.logger.Warn("corrupt refresh token entry in the store; treating it as absent")
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	fam, err := a.loadFamily(ctx, rt.Family)
+	if err != nil {
+		return nil, "", "", nil, unavailable()
+	}
+	if fam == nil {
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	// RFC 6749 §6: the token must have been issued to the authenticated
+	// client. Another client presenting it does not burn it.
+	if fam.ClientID != c.ID {
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	scopes, oerr := narrowScopes(c, fam, requested)
+	if oerr != nil {
+		return nil, "", "", nil, oerr
+	}
+	claimed, err := a.store.PutIfAbsent(ctx, "refresh-used/"+key[len("refresh-tokens/"):], []byte{1}, time.Until(time.Unix(fam.MaxExp, 0)))
+	if err != nil {
+		return nil, "", "", nil, unavailable()
+	}
+	if !claimed || rt.Gen != fam.Gen {
+		a.logger.Warn("refresh token reused: revoking its family", zap.String("client_id", c.ID), zap.String("sub", fam.User))
+		a.revokeFamily(ctx, rt.Family)
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	if now.Unix() >= rt.IdleExp || now.Unix() >= fam.MaxExp {
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	if _, ok := a.lookupUser(fam.User); !ok {
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	fam.Gen++
+	tok, err := a.putRefreshToken(ctx, rt.Family, fam, now)
+	if err != nil {
+		a.logger.Error("storing a rotated refresh token failed", zap.Error(err))
+		return nil, "", "", nil, unavailable()
+	}
+	return fam, rt.Family, tok, scopes, nil
+}
+
+// loadFamily returns a live, unrevoked family, nil if there is none, or an
+// error if the store did not answer.
+func (a *App) loadFamily(ctx context.Context, id string) (*refreshFamily, error) {
+	if _, err := a.store.Get(ctx, familyRevokedKey(id)); err == nil {
+		return nil, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	b, err := a.store.Get(ctx, familyKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	fam := new(refreshFamily)
+	if json.Unmarshal(b, fam) != nil || fam.ClientID == "" {
+		a.logger.Warn("corrupt refresh token family in the store; treating it as absent")
+		return nil, nil
+	}
+	return fam, nil
+}
+
+// setFamilyAccess records the access token a family's latest grant issued,
+// so revoking the family revokes it too.
+func (a *App) setFamilyAccess(ctx context.Context, id string, fam *refreshFamily, jti string, exp int64) {
+	fam.AccessJTI, fam.AccessExp = jti, exp
+	b, _ := json.Marshal(fam)
+	if err := a.store.Put(ctx, familyKey(id), b, time.Until(time.Unix(fam.MaxExp, 0))); err != nil {
+		a.logger.Warn("recording a family's access token failed", zap.Error(err))
+	}
+}
+
+// revokeFamily ends a refresh-token family and its last access token. The
+// revocation is its own entry, which no rotation overwrites.
+func (a *App) revokeFamily(ctx context.Context, id string) {
+	b, err := a.store.Get(ctx, familyKey(id))
+	fam := new(refreshFamily)
+	if err == nil && json.Unmarshal(b, fam) == nil {
+		if fam.AccessJTI != "" {
+			if err := a.revokeAccessToken(ctx, fam.AccessJTI, time.Unix(fam.AccessExp, 0)); err != nil {
+				a.logger.Error("revoking a family's access token failed", zap.Error(err))
+			}
+		}
+	}
+	ttl := time.Duration(a.RefreshTokenMaxTTL)
+	if fam.MaxExp != 0 {
+		ttl = time.Until(time.Unix(fam.MaxExp, 0))
+	}
+	if ttl > 0 {
+		if err := a.store.Put(ctx, familyRevokedKey(id), []byte{1}, ttl); err != nil {
+			a.logger.Error("revoking a refresh token family failed", zap.Error(err))
+		}
+	}
+}
+
+// narrowScopes applies RFC 6749 §6 to a refresh request: no scope means the
+// family's scopes; a requested scope must be among them (never widened).
+// Scopes the client has since lost are dropped either way.
+func narrowScopes(c *Client, fam *refreshFamily, requested string) ([]string, *oauthError) {
+	granted := make([]string, 0, len(fam.Scopes))
+	for _, sc := range fam.Scopes {
+		if slices.Contains(c.Scopes, sc) {
+			granted = append(granted, sc)
+		}
+	}
+	if requested == "" {
+		return granted, nil
+	}
+	scopes, err := oauthjwt.ParseScope(requested)
+	if err != nil {
+		return nil, badRequest(errInvalidScope, "scope is malformed")
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(granted, sc) {
+			return nil, badRequest(errInvalidScope, "scope "+safeParam(sc)+" exceeds the scope originally granted")
+		}
+	}
+	return scopes, nil
+}

@@ -1,0 +1,126 @@
+package caddyoauth
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// Login throttling. Failed sign-ins are counted per account and per client
+// IP address. Past a few failures each further attempt is slowed down,
+// doubling up to throttleMaxDelay; past a limit the attempt is refused with
+// 429 until throttleWindow has passed since the last failure. An attacker
+// guessing one account's password is stopped by the account count; one
+// spraying a password over many accounts from one address, by the address
+// count. The counts are per instance, kept in memory: a cluster of n
+// gateways lets at most n times the limit through.
+const (
+	throttleWindow      = 15 * time.Minute
+	throttleAccountSlow = 3
+	throttleAccountStop = 10
+	throttleIPSlow      = 10
+	throttleIPStop      = 50
+	throttleBaseDelay   = 250 * time.Millisecond
+	throttleMaxDelay    = 4 * time.Second
+	throttleMaxEntries  = 100000
+)
+
+type failureCount struct {
+	n    int
+	last time.Time
+}
+
+// loginThrottle counts recent failed sign-ins.
+type loginThrottle struct {
+	mu       sync.Mutex
+	accounts map[string]*failureCount
+	ips      map[string]*failureCount
+	now      func() time.Time
+}
+
+func newLoginThrottle() *loginThrottle {
+	return &loginThrottle{
+		accounts: make(map[string]*failureCount),
+		ips:      make(map[string]*failureCount),
+		now:      time.Now,
+	}
+}
+
+// accountKey folds case, so Bob and bob share a count.
+func accountKey(username string) string { return strings.ToLower(username) }
+
+// verdict says how to treat the next attempt: wait delay first, or refuse
+// it outright for retryAfter.
+func (t *loginThrottle) verdict(username, ip string) (delay, retryAfter time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	a := t.count(t.accounts, accountKey(username), now)
+	i := t.count(t.ips, ip, now)
+	if a >= throttleAccountStop || i >= throttleIPStop {
+		return 0, throttleWindow
+	}
+	return max(slowdown(a, throttleAccountSlow), slowdown(i, throttleIPSlow)), 0
+}
+
+func slowdown(n, from int) time.Duration {
+	if n < from {
+		return 0
+	}
+	d := throttleBaseDelay << min(n-from, 8)
+	return min(d, throttleMaxDelay)
+}
+
+// count returns the live failure count under key.
+func (t *loginThrottle) count(m map[string]*failureCount, key string, now time.Time) int {
+	c, ok := m[key]
+	if !ok {
+		return 0
+	}
+	if now.Sub(c.last) >= throttleWindow {
+		delete(m, key)
+		return 0
+	}
+	return c.n
+}
+
+// failed records a failed attempt.
+func (t *loginThrottle) failed(username, ip string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.bump(t.accounts, accountKey(username), now)
+	t.bump(t.ips, ip, now)
+}
+
+// succeeded clears the account's count. The address keeps its count: a
+// sign-in to one's own account must not reset a spray from that address.
+func (t *loginThrottle) succeeded(username string) {
+	t.mu.Lock()
+	delete(t.accounts, accountKey(username))
+	t.mu.Unlock()
+}
+
+func (t *loginThrottle) bump(m map[string]*failureCount, key string, now time.Time) {
+	if c, ok := m[key]; ok && now.Sub(c.last) < throttleWindow {
+		c.n++
+		c.last = now
+		return
+	}
+	if len(m) >= throttleMaxEntries {
+		for k, c := range m {
+			if now.Sub(c.last) >= throttleWindow {
+				delete(m, k)
+			}
+		}
+		// Still full: forget arbitrary entries rather than grow without
+		// bound (the other count still applies to their attempts).
+		for k := range m {
+			if len(m) < throttleMaxEntries {
+				break
+			}
+			delete(m, k)
+		}
+	}
+	m[key] = &failureCount{n: 1, last: now}
+}

@@ -1,0 +1,67 @@
+package caddyoauth
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// authorizationCode is the authorization code grant's token request (RFC
+// 6749 §4.1.3): the code becomes an access token for the person who
+// approved it, and a refresh token when the client may refresh.
+func (s *Server) authorizationCode(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
+	a := s.app
+	rec, key, oerr := a.redeemCode(ctx, client, form)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if _, ok := a.lookupUser(rec.User); !ok {
+		return nil, badRequest(errInvalidGrant, "the user who approved the request no longer exists")
+	}
+	now := time.Now()
+	var scopes []string
+	for _, sc := range rec.Scopes { // the client may have lost some since
+		if slices.Contains(client.Scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	resp, oerr := s.signAccess(client, rec.User, rec.AuthTime, scopes, now)
+	if oerr != nil {
+		return nil, oerr
+	}
+	use := codeUse{JTI: resp.jti, Exp: resp.exp, ExpiresAt: resp.exp + int64(a.leeway()/time.Second)}
+	if client.allowsGrant(GrantRefreshToken) {
+		fam := &refreshFamily{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, AccessJTI: resp.jti, AccessExp: resp.exp}
+		id, tok, err := a.newFamily(ctx, fam, now)
+		if err != nil {
+			s.logger.Error("storing a refresh token failed", zap.Error(err))
+			return nil, unavailable()
+		}
+		resp.RefreshToken = tok
+		use.FamilyID, use.ExpiresAt = id, fam.MaxExp
+	}
+	a.markCodeUsed(ctx, key, use)
+	return resp, nil
+}
+
+// refreshGrant is the refresh token grant (RFC 6749 §6): the presented
+// token is rotated and a new access token issued, for the scopes asked
+// (never more than first granted).
+func (s *Server) refreshGrant(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
+	a := s.app
+	now := time.Now()
+	fam, id, tok, scopes, oerr := a.rotateRefresh(ctx, client, form.Get("refresh_token"), form.Get("scope"), now)
+	if oerr != nil {
+		return nil, oerr
+	}
+	resp, oerr := s.signAccess(client, fam.User, fam.AuthTime, scopes, now)
+	if oerr != nil {
+		return nil, oerr
+	}
+	a.setFamilyAccess(ctx, id, fam, resp.jti, resp.exp)
+	resp.RefreshToken = tok
+	return resp, nil
+}

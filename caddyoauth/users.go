@@ -1,0 +1,158 @@
+package caddyoauth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// User is a resource owner who signs in on the login page (RFC 6749 §1.1).
+type User struct {
+	// Username is what the person types to sign in, and the `sub` of the
+	// tokens issued on their behalf: 1 to 64 of A-Z a-z 0-9 . _ @ + -
+	Username string `json:"username"`
+
+	// PasswordHash is a bcrypt or argon2id hash as `caddy hash-password`
+	// prints it (plain or base64-encoded). Fast hashes are refused:
+	// passwords are guessable, unlike generated client secrets.
+	PasswordHash string `json:"password_hash"`
+
+	// Name is the person's display name, shown on pages and in userinfo.
+	Name string `json:"name,omitempty"`
+
+	// Email is returned by the userinfo endpoint.
+	Email string `json:"email,omitempty"`
+
+	// Claims are returned by the userinfo endpoint as they are.
+	Claims map[string]string `json:"claims,omitempty"`
+
+	password passwordHash
+}
+
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,64}$`)
+
+// reservedClaims cannot be overridden by a user's free-form claims.
+var reservedClaims = []string{"sub", "name", "email", "iss", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "auth_time"}
+
+func (u *User) provision() error {
+	if !usernamePattern.MatchString(u.Username) {
+		return errors.New("username: must be 1 to 64 of A-Z a-z 0-9 . _ @ + -")
+	}
+	ph, err := parsePasswordHash(u.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("password_hash: %v", err)
+	}
+	u.password = ph
+	if u.Email != "" {
+		if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
+			return fmt.Errorf("email: %q is not a plain e-mail address", u.Email)
+		}
+	}
+	for k := range u.Claims {
+		if !metadataKeyPattern.MatchString(k) {
+			return fmt.Errorf("claims: key %q must be 1 to 64 of A-Z a-z 0-9 _ . -", k)
+		}
+		for _, r := range reservedClaims {
+			if k == r {
+				return fmt.Errorf("claims: %q is set by the server", k)
+			}
+		}
+	}
+	return nil
+}
+
+// displayName is the name shown on pages.
+func (u *User) displayName() string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return u.Username
+}
+
+// passwordHash is a slow password hash and the algorithm that checks it.
+type passwordHash struct {
+	hash     []byte
+	comparer caddyauth.Comparer
+}
+
+// check compares a password with the hash, waiting for one of the slow-hash
+// slots the client secrets use too, so guesses cannot take every core.
+func (p passwordHash) check(password string) bool {
+	if p.comparer == nil || !acquireSlowHashSlot() {
+		return false
+	}
+	defer releaseSlowHashSlot()
+	ok, err := p.comparer.Compare(p.hash, []byte(password))
+	return err == nil && ok
+}
+
+// parsePasswordHash reads a bcrypt or argon2id hash, optionally
+// base64-encoded as older `caddy hash-password` versions printed it.
+func parsePasswordHash(h string) (passwordHash, error) {
+	if !strings.HasPrefix(h, "$") {
+		if dec, err := base64.StdEncoding.DecodeString(h); err == nil && len(dec) > 0 && dec[0] == '$' {
+			h = string(dec)
+		}
+	}
+	return parseSlowHash(h)
+}
+
+// parseSlowHash reads a bcrypt or argon2id hash in its $-text form.
+func parseSlowHash(h string) (passwordHash, error) {
+	switch {
+	case h == "":
+		return passwordHash{}, errors.New("required (make one with `caddy hash-password`)")
+	case strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"), strings.HasPrefix(h, "$2y$"):
+		if _, err := bcrypt.Cost([]byte(h)); err != nil {
+			return passwordHash{}, fmt.Errorf("bcrypt: %v", err)
+		}
+		return passwordHash{hash: []byte(h), comparer: caddyauth.BcryptHash{}}, nil
+	case strings.HasPrefix(h, "$argon2id$"):
+		if _, _, err := caddyauth.DecodeHash([]byte(h)); err != nil {
+			return passwordHash{}, fmt.Errorf("argon2id: %v", err)
+		}
+		return passwordHash{hash: []byte(h), comparer: caddyauth.Argon2idHash{}}, nil
+	}
+	return passwordHash{}, errors.New("not a recognized hash: use a bcrypt or argon2id hash (`caddy hash-password`)")
+}
+
+// dummyPassword is checked when the username is unknown, so an unknown
+// user costs a slow hash as a wrong password does (same answer, similar
+// time): bcrypt at the default cost of a random string nobody knows.
+var dummyPassword = sync.OnceValue(func() passwordHash {
+	var pw [32]byte
+	_, _ = rand.Read(pw[:])
+	h, err := bcrypt.GenerateFromPassword(pw[:], bcrypt.DefaultCost)
+	if err != nil {
+		panic(err) // only for a cost out of range
+	}
+	return passwordHash{hash: h, comparer: caddyauth.BcryptHash{}}
+})
+
+// lookupUser finds a user by username.
+func (a *App) lookupUser(username string) (*User, bool) {
+	u, ok := a.users[username]
+	return u, ok
+}
+
+// checkLogin returns the user if the password is theirs. Unknown user and
+// wrong password are the same failure and cost a comparable slow hash.
+func (a *App) checkLogin(username, password string) (*User, bool) {
+	u, ok := a.lookupUser(username)
+	if !ok {
+		dummyPassword().check(password)
+		return nil, false
+	}
+	if !u.password.check(password) {
+		return nil, false
+	}
+	return u, true
+}
