@@ -2,7 +2,9 @@ package caddyscope
 
 import (
 	"slices"
+	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -35,6 +37,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		realm       <realm>
 //		allow_preflight
 //		forward_header <field> <value>
+//		issuer local
+//		issuer <url> {
+//			audience                   <aud...>
+//			jwks_url                   <url>
+//			introspection_url          <url>
+//			client_id                  <id>
+//			client_secret              <secret>
+//			tls_trusted_ca_certs       <pem_file...>
+//			algorithms                 <alg...>
+//			timeout                    <duration>
+//			jwks_refresh_interval      <duration>
+//			jwks_refetch_floor         <duration>
+//			introspection_cache_ttl    <duration>
+//			introspection_cache_size   <n>
+//			introspection_negative_ttl <duration>
+//		}
 //	}
 //
 // A rule line lists upper-case methods, then the scopes they all require.
@@ -42,6 +60,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // unless it has its own; any other method is refused. Scopes given on the
 // directive line itself apply to every method, as `*` would. A bare
 // `oauth_scope` requires a valid token and no particular scope.
+//
+// Without `issuer` lines the route accepts the local `oauth` app's tokens.
+// With them it accepts exactly the issuers listed; `issuer local` is the
+// local app. See Issuer for what each option does.
 func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if args := d.RemainingArgs(); len(args) > 0 {
@@ -107,6 +129,12 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("forward_header %s already specified", args[0])
 			}
 			s.ForwardHeaders[args[0]] = args[1]
+		case tok == "issuer":
+			is, err := parseIssuer(d)
+			if err != nil {
+				return err
+			}
+			s.Issuers = append(s.Issuers, is)
 		default:
 			return d.Errf("unrecognized oauth_scope option or method %q (methods are upper case: GET, POST, …)", tok)
 		}
@@ -115,3 +143,104 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var _ caddyfile.Unmarshaler = (*Scope)(nil)
+
+// parseIssuer reads `issuer <url> { … }` or `issuer local`.
+func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
+	var is Issuer
+	if !d.NextArg() {
+		return is, d.ArgErr()
+	}
+	is.Issuer = d.Val()
+	if d.NextArg() {
+		return is, d.ArgErr()
+	}
+	// Each option is given once: name is the option being read.
+	var name string
+	seen := map[string]bool{}
+	arg := func() (string, error) {
+		if seen[name] {
+			return "", d.Errf("%s already specified", name)
+		}
+		seen[name] = true
+		if !d.NextArg() {
+			return "", d.ArgErr()
+		}
+		v := d.Val()
+		if d.NextArg() {
+			return "", d.ArgErr()
+		}
+		return v, nil
+	}
+	one := func(dst *string) (err error) {
+		*dst, err = arg()
+		return err
+	}
+	duration := func(dst *caddy.Duration) error {
+		v, err := arg()
+		if err != nil {
+			return err
+		}
+		dur, err := caddy.ParseDuration(v)
+		if err != nil || dur <= 0 {
+			return d.Errf("%s: %q is not a positive duration", name, v)
+		}
+		*dst = caddy.Duration(dur)
+		return nil
+	}
+	many := func(dst *[]string) error {
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		*dst = append(*dst, args...)
+		return nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if is.Issuer == LocalIssuer {
+			return is, d.Errf("issuer local takes no options (%s): the local app's settings are its own", d.Val())
+		}
+		name = d.Val()
+		var err error
+		switch name {
+		case "audience":
+			err = many(&is.Audience)
+		case "jwks_url":
+			err = one(&is.JWKSURL)
+		case "introspection_url":
+			err = one(&is.IntrospectionURL)
+		case "client_id":
+			err = one(&is.ClientID)
+		case "client_secret":
+			err = one(&is.ClientSecret)
+		case "tls_trusted_ca_certs":
+			err = many(&is.TLSTrustedCACerts)
+		case "algorithms":
+			err = many(&is.Algorithms)
+		case "timeout":
+			err = duration(&is.Timeout)
+		case "jwks_refresh_interval":
+			err = duration(&is.JWKSRefreshInterval)
+		case "jwks_refetch_floor":
+			err = duration(&is.JWKSRefetchFloor)
+		case "introspection_cache_ttl":
+			err = duration(&is.IntrospectionCacheTTL)
+		case "introspection_negative_ttl":
+			err = duration(&is.IntrospectionNegativeTTL)
+		case "introspection_cache_size":
+			var v string
+			if v, err = arg(); err == nil {
+				n, convErr := strconv.Atoi(v)
+				if convErr != nil || n <= 0 {
+					return is, d.Errf("introspection_cache_size: %q is not a positive number", v)
+				}
+				is.IntrospectionCacheSize = n
+			}
+		default:
+			return is, d.Errf("unrecognized issuer option %q", d.Val())
+		}
+		if err != nil {
+			return is, err
+		}
+	}
+	return is, nil
+}

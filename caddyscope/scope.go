@@ -23,8 +23,8 @@ func init() {
 }
 
 // Scope is the `oauth_scope` handler. It validates the bearer token of each
-// request against the local `oauth` app and requires the scopes configured
-// for the request's method. A method with no rule is refused (405): a
+// request, against the local `oauth` app or the issuers configured in
+// Issuers, and requires the scopes configured for the request's method. A method with no rule is refused (405): a
 // protected route never lets a request through unauthenticated, except a
 // CORS preflight, which AllowPreflight answers itself.
 //
@@ -38,12 +38,12 @@ func init() {
 // Placeholder | Description
 // ------------|-------------
 // `{oauth.client_id}` | the client the token was issued to
-// `{oauth.client_name}` | that client's configured name
+// `{oauth.client_name}` | that client's configured name (empty for other issuers)
 // `{oauth.sub}` | the token's subject (the client itself for client credentials)
 // `{oauth.scope}` | the granted scopes, space-delimited
 // `{oauth.jti}` | the token's identifier
 // `{oauth.claims.<name>}` | any claim; strings as is, other values as JSON
-// `{oauth.client.metadata.<key>}` | the client's configured metadata
+// `{oauth.client.metadata.<key>}` | the client's configured metadata (local clients only)
 // `{http.auth.user.id}` | the subject, as Caddy's access log reports it
 type Scope struct {
 	// Rules map HTTP methods to the scopes they require.
@@ -51,8 +51,15 @@ type Scope struct {
 
 	// Audience requires the token's aud to contain one of these. Default:
 	// the audience the oauth app puts in its tokens (RFC 9068 §4 requires
-	// the resource server to check aud).
+	// the resource server to check aud). It is also the default audience
+	// of every entry of Issuers without its own.
 	Audience []string `json:"audience,omitempty"`
+
+	// Issuers lists the authorization servers whose tokens the route
+	// accepts. Empty: the local `oauth` app only, as before issuers
+	// existed. Otherwise exactly these; {"issuer": "local"} adds the
+	// local app.
+	Issuers []Issuer `json:"issuers,omitempty"`
 
 	// Realm is the realm attribute of the WWW-Authenticate challenge.
 	Realm string `json:"realm,omitempty"`
@@ -71,11 +78,15 @@ type Scope struct {
 	ForwardHeaders map[string]string `json:"forward_headers,omitempty"`
 
 	rules     *ruleSet
-	audience  []string // Audience, or the authority's
-	authority oauthjwt.Authority
-	strip     []string // names of forwarded headers, to remove from requests
+	audience  []string           // Audience, or the authority's
+	authority oauthjwt.Authority // nil when only external issuers are trusted
+	local     *trusted           // the local app, when there are no Issuers
+	trust     *trustSet          // Issuers, when there are some
+	strip     []string           // names of forwarded headers, to remove from requests
 	forward   []forwardHeader
 	logger    *zap.Logger
+	// issuerLogger is for running issuers, which outlive a config
+	issuerLogger *zap.Logger
 }
 
 type forwardHeader struct {
@@ -91,28 +102,54 @@ func (Scope) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision compiles the rules and finds the token issuer.
+// Provision compiles the rules and finds the token issuers.
 func (s *Scope) Provision(ctx caddy.Context) error {
-	appIface, err := ctx.AppIfConfigured("oauth")
-	if errors.Is(err, caddy.ErrNotConfigured) {
-		return errors.New("oauth_scope needs a token issuer: configure the `oauth` global option (apps.oauth in JSON)")
+	var auth oauthjwt.Authority
+	if s.needsLocal() {
+		appIface, err := ctx.AppIfConfigured("oauth")
+		if errors.Is(err, caddy.ErrNotConfigured) {
+			if len(s.Issuers) > 0 {
+				return errors.New("oauth_scope: issuer local needs the `oauth` global option (apps.oauth in JSON)")
+			}
+			return errors.New("oauth_scope needs a token issuer: configure the `oauth` global option (apps.oauth in JSON), or list issuers")
+		}
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if auth, ok = appIface.(oauthjwt.Authority); !ok {
+			return fmt.Errorf("app oauth (%T) cannot verify tokens", appIface)
+		}
 	}
-	if err != nil {
-		return err
-	}
-	auth, ok := appIface.(oauthjwt.Authority)
-	if !ok {
-		return fmt.Errorf("app oauth (%T) cannot verify tokens", appIface)
-	}
+	// Running issuers outlive this config (issuerPool): they log through
+	// Caddy's default logger, not this config's.
+	s.issuerLogger = caddy.Log().Named("http.handlers.oauth_scope")
 	return s.provision(auth, ctx.Logger())
 }
 
-// provision is Provision with the issuer passed in, for tests.
+// needsLocal reports whether the route trusts the local oauth app.
+func (s *Scope) needsLocal() bool {
+	if len(s.Issuers) == 0 {
+		return true
+	}
+	for _, is := range s.Issuers {
+		if is.Issuer == LocalIssuer {
+			return true
+		}
+	}
+	return false
+}
+
+// provision is Provision with the local issuer passed in (nil when the
+// route does not trust it), for tests.
 func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 	s.logger = logger
+	if s.issuerLogger == nil {
+		s.issuerLogger = logger
+	}
 	s.authority = auth
 	s.audience = s.Audience
-	if len(s.audience) == 0 {
+	if len(s.audience) == 0 && auth != nil {
 		if aud := auth.TokenAudience(); aud != "" {
 			s.audience = []string{aud}
 		}
@@ -146,7 +183,32 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 		s.strip = append(s.strip, name)
 		s.forward = append(s.forward, forwardHeader{name: textproto.CanonicalMIMEHeaderKey(name), value: value})
 	}
+	if len(s.Issuers) == 0 {
+		s.local = &trusted{issuer: auth.Verifier().Issuer(), audience: s.audience, local: true, verifier: auth.Verifier()}
+		return nil
+	}
+	ts, err := newTrustSet(s.Issuers, auth, s.audience, s.Audience, s.issuerLogger)
+	if err != nil {
+		return err
+	}
+	s.trust = ts
 	return nil
+}
+
+// Cleanup releases the route's running issuers; it copes with a failed
+// Provision.
+func (s *Scope) Cleanup() error {
+	s.trust.cleanup()
+	return nil
+}
+
+// verify checks token with the issuer that issued it.
+func (s *Scope) verify(token string) (*oauthjwt.Claims, *trusted, error) {
+	if s.trust == nil {
+		c, err := s.local.verifier.Verify(token)
+		return c, s.local, err
+	}
+	return s.trust.verify(token)
 }
 
 // isToken reports whether s is an RFC 9110 §5.6.2 token (a field name).
@@ -219,14 +281,28 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		s.refuse(w, r, berr)
 		return nil
 	}
-	claims, err := s.authority.Verifier().Verify(token)
+	claims, by, err := s.verify(token)
 	if err != nil {
-		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: oauthjwt.Describe(err), scope: rule.scope})
+		if by != nil && by.remote != nil {
+			var ue *unavailableError
+			if errors.As(err, &ue) {
+				by.remote.logUnavailable(err)
+			}
+		}
+		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: describe(err), scope: rule.scope})
 		return nil
 	}
-	if len(s.audience) > 0 && !hasAnyAudience(claims, s.audience) {
+	if len(by.audience) > 0 && !hasAnyAudience(claims, by.audience) {
 		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token audience not accepted", scope: rule.scope})
 		return nil
+	}
+	if !by.local {
+		// Another issuer's token: its client is that issuer's business.
+		if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {
+			s.refuse(w, r, &bearerError{status: http.StatusForbidden, code: errInsufficientScope, desc: "token lacks a required scope", scope: rule.scope})
+			return nil
+		}
+		return s.accept(w, r, next, claims, oauthjwt.ClientInfo{ID: claims.ClientID})
 	}
 	// The client must still be registered, and still allowed what the
 	// route needs: removing a client or narrowing its scopes in the config
@@ -244,7 +320,11 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		s.refuse(w, r, &bearerError{status: http.StatusForbidden, code: errInsufficientScope, desc: "token lacks a required scope", scope: rule.scope})
 		return nil
 	}
+	return s.accept(w, r, next, claims, client)
+}
 
+// accept publishes the caller's identity and passes the request on.
+func (s *Scope) accept(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *oauthjwt.Claims, client oauthjwt.ClientInfo) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	s.setPlaceholders(repl, claims, client)
 	for _, f := range s.forward {
@@ -291,5 +371,6 @@ func hasAnyAudience(c *oauthjwt.Claims, want []string) bool {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Scope)(nil)
+	_ caddy.CleanerUpper          = (*Scope)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Scope)(nil)
 )

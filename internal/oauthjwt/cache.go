@@ -7,77 +7,91 @@ import (
 )
 
 const (
-	cacheShards       = 16
-	defaultCacheSize  = 16384
-	minEntriesInShard = 16
+	cacheShards      = 16
+	defaultCacheSize = 16384
 )
 
-// tokenCache maps the exact text of a verified token to its claims until the
-// token expires. Only tokens that passed verification enter it, so a lookup
-// never accepts anything the verifier would refuse, except that expiry is
-// checked against exp without leeway. It is sharded to keep lock contention
-// low and bounded in entries.
-type tokenCache struct {
+// Cache maps a token's exact text to a value until a deadline: the verifier
+// keeps verified claims until the token expires, and caddyscope keeps
+// introspection answers until the token's exp or a configured maximum,
+// whichever comes first. Only tokens that passed their checks enter it, so
+// a lookup never accepts anything the checks would refuse, except that the
+// deadline is compared without leeway. It is sharded to keep lock
+// contention low and bounded in entries: Cap, the size asked for rounded up
+// to a multiple of the shard count.
+type Cache[V any] struct {
 	seed     maphash.Seed
 	perShard int
-	shards   [cacheShards]cacheShard
+	shards   [cacheShards]cacheShard[V]
 }
 
-type cacheShard struct {
+type cacheShard[V any] struct {
 	mu sync.RWMutex
-	m  map[string]cacheEntry
+	m  map[string]cacheEntry[V]
 }
 
-type cacheEntry struct {
-	claims *Claims
-	exp    int64 // unix seconds
+type cacheEntry[V any] struct {
+	v        V
+	deadline int64 // unix nanoseconds
 }
 
-func newTokenCache(size int) *tokenCache {
-	if size == 0 {
+// NewCache makes a cache of at most about size entries; zero means a
+// default of 16384.
+func NewCache[V any](size int) *Cache[V] {
+	if size <= 0 {
 		size = defaultCacheSize
 	}
-	c := &tokenCache{seed: maphash.MakeSeed(), perShard: max(size/cacheShards, minEntriesInShard)}
+	c := &Cache[V]{seed: maphash.MakeSeed(), perShard: (size + cacheShards - 1) / cacheShards}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]cacheEntry)
+		c.shards[i].m = make(map[string]cacheEntry[V])
 	}
 	return c
 }
 
-func (c *tokenCache) shard(token string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, token)%cacheShards]
+// tokenCache is the verifier's cache of verified claims.
+type tokenCache = Cache[*Claims]
+
+func newTokenCache(size int) *tokenCache { return NewCache[*Claims](size) }
+
+func (c *Cache[V]) shard(key string) *cacheShard[V] {
+	return &c.shards[maphash.String(c.seed, key)%cacheShards]
 }
 
-func (c *tokenCache) get(token string, now time.Time) (*Claims, bool) {
-	s := c.shard(token)
+// Get returns the value stored for key unless its deadline has passed.
+func (c *Cache[V]) Get(key string, now time.Time) (V, bool) {
+	s := c.shard(key)
 	s.mu.RLock()
-	e, ok := s.m[token]
+	e, ok := s.m[key]
 	s.mu.RUnlock()
 	if !ok {
-		return nil, false
+		var zero V
+		return zero, false
 	}
-	if now.Unix() >= e.exp {
+	if now.UnixNano() >= e.deadline {
 		s.mu.Lock()
-		delete(s.m, token)
+		delete(s.m, key)
 		s.mu.Unlock()
-		return nil, false
+		var zero V
+		return zero, false
 	}
-	return e.claims, true
+	return e.v, true
 }
 
-func (c *tokenCache) put(token string, claims *Claims, exp time.Time) {
-	s := c.shard(token)
+// Put stores v for key until deadline. A full shard first drops its
+// entries whose deadline is past at now, then arbitrary ones.
+func (c *Cache[V]) Put(key string, v V, deadline, now time.Time) {
+	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.m) >= c.perShard {
-		now := time.Now().Unix()
+	if _, ok := s.m[key]; !ok && len(s.m) >= c.perShard {
+		n := now.UnixNano()
 		for k, e := range s.m {
-			if now >= e.exp {
+			if n >= e.deadline {
 				delete(s.m, k)
 			}
 		}
-		// Still full: drop arbitrary entries (map order is random), they
-		// are only re-verified on their next use.
+		// Still full: drop arbitrary entries (map order is random); they
+		// are only checked again on their next use.
 		for k := range s.m {
 			if len(s.m) < c.perShard {
 				break
@@ -85,5 +99,21 @@ func (c *tokenCache) put(token string, claims *Claims, exp time.Time) {
 			delete(s.m, k)
 		}
 	}
-	s.m[token] = cacheEntry{claims: claims, exp: exp.Unix()}
+	s.m[key] = cacheEntry[V]{v: v, deadline: deadline.UnixNano()}
 }
+
+// Len counts the entries held, expired ones included until they are
+// dropped.
+func (c *Cache[V]) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Cap is the most entries the cache holds.
+func (c *Cache[V]) Cap() int { return c.perShard * cacheShards }

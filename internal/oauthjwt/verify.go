@@ -104,7 +104,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, ErrNoIssuer
 	}
 	if v.cache != nil {
-		if c, ok := v.cache.get(token, v.now()); ok {
+		if c, ok := v.cache.Get(token, v.now()); ok {
 			return c, nil
 		}
 	}
@@ -121,7 +121,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	claims.scopes = claims.mergeScopes()
 	claims.scopeText = JoinScope(claims.scopes)
 	if v.cache != nil {
-		v.cache.put(token, claims, claims.ExpiresAt.Time)
+		v.cache.Put(token, claims, claims.ExpiresAt.Time, v.now())
 	}
 	return claims, nil
 }

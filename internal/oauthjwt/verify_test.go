@@ -263,23 +263,22 @@ func TestVerifyCache(t *testing.T) {
 		t.Fatalf("second verify did not hit the cache: %v", err)
 	}
 	v.now = func() time.Time { return time.Now().Add(3 * time.Second) }
-	if _, ok := v.cache.get(tok, v.now()); ok {
+	if _, ok := v.cache.Get(tok, v.now()); ok {
 		t.Fatal("expired token served from cache")
 	}
 }
 
 func TestCacheBounded(t *testing.T) {
-	c := newTokenCache(32)
-	exp := time.Now().Add(time.Hour)
-	for i := range 1000 {
-		c.put(strings.Repeat("x", i), &Claims{}, exp)
-	}
-	total := 0
-	for i := range c.shards {
-		total += len(c.shards[i].m)
-	}
-	if total > cacheShards*minEntriesInShard {
-		t.Fatalf("cache holds %d entries, bound is %d", total, cacheShards*minEntriesInShard)
+	for _, size := range []int{1, 32, 100} {
+		c := newTokenCache(size)
+		now := time.Now()
+		exp := now.Add(time.Hour)
+		for i := range 1000 {
+			c.Put(strings.Repeat("x", i), &Claims{}, exp, now)
+		}
+		if c.Len() > c.Cap() || c.Cap() > size+cacheShards {
+			t.Fatalf("size %d: cache holds %d entries, cap %d", size, c.Len(), c.Cap())
+		}
 	}
 }
 

@@ -1,0 +1,541 @@
+package caddyscope
+
+import (
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// remoteScope is a route that trusts as (by discovery unless opts set
+// jwks_url) and requires user:read for GET.
+func remoteScope(as *testAS, opts func(*Issuer)) *Scope {
+	is := Issuer{Issuer: as.issuer, Audience: []string{testAudience}}
+	if opts != nil {
+		opts(&is)
+	}
+	return &Scope{
+		Rules:          []Rule{{Methods: []string{"GET"}, Scopes: []string{"user:read"}}},
+		Issuers:        []Issuer{is},
+		ForwardHeaders: map[string]string{"X-Client-Id": "{oauth.client_id}"},
+	}
+}
+
+// get sends GET / with token through h.
+func get(t testing.TB, h *Scope, token string) result {
+	t.Helper()
+	r, _ := newRequest(http.MethodGet, "/", "Bearer "+token)
+	return serve(t, h, r)
+}
+
+func mustAccept(t testing.TB, res result) {
+	t.Helper()
+	if res.err != nil || res.calls != 1 {
+		t.Fatalf("refused: status %d, err %v, body %s", res.rec.Code, res.err, res.rec.Body)
+	}
+}
+
+// TestIssuerDiscovery: the metadata is found where RFC 8414 §3.1 puts it
+// (the well-known suffix inserted before the issuer's path), or, when the
+// server has none, where OpenID Connect Discovery §4 puts it (appended);
+// jwks_url skips discovery. Each way, the issuer's tokens are accepted.
+func TestIssuerDiscovery(t *testing.T) {
+	tests := []struct {
+		name, path, mode string
+		jwksURL          bool
+		wantMetadata     func(*testAS) string // path that must have been fetched
+	}{
+		{"RFC 8414 §3 issuer without a path", "", "oauth", false, (*testAS).oauthMetadataPath},
+		{"RFC 8414 §3.1 issuer with a path: suffix inserted", "/tenant", "oauth", false, (*testAS).oauthMetadataPath},
+		{"OpenID Connect discovery fallback", "/tenant", "oidc", false, (*testAS).oidcMetadataPath},
+		{"jwks_url: no discovery", "/tenant", "none", true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			as := newTestAS(t, tt.path, tt.mode)
+			h, _ := issuerHandler(t, nil, remoteScope(as, func(is *Issuer) {
+				if tt.jwksURL {
+					is.JWKSURL = as.srv.URL + as.jwksPath()
+				}
+			}))
+			res := get(t, h, as.token(t, "user:read", nil))
+			mustAccept(t, res)
+			if got := res.nextHeader.Get("X-Client-Id"); got != "partner-app" {
+				t.Errorf("X-Client-Id = %q", got)
+			}
+			if tt.wantMetadata != nil && as.count(tt.wantMetadata(as)) == 0 {
+				t.Errorf("metadata not fetched from %s", tt.wantMetadata(as))
+			}
+			if tt.jwksURL && as.count(as.oauthMetadataPath())+as.count(as.oidcMetadataPath()) != 0 {
+				t.Error("metadata fetched although jwks_url is set")
+			}
+		})
+	}
+}
+
+func TestMetadataURLs(t *testing.T) {
+	tests := []struct{ issuer, oauth, oidc string }{
+		{"https://as.example", "https://as.example/.well-known/oauth-authorization-server", "https://as.example/.well-known/openid-configuration"},
+		// RFC 8414 §3.1's example.
+		{"https://example.com/issuer1", "https://example.com/.well-known/oauth-authorization-server/issuer1", "https://example.com/issuer1/.well-known/openid-configuration"},
+		{"https://as.example:8443/a/b/", "https://as.example:8443/.well-known/oauth-authorization-server/a/b", "https://as.example:8443/a/b/.well-known/openid-configuration"},
+	}
+	for _, tt := range tests {
+		got, err := metadataURLs(tt.issuer)
+		if err != nil || got[0] != tt.oauth || got[1] != tt.oidc {
+			t.Errorf("metadataURLs(%q) = %q, %v; want [%q %q]", tt.issuer, got, err, tt.oauth, tt.oidc)
+		}
+	}
+}
+
+// TestMetadataForAnotherIssuer: RFC 8414 §3.3: the metadata's issuer must
+// be identical to the issuer it was fetched for, or it is not used.
+func TestMetadataForAnotherIssuer(t *testing.T) {
+	as := newTestAS(t, "", "oauth")
+	as.metadata = map[string]any{"issuer": as.issuer + "/"}
+	h, logs := issuerHandler(t, nil, remoteScope(as, nil))
+	res := get(t, h, as.token(t, "user:read", nil))
+	checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
+	if !logged(logs, "token issuer unavailable", "RFC 8414 §3.3") {
+		t.Errorf("log does not say why: %v", logs.All())
+	}
+}
+
+// jwkJSON renders a public key as a JWK with the given members changed
+// (nil deletes one).
+func jwkJSON(t testing.TB, k *oauthjwt.Key, change map[string]any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(k.PublicJWK())
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for name, v := range change {
+		if v == nil {
+			delete(m, name)
+		} else {
+			m[name] = v
+		}
+	}
+	return m
+}
+
+func jwksJSON(keys ...map[string]any) string {
+	b, _ := json.Marshal(map[string]any{"keys": keys})
+	return string(b)
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// TestExternalTokenChecks: what a token from another issuer must pass,
+// by the RFC each check comes from. Every case is a fresh token.
+func TestExternalTokenChecks(t *testing.T) {
+	as := newTestAS(t, "", "oauth")
+	active := as.kr.Active()
+	ec := active.Signer.(*ecdsa.PrivateKey)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signES := func(in string) []byte {
+		sig, err := jwt.SigningMethodES256.Sign(in, ec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	hdr := func(change map[string]any) map[string]any {
+		h := map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": active.ID}
+		for k, v := range change {
+			if v == nil {
+				delete(h, k)
+			} else {
+				h[k] = v
+			}
+		}
+		return h
+	}
+	// The issuer's own public key, as HMAC secret: algorithm confusion.
+	pubJWK, _ := json.Marshal(active.PublicJWK())
+
+	h, _ := issuerHandler(t, nil, remoteScope(as, nil))
+	tests := []struct {
+		name   string
+		token  string
+		status int
+		desc   string
+	}{
+		{"valid token (RFC 9068 §2)", as.token(t, "user:read", nil), http.StatusOK, ""},
+		{"scope as an array", as.token(t, []string{"user:read"}, nil), http.StatusOK, ""},
+		{"wrong scope: 403 (RFC 6750 §3.1)", as.token(t, "user:write", nil), http.StatusForbidden, "token lacks a required scope"},
+		{"iss differs by a trailing slash (RFC 9068 §4: exact match)", as.token(t, "user:read", map[string]any{"iss": as.issuer + "/"}), http.StatusUnauthorized, "token issuer not accepted"},
+		{"no iss", as.token(t, "user:read", map[string]any{"iss": ""}), http.StatusUnauthorized, "token lacks a required claim"},
+		{"no exp (RFC 9068 §2.2)", as.token(t, "user:read", map[string]any{"exp": nil}), http.StatusUnauthorized, ""},
+		{"expired", as.token(t, "user:read", map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}), http.StatusUnauthorized, "token expired"},
+		{"other audience (RFC 9068 §4)", as.token(t, "user:read", map[string]any{"aud": "https://other.example"}), http.StatusUnauthorized, "token audience not accepted"},
+		{"typ JWT, not at+jwt (RFC 9068 §4)", rawToken(hdr(map[string]any{"typ": "JWT"}), as.claims("user:read", nil), signES), http.StatusUnauthorized, "token is not an access token"},
+		{"alg none (RFC 8725 §3.1)", rawToken(hdr(map[string]any{"alg": "none"}), as.claims("user:read", nil), func(string) []byte { return nil }), http.StatusUnauthorized, ""},
+		{"HS256 keyed with the issuer's public JWK (RFC 8725 §2.1)", rawToken(hdr(map[string]any{"alg": "HS256"}), as.claims("user:read", nil), func(in string) []byte {
+			m := hmac.New(sha256.New, pubJWK)
+			m.Write([]byte(in))
+			return m.Sum(nil)
+		}), http.StatusUnauthorized, ""},
+		{"header alg differs from the key's (RS256 under an ES256 kid)", rawToken(hdr(map[string]any{"alg": "RS256"}), as.claims("user:read", nil), func(in string) []byte {
+			sig, _ := jwt.SigningMethodRS256.Sign(in, rsaKey)
+			return sig
+		}), http.StatusUnauthorized, "token signature invalid"},
+		{"jku header (RFC 8725 §3.10)", rawToken(hdr(map[string]any{"jku": "https://evil.example/jwks"}), as.claims("user:read", nil), signES), http.StatusUnauthorized, "token signature invalid"},
+		{"x5u header", rawToken(hdr(map[string]any{"x5u": "https://evil.example/cert"}), as.claims("user:read", nil), signES), http.StatusUnauthorized, "token signature invalid"},
+		{"jwk header", rawToken(hdr(map[string]any{"jwk": json.RawMessage(pubJWK)}), as.claims("user:read", nil), signES), http.StatusUnauthorized, "token signature invalid"},
+		{"x5c header", rawToken(hdr(map[string]any{"x5c": []string{"MIIB"}}), as.claims("user:read", nil), signES), http.StatusUnauthorized, "token signature invalid"},
+		{"no kid", rawToken(hdr(map[string]any{"kid": nil}), as.claims("user:read", nil), signES), http.StatusUnauthorized, "token signed by an unknown key"},
+		{"bad signature", as.token(t, "user:read", nil)[:50] + "A" + as.token(t, "user:read", nil)[51:], http.StatusUnauthorized, ""},
+		{"signed by the local issuer's key, claiming the remote iss", newFixture(t).token(t, as.claims("user:read", nil)), http.StatusUnauthorized, "token signed by an unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := get(t, h, tt.token)
+			if tt.status == http.StatusOK {
+				mustAccept(t, res)
+				return
+			}
+			code := errInvalidToken
+			if tt.status == http.StatusForbidden {
+				code = errInsufficientScope
+			}
+			body := checkRefused(t, res, tt.status, code)
+			if tt.desc != "" && body.Description != tt.desc {
+				t.Errorf("error_description = %q, want %q", body.Description, tt.desc)
+			}
+		})
+	}
+}
+
+// TestJWKAlgorithmPinning: each JWKS key is pinned to one algorithm (RFC
+// 7517 §4.4 alg); a key without alg is used only when the configuration or
+// the metadata names exactly one algorithm; symmetric keys, private key
+// material and encryption keys are never used.
+func TestJWKAlgorithmPinning(t *testing.T) {
+	k, _ := oauthjwt.GenerateKey(oauthjwt.ES256)
+	tests := []struct {
+		name     string
+		jwk      map[string]any
+		metaAlgs []string
+		algs     []string
+		header   map[string]any // token header changes
+		ok       bool
+	}{
+		{"alg ES256 on the key", jwkJSON(t, k, nil), nil, nil, nil, true},
+		{"no alg, several in metadata", jwkJSON(t, k, map[string]any{"alg": nil}), []string{"RS256", "ES256"}, nil, nil, false},
+		{"no alg, none in metadata", jwkJSON(t, k, map[string]any{"alg": nil}), nil, nil, nil, false},
+		{"no alg, exactly one in metadata", jwkJSON(t, k, map[string]any{"alg": nil}), []string{"ES256"}, nil, nil, true},
+		{"no alg, exactly one configured", jwkJSON(t, k, map[string]any{"alg": nil}), []string{"RS256", "ES256"}, []string{"ES256"}, nil, true},
+		{"no alg, metadata names another", jwkJSON(t, k, map[string]any{"alg": nil}), []string{"RS256"}, nil, nil, false},
+		{"key alg not among the configured algorithms", jwkJSON(t, k, nil), nil, []string{"RS256"}, nil, false},
+		{"use enc (RFC 7517 §4.2)", jwkJSON(t, k, map[string]any{"use": "enc"}), nil, nil, nil, false},
+		{"key alg ES384 on a P-256 key", jwkJSON(t, k, map[string]any{"alg": "ES384"}), nil, nil, map[string]any{"alg": "ES384"}, false},
+		{"private key material published", jwkJSON(t, k, map[string]any{"d": privateD(t, k)}), nil, nil, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			as := newTestAS(t, "", "oauth")
+			as.jwksBody = jwksJSON(tt.jwk)
+			if tt.metaAlgs != nil {
+				as.metadata = map[string]any{"id_token_signing_alg_values_supported": tt.metaAlgs}
+			}
+			h, logs := issuerHandler(t, nil, remoteScope(as, func(is *Issuer) { is.Algorithms = tt.algs }))
+			header := map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": k.ID}
+			for n, v := range tt.header {
+				header[n] = v
+			}
+			tok := rawToken(header, as.claims("user:read", nil), func(in string) []byte {
+				sig, _ := jwt.SigningMethodES256.Sign(in, k.Signer)
+				return sig
+			})
+			res := get(t, h, tok)
+			if tt.ok {
+				mustAccept(t, res)
+				return
+			}
+			checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
+			if !logged(logs, "JWKS") && !logged(logs, "token issuer unavailable") {
+				t.Errorf("refusal not explained in the log: %v", logs.All())
+			}
+		})
+	}
+}
+
+// TestSymmetricJWKRefused: an "oct" key in the JWKS, however labelled,
+// never verifies a token (HS256 with a key anyone can fetch).
+func TestSymmetricJWKRefused(t *testing.T) {
+	as := newTestAS(t, "", "oauth")
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	as.jwksBody = jwksJSON(map[string]any{"kty": "oct", "kid": "sym", "alg": "HS256", "k": b64(secret)})
+	h, _ := issuerHandler(t, nil, remoteScope(as, nil))
+	tok := rawToken(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": "sym"}, as.claims("user:read", nil), func(in string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(in))
+		return m.Sum(nil)
+	})
+	checkRefused(t, get(t, h, tok), http.StatusUnauthorized, errInvalidToken)
+}
+
+// TestIssuerRouting: a token goes to the issuer its iss names; a route
+// without issuers keeps trusting the local app only; `issuer local` adds
+// the local app to a route with external issuers, whose local tokens
+// still pass the client registry.
+func TestIssuerRouting(t *testing.T) {
+	f := newFixture(t)
+	as := newTestAS(t, "", "oauth")
+	other := newTestAS(t, "/other", "oauth")
+	remoteTok := as.token(t, "user:read", nil)
+	localTok := f.token(t, claims("user:read", nil))
+	unregistered := f.token(t, claims("user:read", map[string]any{"client_id": "gone", "jti": "other"}))
+	otherTok := other.token(t, "user:read", nil)
+
+	localOnly := newHandler(t, f, &Scope{Rules: []Rule{{Methods: []string{"GET"}, Scopes: []string{"user:read"}}}})
+	remoteOnly, _ := issuerHandler(t, f, remoteScope(as, nil))
+	both := remoteScope(as, nil)
+	both.Issuers = append(both.Issuers, Issuer{Issuer: LocalIssuer}, Issuer{Issuer: other.issuer, Audience: []string{testAudience}})
+	both, _ = issuerHandler(t, f, both)
+
+	tests := []struct {
+		name  string
+		h     *Scope
+		token string
+		ok    bool
+		desc  string
+	}{
+		{"no issuers: local token", localOnly, localTok, true, ""},
+		{"no issuers: remote token refused, as before issuers existed", localOnly, remoteTok, false, "token signed by an unknown key"},
+		{"remote only: remote token", remoteOnly, remoteTok, true, ""},
+		{"remote only: local token refused", remoteOnly, localTok, false, "token issuer not accepted"},
+		{"remote only: third issuer refused", remoteOnly, otherTok, false, "token issuer not accepted"},
+		{"both: local token", both, localTok, true, ""},
+		{"both: remote token", both, remoteTok, true, ""},
+		{"both: second remote token", both, otherTok, true, ""},
+		{"both: local token of an unregistered client", both, unregistered, false, "token client is not registered"},
+		{"both: opaque token, nobody introspects", both, "opaque-token-123", false, "token malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := get(t, tt.h, tt.token)
+			if tt.ok {
+				mustAccept(t, res)
+				return
+			}
+			body := checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
+			if body.Description != tt.desc {
+				t.Errorf("error_description = %q, want %q", body.Description, tt.desc)
+			}
+		})
+	}
+}
+
+// TestUnknownKidRefetch: a token with a kid the cached JWKS lacks makes
+// keyfunc fetch the JWKS again, at most once per refetch floor.
+func TestUnknownKidRefetch(t *testing.T) {
+	as := newTestAS(t, "", "oauth")
+	h, _ := issuerHandler(t, nil, remoteScope(as, func(is *Issuer) { is.JWKSRefetchFloor = caddy.Duration(time.Hour) }))
+	mustAccept(t, get(t, h, as.token(t, "user:read", nil)))
+	fetches := as.count(as.jwksPath())
+
+	as.rotate(t, true)
+	mustAccept(t, get(t, h, as.token(t, "user:read", nil))) // new kid: refetched
+	if got := as.count(as.jwksPath()); got != fetches+1 {
+		t.Fatalf("JWKS fetched %d times after a new kid, want %d", got, fetches+1)
+	}
+	as.rotate(t, true)
+	res := get(t, h, as.token(t, "user:read", nil)) // another new kid within the floor
+	checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
+	if got := as.count(as.jwksPath()); got != fetches+1 {
+		t.Fatalf("JWKS fetched again within the refetch floor (%d fetches)", got)
+	}
+}
+
+// TestIssuerDown: with the issuer gone, tokens already seen and new tokens
+// signed by cached keys keep working; a token with an unknown kid is
+// refused with 401 invalid_token, never a 5xx, and the log says why.
+func TestIssuerDown(t *testing.T) {
+	as := newTestAS(t, "", "oauth")
+	h, logs := issuerHandler(t, nil, remoteScope(as, func(is *Issuer) { is.JWKSRefetchFloor = caddy.Duration(time.Second) }))
+	seen := as.token(t, "user:read", nil)
+	unseen := as.token(t, "user:read", map[string]any{"jti": "unseen"})
+	mustAccept(t, get(t, h, seen))
+	as.rotate(t, true)
+	newKid := as.token(t, "user:read", nil)
+	as.srv.Close()
+
+	mustAccept(t, get(t, h, seen))
+	mustAccept(t, get(t, h, unseen))
+	time.Sleep(1100 * time.Millisecond) // past the refetch floor: a refetch is tried
+	res := get(t, h, newKid)
+	checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
+	if !logged(logs, "JWKS refresh failed", "connection refused") {
+		t.Errorf("log does not say why: %v", logs.All())
+	}
+	mustAccept(t, get(t, h, unseen))
+}
+
+// TestIssuerDownAtStart: an issuer unreachable when the config loads does
+// not stop the load; its tokens get 401 with the reason in the log, and
+// once it answers (after the refetch floor) they are accepted.
+func TestIssuerDownAtStart(t *testing.T) {
+	as := newTestASUnstarted(t, "", "oauth")
+	t.Cleanup(as.srv.Close)
+	h, logs := issuerHandler(t, nil, remoteScope(as, func(is *Issuer) {
+		is.JWKSRefetchFloor = caddy.Duration(time.Second)
+		is.Timeout = caddy.Duration(time.Second)
+	}))
+	tok := as.token(t, "user:read", nil)
+	// The listener is bound but nobody accepts: the fetch times out.
+	res := get(t, h, tok)
+	body := checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
+	if body.Description != "token could not be checked with its issuer" {
+		t.Errorf("error_description = %q", body.Description)
+	}
+	if !logged(logs, "token issuer unavailable", "metadata discovery") {
+		t.Errorf("log does not say why: %v", logs.All())
+	}
+	as.srv.Start()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res := get(t, h, tok)
+		if res.calls == 1 {
+			break
+		}
+		if res.rec.Code != http.StatusUnauthorized || time.Now().After(deadline) {
+			t.Fatalf("issuer back, token still refused: %d %s", res.rec.Code, res.rec.Body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestIssuerConfigRefusals: a configuration that cannot work is refused
+// at provision with the field named.
+func TestIssuerConfigRefusals(t *testing.T) {
+	f := newFixture(t)
+	ok := "https://idp.example"
+	tests := []struct {
+		name string
+		s    Scope
+		auth bool
+		want string
+	}{
+		{"http issuer not on loopback", Scope{Issuers: []Issuer{{Issuer: "http://idp.example", Audience: []string{"a"}}}}, false, `issuers[0] (http://idp.example): issuer: "http://idp.example" must use https`},
+		{"issuer with a query (RFC 8414 §2)", Scope{Issuers: []Issuer{{Issuer: ok + "?x=1", Audience: []string{"a"}}}}, false, "must not have a query"},
+		{"issuer with a fragment", Scope{Issuers: []Issuer{{Issuer: ok + "#f", Audience: []string{"a"}}}}, false, "fragment"},
+		{"relative issuer", Scope{Issuers: []Issuer{{Issuer: "idp.example", Audience: []string{"a"}}}}, false, "not an absolute URL"},
+		{"no audience (RFC 9068 §4)", Scope{Issuers: []Issuer{{Issuer: ok}}}, false, "audience: required"},
+		{"jwks_url over http", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, JWKSURL: "http://idp.example/jwks"}}}, false, "jwks_url:"},
+		{"introspection without client_id", Scope{Issuers: []Issuer{{Issuer: ok, IntrospectionURL: ok + "/introspect"}}}, false, "client_id: required with introspection_url"},
+		{"client_id without a secret", Scope{Issuers: []Issuer{{Issuer: ok, IntrospectionURL: ok + "/introspect", ClientID: "gw"}}}, false, "client_secret: required"},
+		{"secret from an unset variable", Scope{Issuers: []Issuer{{Issuer: ok, IntrospectionURL: ok + "/introspect", ClientID: "gw", ClientSecret: "{env.CADDYSCOPE_TEST_UNSET}"}}}, false, "client_secret: required"},
+		{"client_secret without client_id", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, ClientSecret: "x"}}}, false, "client_secret: given without client_id"},
+		{"client_id with jwks_url and no introspection_url", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, JWKSURL: ok + "/jwks", ClientID: "gw", ClientSecret: "x"}}}, false, "introspection_url: required with client_id"},
+		{"unknown algorithm", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, Algorithms: []string{"HS256"}}}}, false, "algorithms:"},
+		{"alg none", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, Algorithms: []string{"none"}}}}, false, "algorithms:"},
+		{"timeout out of range", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, Timeout: caddy.Duration(time.Hour)}}}, false, "timeout:"},
+		{"refetch floor too short", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, JWKSRefetchFloor: caddy.Duration(time.Millisecond)}}}, false, "jwks_refetch_floor:"},
+		{"cache size too small", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, IntrospectionCacheSize: 3}}}, false, "introspection_cache_size:"},
+		{"missing CA file", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, TLSTrustedCACerts: []string{"/nonexistent/ca.pem"}}}}, false, "tls_trusted_ca_certs:"},
+		{"issuer listed twice", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}}, {Issuer: ok, Audience: []string{"b"}}}}, false, "issuers[1] (https://idp.example): issuer: listed twice"},
+		{"local without the oauth app", Scope{Issuers: []Issuer{{Issuer: LocalIssuer}}}, false, "needs the `oauth` global option"},
+		{"local with options", Scope{Issuers: []Issuer{{Issuer: LocalIssuer, Audience: []string{"a"}}}}, true, "the local issuer takes no options"},
+		{"the local app's issuer as an external one", Scope{Issuers: []Issuer{{Issuer: testIssuer, Audience: []string{"a"}}}}, true, "write `issuer local`"},
+		{"two issuers introspect", Scope{Issuers: []Issuer{
+			{Issuer: ok, IntrospectionURL: ok + "/i", ClientID: "gw", ClientSecret: "x"},
+			{Issuer: "https://idp2.example", IntrospectionURL: "https://idp2.example/i", ClientID: "gw", ClientSecret: "x"},
+		}}, false, "issuers[1] (https://idp2.example): client_id: only one issuer of a route may introspect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var auth oauthjwt.Authority
+			if tt.auth {
+				auth = f.auth
+			}
+			s := tt.s
+			err := s.provision(auth, zap.NewNop())
+			_ = s.Cleanup()
+			if err == nil {
+				t.Fatalf("provision accepted %+v", tt.s)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestIssuerPoolSharedAndReleased: identical issuer settings on two routes
+// share one running issuer; it is released with the last route.
+func TestIssuerPoolSharedAndReleased(t *testing.T) {
+	as := newTestAS(t, "", "oauth")
+	a, _ := issuerHandler(t, nil, remoteScope(as, nil))
+	b, _ := issuerHandler(t, nil, remoteScope(as, nil))
+	if a.trust.all[0].remote != b.trust.all[0].remote {
+		t.Fatal("identical issuers on two routes run twice")
+	}
+	key := a.trust.all[0].poolKey
+	_ = a.Cleanup()
+	if refs, ok := issuerPool.References(key); !ok || refs != 1 {
+		t.Fatalf("after one cleanup: %d references, present %v", refs, ok)
+	}
+	_ = b.Cleanup()
+	if _, ok := issuerPool.References(key); ok {
+		t.Fatal("issuer still pooled after the last route went")
+	}
+	if a.trust.all != nil || b.trust.all != nil {
+		t.Fatal("cleanup kept references")
+	}
+}
+
+// TestUnverifiedIssuer: which tokens count as JWTs for routing.
+func TestUnverifiedIssuer(t *testing.T) {
+	enc := func(v any) string { b, _ := json.Marshal(v); return b64(b) }
+	h := enc(map[string]any{"alg": "ES256"})
+	tests := []struct {
+		token   string
+		iss     string
+		isJWT   bool
+		wantErr bool
+	}{
+		{h + "." + enc(map[string]any{"iss": "https://a"}) + ".sig", "https://a", true, false},
+		{"opaque", "", false, false},
+		{"a.b", "", false, false},
+		{"a.b.c.d.e", "", false, false}, // JWE: not routed by iss
+		{enc(map[string]any{"typ": "x"}) + "." + enc(map[string]any{"iss": "https://a"}) + ".s", "", false, false},
+		{h + ".!!!.s", "", true, true},
+		{h + "." + enc(map[string]any{"sub": "x"}) + ".s", "", true, true},
+		{h + "." + enc(map[string]any{"iss": 5}) + ".s", "", true, true},
+		{h + "." + b64([]byte("[1]")) + ".s", "", true, true},
+	}
+	for _, tt := range tests {
+		iss, isJWT, err := unverifiedIssuer(tt.token)
+		if iss != tt.iss || isJWT != tt.isJWT || (err != nil) != tt.wantErr {
+			t.Errorf("unverifiedIssuer(%q) = %q, %v, %v", tt.token, iss, isJWT, err)
+		}
+	}
+}
+
+// privateD is the JWK d member of an EC private key (RFC 7518 §6.2.2.1).
+func privateD(t testing.TB, k *oauthjwt.Key) string {
+	t.Helper()
+	d, err := k.Signer.(*ecdsa.PrivateKey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b64(d)
+}

@@ -1,0 +1,351 @@
+package caddyscope
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// Well-known URI suffixes of the two discovery documents: RFC 8414 §3 and
+// OpenID Connect Discovery 1.0 §4.
+const (
+	wellKnownOAuth  = "/.well-known/oauth-authorization-server"
+	wellKnownOpenID = "/.well-known/openid-configuration"
+)
+
+// maxDocumentSize bounds what is read of a metadata document, a JWKS or an
+// introspection response.
+const maxDocumentSize = 1 << 20
+
+// remoteIssuer is the running state of one trusted external issuer: its
+// discovered endpoints, its keys (keyfunc: cached, refreshed in the
+// background and on an unknown kid at most once per refetch floor) and its
+// introspection caches. It is shared by every route that configures the
+// same issuer identically, and kept across config reloads (issuerPool), so
+// a reload neither refetches the keys nor forgets cached introspections.
+type remoteIssuer struct {
+	cfg    resolvedIssuer
+	client *http.Client
+	logger *zap.Logger
+	ctx    context.Context // ends the key refresh goroutine
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // serialises setup
+	lastTry time.Time
+	lastErr error
+	state   atomic.Pointer[issuerState]
+
+	positive *oauthjwt.Cache[introspected] // active tokens
+	negative *oauthjwt.Cache[struct{}]     // inactive tokens
+	flight   singleflight.Group            // one introspection per token at a time
+	warn     rate.Sometimes                // at most one outage warning a second
+
+	now func() time.Time
+}
+
+// issuerState is what setup found: how this issuer's tokens are checked.
+type issuerState struct {
+	verifier      *oauthjwt.Verifier // nil: the issuer publishes no keys
+	introspection string             // "" when tokens are not introspected
+}
+
+func newRemoteIssuer(cfg resolvedIssuer, logger *zap.Logger) (*remoteIssuer, error) {
+	client, err := newIssuerClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ri := &remoteIssuer{
+		cfg:      cfg,
+		client:   client,
+		logger:   logger.With(zap.String("issuer", cfg.issuer)),
+		ctx:      ctx,
+		cancel:   cancel,
+		positive: oauthjwt.NewCache[introspected](cfg.cacheSize),
+		negative: oauthjwt.NewCache[struct{}](cfg.cacheSize),
+		warn:     rate.Sometimes{Interval: time.Second},
+		now:      time.Now,
+	}
+	return ri, nil
+}
+
+// Destruct implements caddy.Destructor: the last route using the issuer
+// is gone.
+func (ri *remoteIssuer) Destruct() error {
+	ri.cancel()
+	return nil
+}
+
+// ready returns the issuer's state, setting it up on first use. A failed
+// setup (the issuer is down) is retried at most once per refetch floor;
+// meanwhile its tokens are refused with the reason in the log.
+func (ri *remoteIssuer) ready() (*issuerState, error) {
+	if st := ri.state.Load(); st != nil {
+		return st, nil
+	}
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	if st := ri.state.Load(); st != nil {
+		return st, nil
+	}
+	if !ri.lastTry.IsZero() && time.Since(ri.lastTry) < ri.cfg.refetchFloor {
+		return nil, ri.lastErr
+	}
+	ri.lastTry = time.Now()
+	st, err := ri.setup()
+	if err != nil {
+		ri.lastErr = &unavailableError{issuer: ri.cfg.issuer, err: err}
+		ri.logger.Warn("token issuer unavailable: its tokens are refused until it answers", zap.Error(err))
+		return nil, ri.lastErr
+	}
+	ri.state.Store(st)
+	return st, nil
+}
+
+// setup discovers the endpoints when they are not configured, then starts
+// keyfunc on the JWKS.
+func (ri *remoteIssuer) setup() (*issuerState, error) {
+	jwksURL, introspection := ri.cfg.jwksURL, ri.cfg.introspectionURL
+	var metaAlgs []string
+	if ri.cfg.discover {
+		md, err := ri.discover()
+		if err != nil {
+			return nil, err
+		}
+		jwksURL = md.JWKSURI
+		if ri.cfg.clientID != "" {
+			if md.IntrospectionEndpoint == "" {
+				return nil, errors.New("metadata has no introspection_endpoint, and client_id is set to introspect tokens")
+			}
+			introspection = md.IntrospectionEndpoint
+		}
+		if jwksURL == "" && introspection == "" {
+			return nil, errors.New("metadata has no jwks_uri: the issuer's tokens cannot be verified")
+		}
+		metaAlgs = md.IDTokenSigningAlgs
+	}
+	st := &issuerState{introspection: introspection}
+	if jwksURL != "" {
+		keys, err := ri.startKeys(jwksURL, metaAlgs)
+		if err != nil {
+			return nil, err
+		}
+		st.verifier = oauthjwt.NewVerifier(oauthjwt.VerifierConfig{
+			Issuer:                 ri.cfg.issuer,
+			Keys:                   keys,
+			RequireAccessTokenType: true,
+		})
+	}
+	return st, nil
+}
+
+// metadata holds the members of an RFC 8414 §2 (or OpenID Connect
+// Discovery §3) document that the gateway uses.
+type metadata struct {
+	Issuer                string   `json:"issuer"`
+	JWKSURI               string   `json:"jwks_uri"`
+	IntrospectionEndpoint string   `json:"introspection_endpoint"`
+	IDTokenSigningAlgs    []string `json:"id_token_signing_alg_values_supported"`
+}
+
+// metadataURLs lists where an issuer's metadata may be: first RFC 8414
+// §3.1 (the well-known suffix inserted between the host and the issuer's
+// path), then OpenID Connect Discovery §4 (appended to the issuer).
+func metadataURLs(issuer string) ([]string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, err
+	}
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	oauth := *u
+	oauth.Path, oauth.RawPath = "", ""
+	oauth.RawQuery = ""
+	oauthURL := oauth.String() + wellKnownOAuth + path
+	oidc := strings.TrimSuffix(issuer, "/") + wellKnownOpenID
+	return []string{oauthURL, oidc}, nil
+}
+
+// discover fetches the issuer's metadata, RFC 8414 first, OpenID Connect
+// discovery second, and checks it names this issuer exactly (RFC 8414 §3.3).
+func (ri *remoteIssuer) discover() (*metadata, error) {
+	urls, err := metadataURLs(ri.cfg.issuer)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, u := range urls {
+		md, err := ri.fetchMetadata(u)
+		if err == nil {
+			ri.logger.Info("discovered token issuer", zap.String("metadata", u),
+				zap.String("jwks_uri", md.JWKSURI), zap.String("introspection_endpoint", md.IntrospectionEndpoint))
+			return md, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", u, err))
+	}
+	return nil, fmt.Errorf("metadata discovery: %w", errors.Join(errs...))
+}
+
+func (ri *remoteIssuer) fetchMetadata(u string) (*metadata, error) {
+	ctx, cancel := context.WithTimeout(ri.ctx, ri.cfg.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := ri.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var md metadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, fmt.Errorf("not a metadata document: %v", err)
+	}
+	if md.Issuer != ri.cfg.issuer {
+		// RFC 8414 §3.3: a document for another issuer must not be used.
+		return nil, fmt.Errorf("metadata names issuer %q, not %q (RFC 8414 §3.3)", md.Issuer, ri.cfg.issuer)
+	}
+	for name, v := range map[string]string{"jwks_uri": md.JWKSURI, "introspection_endpoint": md.IntrospectionEndpoint} {
+		if v == "" {
+			continue
+		}
+		if err := oauthjwt.CheckEndpointURL(v); err != nil {
+			return nil, fmt.Errorf("metadata %s: %v", name, err)
+		}
+	}
+	return &md, nil
+}
+
+// startKeys starts keyfunc on the JWKS at u: a first fetch now (an issuer
+// that is down does not fail it: the keys come with a later refetch), a
+// refresh every refresh interval, and a refetch when a token names an
+// unknown kid, at most once per refetch floor. A failed refresh keeps the
+// keys already known.
+func (ri *remoteIssuer) startKeys(u string, metaAlgs []string) (*remoteKeys, error) {
+	wait := ri.cfg.timeout
+	kf, err := keyfunc.NewDefaultOverrideCtx(ri.ctx, []string{u}, keyfunc.Override{
+		Client:            ri.client,
+		HTTPTimeout:       ri.cfg.timeout,
+		RefreshInterval:   ri.cfg.refreshInterval,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(ri.cfg.refetchFloor), 1),
+		// A request with an unknown kid waits for a refetch at most this
+		// long; when the floor forbids one for longer it is refused at once.
+		RateLimitWaitMax: wait,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(_ context.Context, err error) {
+				ri.logger.Warn("JWKS refresh failed: keys already fetched stay in use", zap.String("jwks_uri", u), zap.Error(err))
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks_uri %s: %v", u, err)
+	}
+	algs := ri.cfg.algorithms
+	var single string
+	switch {
+	case len(algs) == 1:
+		single = algs[0]
+	case len(algs) == 0 && len(metaAlgs) == 1 && oauthjwt.CheckAlg(metaAlgs[0]) == nil:
+		single = metaAlgs[0]
+	}
+	return &remoteKeys{ri: ri, kf: kf, allowed: algs, single: single}, nil
+}
+
+// remoteKeys is the oauthjwt.KeySet of an external issuer, over keyfunc's
+// storage. Each key is pinned to one algorithm: its JWK alg (RFC 7517
+// §4.4), or, for a JWK without alg, the one algorithm the configuration or
+// the issuer's metadata names. A key that cannot be pinned, a symmetric
+// key, a key with private material or a key not for signatures is refused,
+// so a token can never be checked with HS256 keyed by a public key.
+type remoteKeys struct {
+	ri      *remoteIssuer
+	kf      keyfunc.Keyfunc
+	allowed []string // configured algorithms; empty: any supported
+	single  string   // the algorithm for JWKs without alg; "" refuses them
+}
+
+// Lookup implements oauthjwt.KeySet.
+func (k *remoteKeys) Lookup(kid string) (*oauthjwt.Key, bool) {
+	ctx, cancel := context.WithTimeout(k.ri.ctx, k.ri.cfg.timeout)
+	defer cancel()
+	jwk, err := k.kf.Storage().KeyRead(ctx, kid)
+	if err != nil {
+		if !errors.Is(err, jwkset.ErrKeyNotFound) {
+			k.ri.logger.Debug("JWKS key lookup failed", zap.String("kid", kid), zap.Error(err))
+		}
+		return nil, false
+	}
+	key, err := k.pin(kid, jwk)
+	if err != nil {
+		k.ri.logger.Warn("JWKS key refused", zap.String("kid", kid), zap.Error(err))
+		return nil, false
+	}
+	return key, true
+}
+
+// pin turns a JWK into a key pinned to one algorithm.
+func (k *remoteKeys) pin(kid string, jwk jwkset.JWK) (*oauthjwt.Key, error) {
+	m := jwk.Marshal()
+	if m.USE != "" && m.USE != jwkset.UseSig {
+		return nil, fmt.Errorf("use is %q, not sig (RFC 7517 §4.2)", m.USE)
+	}
+	if m.D != "" || m.K != "" {
+		return nil, errors.New("the JWKS publishes private or symmetric key material")
+	}
+	alg := string(m.ALG)
+	switch {
+	case alg == "" && k.single == "":
+		return nil, errors.New("key has no alg (RFC 7517 §4.4) and neither algorithms nor the issuer metadata name exactly one")
+	case alg == "":
+		alg = k.single
+	case len(k.allowed) > 0 && !slices.Contains(k.allowed, alg):
+		return nil, fmt.Errorf("alg %s is not among the configured algorithms", alg)
+	}
+	pub := jwk.Key()
+	if p, ok := pub.(interface{ Public() crypto.PublicKey }); ok {
+		pub = p.Public()
+	}
+	// NewPublicKey refuses algorithms other than ES256, ES384, RS256,
+	// PS256 and EdDSA, and a key whose type does not fit the algorithm.
+	return oauthjwt.NewPublicKey(alg, pub, kid)
+}
+
+// unavailableError reports an issuer that could not be reached or gave an
+// unusable answer: the token is refused with 401, never with a 5xx, and
+// the log says why.
+type unavailableError struct {
+	issuer string
+	err    error
+}
+
+func (e *unavailableError) Error() string {
+	return "token issuer " + e.issuer + " unavailable: " + e.err.Error()
+}
+
+func (e *unavailableError) Unwrap() error { return e.err }
