@@ -2,7 +2,6 @@ package caddyoauth
 
 import (
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -38,7 +37,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, message string) {
-	sess, err := s.app.currentSession(r.Context(), r, time.Now())
+	sess, err := s.app.currentSession(r.Context(), r, s.app.clock())
 	if err != nil {
 		s.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again shortly.")
 		return
@@ -73,7 +72,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sess, err := s.app.currentSession(r.Context(), r, time.Now())
+	sess, err := s.app.currentSession(r.Context(), r, s.app.clock())
 	if err != nil || sess == nil {
 		s.showAccount(w, r, "")
 		return

@@ -107,6 +107,7 @@ type App struct {
 
 	clientCache   *clientCache
 	revoked       *revocationList
+	clock         func() time.Time // time.Now; tests move it
 	stopRefresh   context.CancelFunc
 	lastRefreshNs *atomic.Int64 // last keyring read prompted by an unknown kid
 }
@@ -145,6 +146,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 // store defaults to one on storage.
 func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	a.logger = logger
+	if a.clock == nil {
+		a.clock = time.Now
+	}
 	if a.store == nil {
 		a.store = NewCaddyStore(storage, storePrefix, logger)
 	}

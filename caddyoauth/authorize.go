@@ -33,7 +33,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	now := time.Now()
+	now := s.app.clock()
 	sess, err := s.app.currentSession(r.Context(), r, now)
 	if err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusFound, err)
@@ -206,7 +206,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.app.throttle.succeeded(username)
-	if err := s.app.startSession(r.Context(), w, user.Username, time.Now()); err != nil {
+	if err := s.app.startSession(r.Context(), w, user.Username, s.app.clock()); err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
 		return
 	}
@@ -236,7 +236,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sess, err := s.app.currentSession(r.Context(), r, time.Now())
+	sess, err := s.app.currentSession(r.Context(), r, s.app.clock())
 	if err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
 		return

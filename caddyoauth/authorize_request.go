@@ -107,13 +107,13 @@ func (a *App) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*auth
 	case challenge == "" && method != "":
 		return req, redirectError(errInvalidRequest, "code_challenge_method without code_challenge")
 	case challenge == "" && (c.Public || c.RequirePKCE):
-		return req, redirectError(errInvalidRequest, "code challenge required (PKCE, RFC 7636 §4.4.1)")
+		return req, redirectError(errInvalidRequest, "code challenge required (PKCE, RFC 7636 section 4.4.1)")
 	case challenge != "" && method != "S256":
 		// RFC 7636 §4.3: an absent method means plain, which RFC 9700
 		// §2.1.1 says not to use.
 		return req, redirectError(errInvalidRequest, "transform algorithm not supported: use code_challenge_method=S256")
 	case challenge != "" && !validS256Challenge(challenge):
-		return req, redirectError(errInvalidRequest, "code_challenge must be 43 base64url characters (RFC 7636 §4.2)")
+		return req, redirectError(errInvalidRequest, "code_challenge must be 43 base64url characters (RFC 7636 section 4.2)")
 	}
 	req.challenge = challenge
 

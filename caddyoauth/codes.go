@@ -104,14 +104,14 @@ func (a *App) redeemCode(ctx context.Context, c *Client, form url.Values) (*code
 		// downgrade attempt (RFC 9700 §2.1.1).
 		return nil, "", badRequest(errInvalidGrant, "code_verifier sent but the authorization request had no code_challenge")
 	case rec.Challenge != "" && verifier == "":
-		return nil, "", badRequest(errInvalidGrant, "code_verifier is required (RFC 7636 §4.5)")
+		return nil, "", badRequest(errInvalidGrant, "code_verifier is required (RFC 7636 section 4.5)")
 	case rec.Challenge != "" && !validVerifier(verifier):
-		return nil, "", badRequest(errInvalidGrant, "code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)")
+		return nil, "", badRequest(errInvalidGrant, "code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)")
 	case rec.Challenge != "":
 		sum := sha256.Sum256([]byte(verifier))
 		got := base64.RawURLEncoding.EncodeToString(sum[:])
 		if subtle.ConstantTimeCompare([]byte(got), []byte(rec.Challenge)) != 1 {
-			return nil, "", badRequest(errInvalidGrant, "code_verifier does not match the code_challenge (RFC 7636 §4.6)")
+			return nil, "", badRequest(errInvalidGrant, "code_verifier does not match the code_challenge (RFC 7636 section 4.6)")
 		}
 	}
 	return rec, key, nil

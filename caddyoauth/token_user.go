@@ -21,7 +21,7 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 	if _, ok := a.lookupUser(rec.User); !ok {
 		return nil, badRequest(errInvalidGrant, "the user who approved the request no longer exists")
 	}
-	now := time.Now()
+	now := s.app.clock()
 	var scopes []string
 	for _, sc := range rec.Scopes { // the client may have lost some since
 		if slices.Contains(client.Scopes, sc) {
@@ -52,7 +52,7 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 // (never more than first granted).
 func (s *Server) refreshGrant(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
 	a := s.app
-	now := time.Now()
+	now := s.app.clock()
 	fam, id, tok, scopes, oerr := a.rotateRefresh(ctx, client, form.Get("refresh_token"), form.Get("scope"), now)
 	if oerr != nil {
 		return nil, oerr

@@ -1,0 +1,398 @@
+package caddyoauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// userTokens is a token response with a refresh token.
+type userTokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope"`
+	TokenType    string `json:"token_type"`
+}
+
+func decodeUserTokens(t testing.TB, rec interface{ Result() *http.Response }, body []byte) userTokens {
+	t.Helper()
+	if code := rec.Result().StatusCode; code != http.StatusOK {
+		t.Fatalf("token response %d: %s", code, body)
+	}
+	var u userTokens
+	if err := json.Unmarshal(body, &u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestAuthorizationCodeFlow: the whole RFC 6749 §4.1 flow with PKCE (RFC
+// 7636): login page, consent page, redirect with code, the same state and
+// iss (RFC 9207 §2), a redirect URI's own query kept (§3.1.2), exchange
+// for an access token whose sub is the person and client_id the app (RFC
+// 9068 §2.2), with auth_time (§2.2.1), and a refresh token.
+func TestAuthorizationCodeFlow(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	verifier, challenge := pkce()
+
+	rec := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Notes SPA") {
+		t.Fatalf("login page: %d %s", rec.Code, rec.Body)
+	}
+	rec = b.signIn(rec, aliceUser, alicePass)
+	if rec.Code != http.StatusSeeOther || !strings.HasPrefix(rec.Header().Get("Location"), "/oauth2/authorize?") {
+		t.Fatalf("login: %d %v", rec.Code, rec.Header())
+	}
+	if _, ok := b.cookies[sessionCookie]; !ok {
+		t.Fatal("no session cookie after login")
+	}
+	rec = b.do(http.MethodGet, rec.Header().Get("Location"), nil)
+	body := rec.Body.String()
+	for _, want := range []string{"Notes SPA", "Alice Example", "Read your notes", "notes:read", "profile", "https://app.example"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("consent page lacks %q", want)
+		}
+	}
+	f := fields(body)
+	f.Set("decision", "allow")
+	rec = b.do(http.MethodPost, "/oauth2/consent", f)
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusSeeOther || loc.Scheme+"://"+loc.Host+loc.Path != spaRedirect {
+		t.Fatalf("consent: %d to %v", rec.Code, loc)
+	}
+	q := loc.Query()
+	if q.Get("state") != "st-123/+= x" || q.Get("iss") != testIssuer || len(q.Get("code")) != 43 {
+		t.Fatalf("redirect query %v: want the same state, iss and a 256-bit code", q)
+	}
+
+	rec = b.exchange(q.Get("code"), verifier)
+	tok := decodeUserTokens(t, rec, rec.Body.Bytes())
+	if tok.RefreshToken == "" || tok.Scope != "notes:read profile" {
+		t.Fatalf("token response %s", rec.Body)
+	}
+	_, claims := jwtSegments(t, tok.AccessToken)
+	if claims["sub"] != aliceUser || claims["client_id"] != spaID || claims["auth_time"] == nil {
+		t.Errorf("access token claims %v: want sub alice, client_id %s, auth_time", claims, spaID)
+	}
+
+	// The confidential app: redirect URI with its own query kept, Basic
+	// authentication, no PKCE (accepted for confidential clients).
+	u := b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}, "redirect_uri": {webRedirect}, "state": {"w"}}.Encode())
+	if u.Query().Get("tenant") != "1" || u.Query().Get("code") == "" {
+		t.Fatalf("web redirect %s: want tenant=1 kept and a code", u)
+	}
+	rec = basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "redirect_uri": {webRedirect}})
+	tok = decodeUserTokens(t, rec, rec.Body.Bytes())
+	if tok.Scope != "notes:read profile" {
+		t.Errorf("web scope %q, want all its scopes when none requested (RFC 6749 §3.3)", tok.Scope)
+	}
+	// The confidential app without its secret is refused.
+	u = b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}}.Encode())
+	rec = postToken(t, b.s, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "client_id": {webID}})
+	assertOAuthError(t, rec, http.StatusUnauthorized, errInvalidClient)
+}
+
+// TestRedirectURIMismatch: an unregistered, extra-path, extra-query or
+// differently cased redirect URI gets an error page and no redirect (RFC
+// 6749 §4.1.2.1, §3.1.2.3; RFC 9700 §4.1.3 exact matching); so do an
+// unknown client, a missing client_id, and a client without the grant.
+func TestRedirectURIMismatch(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	for _, tc := range []struct{ name, query string }{
+		{"unregistered host", authorizeQuery(challenge, "redirect_uri", "https://evil.example/cb")},
+		{"extra path", authorizeQuery(challenge, "redirect_uri", spaRedirect+"/more")},
+		{"extra query", authorizeQuery(challenge, "redirect_uri", spaRedirect+"?x=1")},
+		{"case differs", authorizeQuery(challenge, "redirect_uri", "https://APP.example/cb")},
+		{"trailing slash", authorizeQuery(challenge, "redirect_uri", spaRedirect+"/")},
+		{"omitted with two registered", authorizeQuery(challenge, "redirect_uri", "")},
+		{"unknown client", authorizeQuery(challenge, "client_id", "nobody")},
+		{"no client_id", authorizeQuery(challenge, "client_id", "")},
+		{"client without the code grant", authorizeQuery(challenge, "client_id", svcID)},
+		{"redirect_uri twice", authorizeQuery(challenge) + "&redirect_uri=" + url.QueryEscape("https://evil.example/cb")},
+		{"malformed query", "client_id=%zz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := b.do(http.MethodGet, "/oauth2/authorize?"+tc.query, nil)
+			if rec.Code != http.StatusBadRequest {
+				t.Errorf("status %d, want a 400 error page", rec.Code)
+			}
+			if loc := rec.Header().Get("Location"); loc != "" {
+				t.Errorf("redirected to %s", loc)
+			}
+			if !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") || strings.Contains(rec.Body.String(), "evil.example") {
+				t.Errorf("want an HTML error page that does not echo the URI: %s", rec.Body)
+			}
+		})
+	}
+}
+
+// TestAuthorizeErrorsRedirect: once client and redirect URI are verified,
+// errors go back to the client (RFC 6749 §4.1.2.1) with the state.
+func TestAuthorizeErrorsRedirect(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	for _, tc := range []struct{ name, query, code string }{
+		{"implicit grant refused (RFC 9700 §2.1.2)", authorizeQuery(challenge, "response_type", "token"), errUnsupportedResponseType},
+		{"no response_type", authorizeQuery(challenge, "response_type", ""), errInvalidRequest},
+		{"scope not allowed (RFC 6749 §3.3)", authorizeQuery(challenge, "scope", "notes:read admin"), errInvalidScope},
+		{"public client without PKCE (RFC 7636 §4.4.1)", authorizeQuery("", "code_challenge_method", ""), errInvalidRequest},
+		{"plain method refused (RFC 7636 §4.2, RFC 9700 §2.1.1)", authorizeQuery(challenge, "code_challenge_method", "plain"), errInvalidRequest},
+		{"method absent means plain (RFC 7636 §4.3)", authorizeQuery(challenge, "code_challenge_method", ""), errInvalidRequest},
+		{"challenge too short (RFC 7636 §4.2)", authorizeQuery("abc"), errInvalidRequest},
+		{"state twice (RFC 6749 §3.1)", authorizeQuery(challenge) + "&scope=profile", errInvalidRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := b.do(http.MethodGet, "/oauth2/authorize?"+tc.query, nil)
+			loc, err := url.Parse(rec.Header().Get("Location"))
+			if rec.Code != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), spaRedirect+"?") {
+				t.Fatalf("status %d to %q, want 302 to the redirect URI", rec.Code, rec.Header().Get("Location"))
+			}
+			q := loc.Query()
+			if q.Get("error") != tc.code || q.Get("iss") != testIssuer || q.Has("code") {
+				t.Errorf("redirect query %v, want error=%s and iss", q, tc.code)
+			}
+			if !errorCharsOK(q.Get("error_description")) {
+				t.Errorf("error_description %q has characters outside RFC 6749 §4.1.2.1", q.Get("error_description"))
+			}
+			if !strings.Contains(tc.name, "twice") && q.Get("state") != "st-123/+= x" {
+				t.Errorf("state %q not returned untouched", q.Get("state"))
+			}
+		})
+	}
+}
+
+// TestPKCEVerification: RFC 7636 §4.6 at the token endpoint.
+func TestPKCEVerification(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	verifier, challenge := pkce()
+	for _, tc := range []struct {
+		name, verifier string
+	}{
+		{"missing verifier (RFC 7636 §4.5)", ""},
+		{"wrong verifier (RFC 7636 §4.6)", strings.Repeat("x", 43)},
+		{"verifier too short (RFC 7636 §4.1)", verifier[:20]},
+		{"the challenge as verifier (plain)", challenge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code := b.code(challenge)
+			assertOAuthError(t, b.exchange(code, tc.verifier), http.StatusBadRequest, errInvalidGrant)
+			// The code is spent: even the right verifier fails now.
+			assertOAuthError(t, b.exchange(code, verifier), http.StatusBadRequest, errInvalidGrant)
+		})
+	}
+	// A verifier for a code issued without a challenge is a downgrade
+	// (RFC 9700 §2.1.1).
+	u := b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}}.Encode())
+	rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "code_verifier": {verifier}})
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant)
+}
+
+// TestCodeBinding: a code works only for its client and redirect URI
+// (RFC 6749 §4.1.3), once, within its lifetime (§4.1.2, §10.5).
+func TestCodeBinding(t *testing.T) {
+	b, ms := newFlow(t, nil)
+	verifier, challenge := pkce()
+
+	code := b.code(challenge)
+	rec := b.exchange(code, verifier, "redirect_uri", "http://127.0.0.1:8765/cb")
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant)
+
+	code = b.code(challenge)
+	rec = b.exchange(code, verifier, "redirect_uri", "")
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant) // it was in the request: required
+
+	code = b.code(challenge)
+	rec = basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {spaRedirect}, "code_verifier": {verifier}})
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant) // another client
+
+	// Expired: 60 s is the lifetime.
+	code = b.code(challenge)
+	b.advance(ms, codeTTL+time.Second)
+	assertOAuthError(t, b.exchange(code, verifier), http.StatusBadRequest, errInvalidGrant)
+}
+
+// TestCodeReplayRevokes: a code presented twice is refused and the tokens
+// first issued from it are revoked (RFC 6749 §4.1.2, §10.5; RFC 9700
+// §4.5): the access token is on the revocation list and the refresh
+// token no longer works.
+func TestCodeReplayRevokes(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	verifier, challenge := pkce()
+	code := b.code(challenge)
+	rec := b.exchange(code, verifier)
+	tok := decodeUserTokens(t, rec, rec.Body.Bytes())
+	_, claims := jwtSegments(t, tok.AccessToken)
+	jti := claims["jti"].(string)
+	if b.s.app.Revoked(jti) {
+		t.Fatal("fresh token already revoked")
+	}
+	assertOAuthError(t, b.exchange(code, verifier), http.StatusBadRequest, errInvalidGrant)
+	if !b.s.app.Revoked(jti) {
+		t.Error("replay did not revoke the access token")
+	}
+	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+}
+
+// TestConsentDenied: "deny" sends access_denied to the client with the
+// state (RFC 6749 §4.1.2.1) and no code.
+func TestConsentDenied(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	rec := b.signIn(b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil), aliceUser, alicePass)
+	rec = b.do(http.MethodGet, rec.Header().Get("Location"), nil)
+	f := fields(rec.Body.String())
+	f.Set("decision", "deny")
+	rec = b.do(http.MethodPost, "/oauth2/consent", f)
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusSeeOther || loc.Query().Get("error") != errAccessDenied || loc.Query().Get("state") != "st-123/+= x" || loc.Query().Has("code") {
+		t.Fatalf("deny: %d to %v", rec.Code, loc)
+	}
+}
+
+// TestCSRF: the login, consent, withdraw and logout forms are refused
+// without this browser's CSRF token, or with another form's.
+func TestCSRF(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	login := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	good := fields(login.Body.String())
+	good.Set("username", aliceUser)
+	good.Set("password", alicePass)
+
+	for _, tc := range []struct {
+		name   string
+		mutate func(url.Values, map[string]string)
+	}{
+		{"missing token", func(f url.Values, _ map[string]string) { f.Del(csrfField) }},
+		{"wrong token", func(f url.Values, _ map[string]string) { f.Set(csrfField, strings.Repeat("A", 43)) }},
+		{"another form's token", func(f url.Values, c map[string]string) { f.Set(csrfField, csrfToken(c[csrfCookie], formConsent)) }},
+		{"no cookie (cross-site post)", func(_ url.Values, c map[string]string) { delete(c, csrfCookie) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := url.Values{}
+			for k, v := range good {
+				f[k] = v
+			}
+			saved := b.cookies[csrfCookie]
+			tc.mutate(f, b.cookies)
+			rec := b.do(http.MethodPost, "/oauth2/login", f)
+			b.cookies[csrfCookie] = saved
+			if rec.Code != http.StatusForbidden || rec.Header().Get("Location") != "" {
+				t.Errorf("status %d location %q, want 403", rec.Code, rec.Header().Get("Location"))
+			}
+			if _, ok := b.cookies[sessionCookie]; ok {
+				t.Fatal("signed in without a valid CSRF token")
+			}
+		})
+	}
+	// Consent without a token: no code.
+	rec := b.signIn(login, aliceUser, alicePass)
+	consent := fields(b.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String())
+	consent.Set("decision", "allow")
+	consent.Del(csrfField)
+	if rec := b.do(http.MethodPost, "/oauth2/consent", consent); rec.Code != http.StatusForbidden {
+		t.Errorf("consent without CSRF token: %d %v", rec.Code, rec.Header())
+	}
+	// Logout without a token leaves the session.
+	if rec := b.do(http.MethodPost, "/oauth2/logout", url.Values{}); rec.Code != http.StatusForbidden {
+		t.Errorf("logout without CSRF token: %d", rec.Code)
+	}
+	if _, ok := b.cookies[sessionCookie]; !ok {
+		t.Error("a forged logout ended the session")
+	}
+}
+
+// TestLoginSameAnswer: an unknown user and a wrong password get the same
+// status and message, and both count toward throttling.
+func TestLoginSameAnswer(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	login := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	wrong := b.signIn(login, aliceUser, "not the password")
+	unknown := b.signIn(login, "mallory", "not the password")
+	if wrong.Code != unknown.Code || wrong.Code != http.StatusBadRequest {
+		t.Fatalf("statuses %d and %d, want the same 400", wrong.Code, unknown.Code)
+	}
+	strip := func(s, user string) string {
+		s = hiddenField.ReplaceAllString(s, "")
+		s = strings.ReplaceAll(s, user, "USER")
+		return nonceAttr.ReplaceAllString(s, "")
+	}
+	if strip(wrong.Body.String(), aliceUser) != strip(unknown.Body.String(), "mallory") {
+		t.Errorf("bodies differ beyond the echoed username:\n%s\n---\n%s", wrong.Body, unknown.Body)
+	}
+	if !strings.Contains(wrong.Body.String(), loginFailed) {
+		t.Error("failure message missing")
+	}
+	if _, ok := b.cookies[sessionCookie]; ok {
+		t.Error("a failed login set a session")
+	}
+}
+
+// TestLoginThrottling: repeated failures for an account are slowed down,
+// then refused with 429 and Retry-After, even with the right password;
+// another account from another address is unaffected.
+func TestLoginThrottling(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	th := b.s.app.throttle
+	var clock time.Time = time.Now()
+	th.now = func() time.Time { return clock }
+	for i := 0; i < throttleAccountStop; i++ {
+		th.failed(aliceUser, "198.51.100.1")
+	}
+	_, challenge := pkce()
+	login := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	rec := b.signIn(login, aliceUser, alicePass)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("after %d failures: %d, want 429 with Retry-After", throttleAccountStop, rec.Code)
+	}
+	if _, ok := b.cookies[sessionCookie]; ok {
+		t.Fatal("signed in while throttled")
+	}
+	// The window passes: the right password works again.
+	clock = clock.Add(throttleWindow)
+	if rec := b.signIn(login, aliceUser, alicePass); rec.Code != http.StatusSeeOther {
+		t.Fatalf("after the window: %d", rec.Code)
+	}
+}
+
+// TestThrottleVerdicts checks the counting itself: slowed after a few
+// failures, stopped after more, per account (case-folded) and per address.
+func TestThrottleVerdicts(t *testing.T) {
+	th := newLoginThrottle()
+	now := time.Now()
+	th.now = func() time.Time { return now }
+	for i := 0; i < throttleAccountSlow; i++ {
+		if d, r := th.verdict("bob", "a"); d != 0 || r != 0 {
+			t.Fatalf("after %d failures: delay %v retry %v", i, d, r)
+		}
+		th.failed("Bob", "a")
+	}
+	if d, r := th.verdict("bob", "b"); d == 0 || r != 0 {
+		t.Fatalf("after %d failures: delay %v retry %v, want slowed", throttleAccountSlow, d, r)
+	}
+	for i := throttleAccountSlow; i < throttleAccountStop; i++ {
+		th.failed("bob", "a")
+	}
+	if _, r := th.verdict("BOB", "c"); r == 0 {
+		t.Fatal("not stopped after the account limit")
+	}
+	th.succeeded("bob")
+	if _, r := th.verdict("bob", "c"); r != 0 {
+		t.Fatal("success did not clear the account")
+	}
+	// Address: a spray over many accounts.
+	for i := 0; i < throttleIPStop; i++ {
+		th.failed("user"+string(rune('a'+i%26))+string(rune('a'+i/26)), "203.0.113.9")
+	}
+	if _, r := th.verdict("fresh", "203.0.113.9"); r == 0 {
+		t.Fatal("not stopped after the address limit")
+	}
+	if _, r := th.verdict("fresh", "203.0.113.10"); r != 0 {
+		t.Fatal("another address was stopped")
+	}
+}

@@ -1,0 +1,146 @@
+package caddyoauth
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// signedInTokens runs the SPA flow and returns its tokens.
+func signedInTokens(t *testing.T, b *browser, kv ...string) userTokens {
+	t.Helper()
+	verifier, challenge := pkce()
+	rec := b.exchange(b.code(challenge, kv...), verifier)
+	return decodeUserTokens(t, rec, rec.Body.Bytes())
+}
+
+// TestRefreshRotation: each use returns a new refresh token (RFC 9700
+// §4.14.2 rotation); using a rotated one again is refused and revokes the
+// family, including the newest refresh token and the last access token.
+func TestRefreshRotation(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	first := signedInTokens(t, b)
+
+	rec := b.refresh(first.RefreshToken)
+	second := decodeUserTokens(t, rec, rec.Body.Bytes())
+	if second.RefreshToken == "" || second.RefreshToken == first.RefreshToken {
+		t.Fatalf("refresh token not rotated: %s", rec.Body)
+	}
+	_, c2 := jwtSegments(t, second.AccessToken)
+	if c2["sub"] != aliceUser || c2["auth_time"] == nil {
+		t.Errorf("refreshed access token claims %v: want the same person", c2)
+	}
+
+	// Reuse of the rotated token: refused, family revoked.
+	assertOAuthError(t, b.refresh(first.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+	assertOAuthError(t, b.refresh(second.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+	if !b.s.app.Revoked(c2["jti"].(string)) {
+		t.Error("the family's last access token was not revoked")
+	}
+	// Another sign-in's family is unaffected.
+	other := signedInTokens(t, b)
+	if rec := b.refresh(other.RefreshToken); rec.Code != http.StatusOK {
+		t.Errorf("unrelated family refused: %s", rec.Body)
+	}
+}
+
+// TestRefreshConcurrentUse: of many concurrent uses of one refresh token,
+// at most one succeeds (the rest are reuse, which revokes the family).
+func TestRefreshConcurrentUse(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	tok := signedInTokens(t, b)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := postToken(t, b.s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {spaID}})
+			if rec.Code == http.StatusOK {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if ok > 1 {
+		t.Fatalf("%d concurrent uses succeeded, want at most 1", ok)
+	}
+}
+
+// TestRefreshScope: RFC 6749 §6: a narrower scope may be asked, a wider
+// one is invalid_scope and burns nothing; no scope means the original.
+func TestRefreshScope(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	tok := signedInTokens(t, b, "scope", "notes:read profile")
+
+	assertOAuthError(t, b.refresh(tok.RefreshToken, "scope", "notes:read notes:write"), http.StatusBadRequest, errInvalidScope)
+	rec := b.refresh(tok.RefreshToken, "scope", "notes:read")
+	narrowed := decodeUserTokens(t, rec, rec.Body.Bytes())
+	if narrowed.Scope != "notes:read" {
+		t.Fatalf("narrowed scope %q", narrowed.Scope)
+	}
+	rec = b.refresh(narrowed.RefreshToken)
+	again := decodeUserTokens(t, rec, rec.Body.Bytes())
+	if again.Scope != "notes:read profile" {
+		t.Errorf("scope after a narrowed refresh %q, want the original grant back", again.Scope)
+	}
+}
+
+// TestRefreshBinding: another client cannot use the token (RFC 6749 §6)
+// and does not burn it; a client without the grant is unauthorized_client.
+func TestRefreshBinding(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	tok := signedInTokens(t, b)
+	rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant)
+	rec = basicToken(t, b.s, svcID, svcSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	assertOAuthError(t, rec, http.StatusBadRequest, errUnauthorizedClient)
+	if rec := b.refresh(tok.RefreshToken); rec.Code != http.StatusOK {
+		t.Fatalf("owner's refresh after others tried: %s", rec.Body)
+	}
+	for _, bad := range []string{"", "short", strings.Repeat("A", 43)} {
+		want := errInvalidGrant
+		if bad == "" {
+			want = errInvalidRequest
+		}
+		assertOAuthError(t, b.refresh(bad), http.StatusBadRequest, want)
+	}
+}
+
+// TestRefreshLifetimes: a token lapses after refresh_token_ttl without
+// use; a family ends at refresh_token_max_ttl however often it is used.
+func TestRefreshLifetimes(t *testing.T) {
+	b, ms := newFlow(t, func(a *App) {
+		a.RefreshTokenTTL = caddyDuration(time.Hour)
+		a.RefreshTokenMaxTTL = caddyDuration(3 * time.Hour)
+	})
+	tok := signedInTokens(t, b)
+	b.advance(ms, 2*time.Hour)
+	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+
+	b2, ms2 := newFlow(t, func(a *App) {
+		a.RefreshTokenTTL = caddyDuration(time.Hour)
+		a.RefreshTokenMaxTTL = caddyDuration(90 * time.Minute)
+	})
+	tok = signedInTokens(t, b2)
+	b2.advance(ms2, 50*time.Minute)
+	rec := b2.refresh(tok.RefreshToken)
+	tok2 := decodeUserTokens(t, rec, rec.Body.Bytes())
+	b2.advance(ms2, 100*time.Minute) // within its idle hour, past the family's end
+	assertOAuthError(t, b2.refresh(tok2.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+}
+
+// TestUserRemovedEndsRefresh: a refresh token of a user no longer
+// configured is refused.
+func TestUserRemovedEndsRefresh(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	tok := signedInTokens(t, b)
+	delete(b.s.app.users, aliceUser)
+	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+}
