@@ -5,9 +5,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -69,6 +71,52 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			},
 		},
 		{
+			"issuers: local, discovery, and every option",
+			`oauth_scope {
+				GET read
+				issuer local
+				issuer https://idp.example
+				issuer https://partner.example/tenant {
+					audience https://api.example https://api2.example
+					jwks_url https://partner.example/keys
+					introspection_url https://partner.example/introspect
+					client_id gateway
+					client_secret {env.PARTNER_SECRET}
+					tls_trusted_ca_certs /etc/ca1.pem /etc/ca2.pem
+					algorithms RS256 ES256
+					timeout 2s
+					jwks_refresh_interval 30m
+					jwks_refetch_floor 10s
+					introspection_cache_ttl 45s
+					introspection_cache_size 500
+					introspection_negative_ttl 5s
+				}
+			}`,
+			Scope{
+				Rules: []Rule{{Methods: []string{"GET"}, Scopes: []string{"read"}}},
+				Issuers: []Issuer{
+					{Issuer: "local"},
+					{Issuer: "https://idp.example"},
+					{
+						Issuer:                   "https://partner.example/tenant",
+						Audience:                 []string{"https://api.example", "https://api2.example"},
+						JWKSURL:                  "https://partner.example/keys",
+						IntrospectionURL:         "https://partner.example/introspect",
+						ClientID:                 "gateway",
+						ClientSecret:             "{env.PARTNER_SECRET}",
+						TLSTrustedCACerts:        []string{"/etc/ca1.pem", "/etc/ca2.pem"},
+						Algorithms:               []string{"RS256", "ES256"},
+						Timeout:                  caddy.Duration(2 * time.Second),
+						JWKSRefreshInterval:      caddy.Duration(30 * time.Minute),
+						JWKSRefetchFloor:         caddy.Duration(10 * time.Second),
+						IntrospectionCacheTTL:    caddy.Duration(45 * time.Second),
+						IntrospectionCacheSize:   500,
+						IntrospectionNegativeTTL: caddy.Duration(5 * time.Second),
+					},
+				},
+			},
+		},
+		{
 			"one-line scopes and a block",
 			`oauth_scope base {
 				POST write
@@ -114,6 +162,16 @@ func TestUnmarshalCaddyfileRefusals(t *testing.T) {
 		{"* on the one-line form", "oauth_scope * user:read", "one-line form takes scopes only"},
 		{"empty realm", "oauth_scope {\n realm \"\"\n}", "realm must not be empty"},
 		{"audience without a value after one with", "oauth_scope {\n audience a\n audience\n}", "argument"},
+		{"issuer without a URL", "oauth_scope {\n issuer\n}", "argument"},
+		{"issuer with two URLs", "oauth_scope {\n issuer https://a https://b\n}", "argument"},
+		{"unknown issuer option", "oauth_scope {\n issuer https://a {\n  jwks https://a/k\n }\n}", `unrecognized issuer option "jwks"`},
+		{"issuer option twice", "oauth_scope {\n issuer https://a {\n  jwks_url https://a/k\n  jwks_url https://a/j\n }\n}", "jwks_url already specified"},
+		{"issuer option without a value", "oauth_scope {\n issuer https://a {\n  client_id\n }\n}", "argument"},
+		{"issuer audience without a value", "oauth_scope {\n issuer https://a {\n  audience\n }\n}", "argument"},
+		{"bad duration", "oauth_scope {\n issuer https://a {\n  timeout soon\n }\n}", `timeout: "soon" is not a positive duration`},
+		{"negative duration", "oauth_scope {\n issuer https://a {\n  introspection_cache_ttl -1s\n }\n}", "introspection_cache_ttl"},
+		{"bad cache size", "oauth_scope {\n issuer https://a {\n  introspection_cache_size many\n }\n}", "introspection_cache_size"},
+		{"options on issuer local", "oauth_scope {\n issuer local {\n  audience a\n }\n}", "issuer local takes no options"},
 		{"duplicate forward_header", "oauth_scope {\n forward_header X-A {oauth.sub}\n forward_header X-A {oauth.client_id}\n}", "X-A already specified"},
 	}
 	for _, tt := range tests {

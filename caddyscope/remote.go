@@ -113,6 +113,9 @@ func (ri *remoteIssuer) ready() (*issuerState, error) {
 	st, err := ri.setup()
 	if err != nil {
 		ri.lastErr = &unavailableError{issuer: ri.cfg.issuer, err: err}
+		if ri.ctx.Err() != nil {
+			return nil, ri.lastErr // the config using it is gone
+		}
 		ri.logger.Warn("token issuer unavailable: its tokens are refused until it answers", zap.Error(err))
 		return nil, ri.lastErr
 	}

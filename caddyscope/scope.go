@@ -109,7 +109,7 @@ func (s *Scope) Provision(ctx caddy.Context) error {
 		appIface, err := ctx.AppIfConfigured("oauth")
 		if errors.Is(err, caddy.ErrNotConfigured) {
 			if len(s.Issuers) > 0 {
-				return errors.New("oauth_scope: issuer local needs the `oauth` global option (apps.oauth in JSON)")
+				return errors.New("issuers: issuer local needs the `oauth` global option (apps.oauth in JSON)")
 			}
 			return errors.New("oauth_scope needs a token issuer: configure the `oauth` global option (apps.oauth in JSON), or list issuers")
 		}

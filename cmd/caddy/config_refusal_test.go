@@ -48,6 +48,17 @@ func TestConfigRefusals(t *testing.T) {
 		}
 	})
 
+	// oauth_scope trusting only another issuer needs no oauth app; the
+	// issuer being down (nothing listens on its port) does not stop the load.
+	t.Run("control_external_issuer_without_oauth_app_loads", func(t *testing.T) {
+		issuer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		cfg := refusalCaddyfile(t, t.TempDir(), "",
+			"oauth_scope {\n\tGET user:read\n\tissuer "+issuer+" {\n\t\taudience https://api.example.com\n\t}\n}\nrespond ok")
+		if err := load(t, cfg); err != nil {
+			t.Fatalf("a valid config was refused: %v\n%s", err, cfg)
+		}
+	})
+
 	for _, tc := range []struct {
 		name  string
 		oauth string // body of the oauth global option; "" for none
@@ -94,6 +105,33 @@ func TestConfigRefusals(t *testing.T) {
 			oauth: "issuer https://localhost:9443\n" + okClient,
 			site:  "oauth_scope {\n\tGET user:read\n\tPOST GET user:write\n}\nrespond ok",
 			want:  "oauth_scope: rules[1]: methods: GET has two rules",
+		},
+		{
+			name: "oauth_scope_issuer_without_audience",
+			site: "oauth_scope {\n\tGET user:read\n\tissuer https://idp.example.com\n}\nrespond ok",
+			want: "issuers[0] (https://idp.example.com): audience: required to accept this issuer's JWTs (RFC 9068 §4)",
+		},
+		{
+			name: "oauth_scope_issuer_local_without_oauth_app",
+			site: "oauth_scope {\n\tGET user:read\n\tissuer local\n}\nrespond ok",
+			want: "issuer local needs the `oauth` global option",
+		},
+		{
+			name: "oauth_scope_issuer_jwks_url_plain_http",
+			site: "oauth_scope {\n\tGET user:read\n\tissuer https://idp.example.com {\n\t\taudience https://api.example.com\n\t\tjwks_url http://idp.example.com/jwks\n\t}\n}\nrespond ok",
+			want: `issuers[0] (https://idp.example.com): jwks_url: "http://idp.example.com/jwks" must use https`,
+		},
+		{
+			name: "oauth_scope_issuer_introspection_without_client_id",
+			site: "oauth_scope {\n\tGET user:read\n\tissuer https://idp.example.com {\n\t\tintrospection_url https://idp.example.com/introspect\n\t}\n}\nrespond ok",
+			want: "issuers[0] (https://idp.example.com): client_id: required with introspection_url",
+		},
+		{
+			name: "oauth_scope_two_issuers_introspect",
+			site: "oauth_scope {\n\tGET user:read\n" +
+				"\tissuer https://a.example.com {\n\t\tintrospection_url https://a.example.com/i\n\t\tclient_id gw\n\t\tclient_secret s\n\t}\n" +
+				"\tissuer https://b.example.com {\n\t\tintrospection_url https://b.example.com/i\n\t\tclient_id gw\n\t\tclient_secret s\n\t}\n}\nrespond ok",
+			want: "issuers[1] (https://b.example.com): client_id: only one issuer of a route may introspect tokens",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
