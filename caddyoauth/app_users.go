@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -30,6 +31,9 @@ func (a *App) provisionUsers() error {
 		}
 		if err := u.provision(); err != nil {
 			return fmt.Errorf("user %q: %v", u.Username, err)
+		}
+		if slices.Contains(demoPasswordHashes, u.PasswordHash) && !issuerIsLoopback(a.Issuer) {
+			return fmt.Errorf("user %q: password_hash: this is a demo password published in the README; make a real hash with `caddy hash-password` (demo passwords work only with a localhost issuer)", u.Username)
 		}
 		if _, dup := a.users[u.Username]; dup {
 			return fmt.Errorf("user %q: username: defined twice", u.Username)

@@ -282,6 +282,14 @@ var demoSecretHashes = []string{
 	"sha256:6fdd8e6008f83508d05d0878666ffb26f70af13148bf21dff63f2c918bcb190b", // reports-demo-secret-not-for-production
 	"sha256:09407dba61308017ab8e85a26126f7477c2d796eafe986a30001e0e33ae1c4f1", // provisioning-demo-secret-not-for-production
 	"sha256:9b7b7a49182930707a9ba543c0ea8c417a01a04b44c8ac256cf0a58771f4732a", // partner-demo-secret-not-for-production
+	"sha256:b8d5967ef8785ed5c840febc4bc51bbc9d8ac143d06d6941fd52e02485b72375", // notes-web-demo-secret-not-for-production
+}
+
+// demoPasswordHashes are the password hashes of the demo users in
+// Caddyfile.example, whose passwords the README publishes; refused unless
+// the issuer is a loopback address, as demoSecretHashes are.
+var demoPasswordHashes = []string{
+	"$2a$10$rUPoffQ7gPKBtaMxw6kwCOLBLmjci2.BfVxiYhffvXiszgq6HivWC", // alice-demo-password
 }
 
 // newFakeClient is authenticated against when a request names an unknown

@@ -312,17 +312,37 @@ func TestDemoSecretsMatchExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && f[0] == "secret_hash" {
-			found++
-			if !slices.Contains(demoSecretHashes, f[1]) {
-				t.Errorf("Caddyfile.example secret_hash %s is not in demoSecretHashes", f[1])
+	for _, tc := range []struct {
+		directive string
+		list      []string
+	}{{"secret_hash", demoSecretHashes}, {"password_hash", demoPasswordHashes}} {
+		found := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && f[0] == tc.directive {
+				found++
+				if !slices.Contains(tc.list, f[1]) {
+					t.Errorf("Caddyfile.example %s %s is not in the demo list", tc.directive, f[1])
+				}
 			}
 		}
+		if found != len(tc.list) {
+			t.Errorf("Caddyfile.example has %d %s lines, the demo list %d", found, tc.directive, len(tc.list))
+		}
 	}
-	if found != len(demoSecretHashes) {
-		t.Errorf("Caddyfile.example has %d secret hashes, demoSecretHashes %d", found, len(demoSecretHashes))
+}
+
+// TestDemoPasswordOnlyOnLocalhost: the README's demo password works only
+// with a loopback issuer, like the demo secrets.
+func TestDemoPasswordOnlyOnLocalhost(t *testing.T) {
+	for _, tt := range []struct {
+		issuer string
+		ok     bool
+	}{{"https://localhost:8443", true}, {"https://api.example.com", false}} {
+		a := &App{Issuer: tt.issuer, Users: []*User{{Username: "alice", PasswordHash: demoPasswordHashes[0]}}}
+		err := a.provision(context.Background(), newStorage(t), zap.NewNop())
+		if tt.ok != (err == nil) || !tt.ok && !strings.Contains(err.Error(), "demo password") {
+			t.Errorf("%s: %v", tt.issuer, err)
+		}
 	}
 }
