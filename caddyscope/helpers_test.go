@@ -52,14 +52,7 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	k, err := oauthjwt.GenerateKey(oauthjwt.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := oauthjwt.NewKeyring(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := newTestKeyring(t)
 	return &fixture{
 		kr: kr,
 		auth: &testAuthority{
@@ -100,14 +93,7 @@ func claims(scope any, override map[string]any) map[string]any {
 	if scope != nil {
 		c["scope"] = scope
 	}
-	for k, v := range override {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	return c
+	return applyChanges(c, override)
 }
 
 // token signs c with the fixture's active key.

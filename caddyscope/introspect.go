@@ -51,7 +51,21 @@ func (ri *remoteIssuer) introspect(endpoint, token string) (introspected, error)
 	return v.(introspected), nil
 }
 
+// maxIntrospections bounds the calls in flight to one introspection
+// endpoint: tokens that are not cached (new ones, or random ones an
+// attacker makes up) cannot turn the gateway into a flood of requests at
+// the issuer. A call that waits longer than the timeout for a slot fails.
+const maxIntrospections = 32
+
 func (ri *remoteIssuer) introspectRemote(endpoint, token string) (introspected, error) {
+	wait := time.NewTimer(ri.cfg.timeout)
+	select {
+	case ri.inflight <- struct{}{}:
+		wait.Stop()
+	case <-wait.C:
+		return introspected{}, &unavailableError{issuer: ri.cfg.issuer, err: fmt.Errorf("introspection: more than %d calls in flight for %v", maxIntrospections, ri.cfg.timeout)}
+	}
+	defer func() { <-ri.inflight }()
 	body, err := ri.postIntrospection(endpoint, token)
 	if err != nil {
 		return introspected{}, &unavailableError{issuer: ri.cfg.issuer, err: fmt.Errorf("introspection: %w", err)}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,14 +45,7 @@ func activeAnswer(as *testAS, scope string, exp time.Time, extra map[string]any)
 		"token_type": "Bearer",
 		"tenant":     "acme",
 	}
-	for k, v := range extra {
-		if v == nil {
-			delete(a, k)
-		} else {
-			a[k] = v
-		}
-	}
-	return a
+	return applyChanges(a, extra)
 }
 
 // TestIntrospectionActive: an opaque token the issuer says is active
@@ -230,6 +224,38 @@ func TestIntrospectionDown(t *testing.T) {
 				t.Error("an answer was cached for a failed introspection")
 			}
 		})
+	}
+}
+
+// TestIntrospectionBoundedInFlight: however many uncached tokens arrive at
+// once, at most maxIntrospections calls are in flight at the issuer; the
+// rest wait at most the timeout, then get 401 with a reason logged (the
+// warning is rate-limited to one a second: the first one is logged).
+func TestIntrospectionBoundedInFlight(t *testing.T) {
+	as := newTestAS(t, "", "none")
+	as.gate = make(chan struct{})
+	h, logs := issuerHandler(t, nil, withIssuer(introspectingScope(as, nil), func(is *Issuer) {
+		is.Timeout = caddy.Duration(300 * time.Millisecond)
+	}))
+	const n = maxIntrospections + 8
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { codes <- get(t, h, fmt.Sprintf("flood-%d", i)).rec.Code })
+	}
+	wg.Wait() // the held calls time out at the client after 300ms
+	close(as.gate)
+	close(codes)
+	for c := range codes {
+		if c != http.StatusUnauthorized {
+			t.Errorf("status %d, want 401", c)
+		}
+	}
+	if m := as.maxFlight.Load(); m > maxIntrospections {
+		t.Errorf("%d introspections in flight, bound is %d", m, maxIntrospections)
+	}
+	if !logged(logs, "its issuer could not check it") {
+		t.Errorf("log does not say why: %v", logs.All())
 	}
 }
 

@@ -122,14 +122,7 @@ func jwkJSON(t testing.TB, k *oauthjwt.Key, change map[string]any) map[string]an
 	b, _ := json.Marshal(k.PublicJWK())
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
-	for name, v := range change {
-		if v == nil {
-			delete(m, name)
-		} else {
-			m[name] = v
-		}
-	}
-	return m
+	return applyChanges(m, change)
 }
 
 func jwksJSON(keys ...map[string]any) string {
@@ -157,15 +150,7 @@ func TestExternalTokenChecks(t *testing.T) {
 		return sig
 	}
 	hdr := func(change map[string]any) map[string]any {
-		h := map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": active.ID}
-		for k, v := range change {
-			if v == nil {
-				delete(h, k)
-			} else {
-				h[k] = v
-			}
-		}
-		return h
+		return applyChanges(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": active.ID}, change)
 	}
 	// The issuer's own public key, as HMAC secret: algorithm confusion.
 	pubJWK, _ := json.Marshal(active.PublicJWK())
@@ -256,10 +241,7 @@ func TestJWKAlgorithmPinning(t *testing.T) {
 				as.metadata = map[string]any{"id_token_signing_alg_values_supported": tt.metaAlgs}
 			}
 			h, logs := issuerHandler(t, nil, remoteScope(as, func(is *Issuer) { is.Algorithms = tt.algs }))
-			header := map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": k.ID}
-			for n, v := range tt.header {
-				header[n] = v
-			}
+			header := applyChanges(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": k.ID}, tt.header)
 			tok := rawToken(header, as.claims("user:read", nil), func(in string) []byte {
 				sig, _ := jwt.SigningMethodES256.Sign(in, k.Signer)
 				return sig
@@ -352,12 +334,12 @@ func TestUnknownKidRefetch(t *testing.T) {
 	mustAccept(t, get(t, h, as.token(t, "user:read", nil)))
 	fetches := as.count(as.jwksPath())
 
-	as.rotate(t, true)
+	as.rotate(t)
 	mustAccept(t, get(t, h, as.token(t, "user:read", nil))) // new kid: refetched
 	if got := as.count(as.jwksPath()); got != fetches+1 {
 		t.Fatalf("JWKS fetched %d times after a new kid, want %d", got, fetches+1)
 	}
-	as.rotate(t, true)
+	as.rotate(t)
 	res := get(t, h, as.token(t, "user:read", nil)) // another new kid within the floor
 	checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
 	if got := as.count(as.jwksPath()); got != fetches+1 {
@@ -374,7 +356,7 @@ func TestIssuerDown(t *testing.T) {
 	seen := as.token(t, "user:read", nil)
 	unseen := as.token(t, "user:read", map[string]any{"jti": "unseen"})
 	mustAccept(t, get(t, h, seen))
-	as.rotate(t, true)
+	as.rotate(t)
 	newKid := as.token(t, "user:read", nil)
 	as.srv.Close()
 

@@ -56,6 +56,7 @@ type remoteIssuer struct {
 	positive *oauthjwt.Cache[introspected] // active tokens
 	negative *oauthjwt.Cache[struct{}]     // inactive tokens
 	flight   singleflight.Group            // one introspection per token at a time
+	inflight chan struct{}                 // bounds introspections in flight
 	warn     rate.Sometimes                // at most one outage warning a second
 
 	now func() time.Time
@@ -81,6 +82,7 @@ func newRemoteIssuer(cfg resolvedIssuer, logger *zap.Logger) (*remoteIssuer, err
 		cancel:   cancel,
 		positive: oauthjwt.NewCache[introspected](cfg.cacheSize),
 		negative: oauthjwt.NewCache[struct{}](cfg.cacheSize),
+		inflight: make(chan struct{}, maxIntrospections),
 		warn:     rate.Sometimes{Interval: time.Second},
 		now:      time.Now,
 	}

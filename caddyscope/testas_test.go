@@ -39,6 +39,9 @@ type testAS struct {
 
 	hits map[string]*atomic.Int64 // per request path
 
+	gate                chan struct{} // when set, introspection waits for it to close
+	inFlight, maxFlight atomic.Int64
+
 	clientID, secret string
 }
 
@@ -62,15 +65,7 @@ func newTestAS(t testing.TB, path, mode string) *testAS {
 // is already bound, so its URL is known (srv.Listener.Addr).
 func newTestASUnstarted(t testing.TB, path, mode string) *testAS {
 	t.Helper()
-	k, err := oauthjwt.GenerateKey(oauthjwt.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := oauthjwt.NewKeyring(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	as := &testAS{t: t, path: path, kr: kr, mode: mode, answers: map[string]string{},
+	as := &testAS{t: t, path: path, kr: newTestKeyring(t), mode: mode, answers: map[string]string{},
 		hits: map[string]*atomic.Int64{}, clientID: asClientID, secret: asSecret}
 	as.srv = httptest.NewUnstartedServer(http.HandlerFunc(as.serve))
 	as.issuer = "http://" + as.srv.Listener.Addr().String() + path
@@ -151,6 +146,16 @@ func (as *testAS) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
+	if as.gate != nil {
+		n := as.inFlight.Add(1)
+		for m := as.maxFlight.Load(); n > m && !as.maxFlight.CompareAndSwap(m, n); m = as.maxFlight.Load() {
+		}
+		select {
+		case <-as.gate:
+		case <-r.Context().Done():
+		}
+		as.inFlight.Add(-1)
+	}
 	as.mu.Lock()
 	answer, known := as.answers[r.PostForm.Get("token")]
 	status := as.status
@@ -205,25 +210,39 @@ func (as *testAS) token(t testing.TB, scope any, override map[string]any) string
 	return tok
 }
 
-// rotate replaces the signing key, keeping the old one published when
-// keepOld is set.
-func (as *testAS) rotate(t testing.TB, keepOld bool) {
+// rotate replaces the signing key, keeping the old ones published.
+func (as *testAS) rotate(t testing.TB) {
+	t.Helper()
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	as.kr = newTestKeyring(t, as.kr.Keys()...)
+}
+
+// newTestKeyring signs with a new ES256 key and verifies with it and old.
+func newTestKeyring(t testing.TB, old ...*oauthjwt.Key) *oauthjwt.Keyring {
 	t.Helper()
 	k, err := oauthjwt.GenerateKey(oauthjwt.ES256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	var old []*oauthjwt.Key
-	if keepOld {
-		old = as.kr.Keys()
-	}
 	kr, err := oauthjwt.NewKeyring(k, old...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	as.kr = kr
+	return kr
+}
+
+// applyChanges sets each member of change in m, deleting those that are
+// nil, and returns m.
+func applyChanges(m, change map[string]any) map[string]any {
+	for k, v := range change {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // fakeClock is a settable clock for cache deadlines.
