@@ -34,6 +34,10 @@ type serverMetadata struct {
 	TokenEndpoint                              string   `json:"token_endpoint"`
 	JWKSURI                                    string   `json:"jwks_uri"`
 	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
 	ScopesSupported                            []string `json:"scopes_supported,omitempty"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
@@ -55,17 +59,22 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 	}
 	slices.Sort(scopes)
 	return json.MarshalIndent(serverMetadata{
-		Issuer:                            a.Issuer,
-		AuthorizationEndpoint:             base + "/authorize",
-		TokenEndpoint:                     base + "/token",
-		JWKSURI:                           base + "/jwks",
-		UserinfoEndpoint:                  base + "/userinfo",
-		ScopesSupported:                   scopes,
-		ResponseTypesSupported:            []string{"code"},
-		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               slices.Clone(supportedGrants),
-		TokenEndpointAuthMethodsSupported: []string{authBasic, authPost, authNone},
-		CodeChallengeMethodsSupported:     []string{"S256"},
+		Issuer:                a.Issuer,
+		AuthorizationEndpoint: base + "/authorize",
+		TokenEndpoint:         base + "/token",
+		JWKSURI:               base + "/jwks",
+		UserinfoEndpoint:      base + "/userinfo",
+		IntrospectionEndpoint: base + "/introspect",
+		// RFC 7662 §2.1: only authenticated (confidential) clients.
+		IntrospectionEndpointAuthMethodsSupported: []string{authBasic, authPost},
+		RevocationEndpoint:                        base + "/revoke",
+		RevocationEndpointAuthMethodsSupported:    []string{authBasic, authPost, authNone},
+		ScopesSupported:                           scopes,
+		ResponseTypesSupported:                    []string{"code"},
+		ResponseModesSupported:                    []string{"query"},
+		GrantTypesSupported:                       slices.Clone(supportedGrants),
+		TokenEndpointAuthMethodsSupported:         []string{authBasic, authPost, authNone},
+		CodeChallengeMethodsSupported:             []string{"S256"},
 		// RFC 9207: redirects carry iss.
 		AuthorizationResponseIssParameterSupported: true,
 	}, "", "  ")

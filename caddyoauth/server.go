@@ -23,7 +23,8 @@ const DefaultPrefix = "/oauth2"
 // `oauth` app under the issuer's path if it has one: `{prefix}/token` (RFC
 // 6749 §3.2), `{prefix}/authorize` (§3.1) with its pages `{prefix}/login`,
 // `{prefix}/consent`, `{prefix}/account` and `{prefix}/logout`,
-// `{prefix}/userinfo`, `{prefix}/jwks` (RFC 7517), and the metadata
+// `{prefix}/userinfo`, `{prefix}/introspect` (RFC 7662), `{prefix}/revoke`
+// (RFC 7009), `{prefix}/jwks` (RFC 7517), and the metadata
 // document at `/.well-known/oauth-authorization-server` (RFC 8414 §3).
 // Requests for any other path go on to the next handler.
 type Server struct {
@@ -46,6 +47,8 @@ type Server struct {
 	accountPath   string
 	logoutPath    string
 	userinfoPath  string
+	introPath     string
+	revokePath    string
 	metadataPath  string
 	metadata      []byte
 	jwks          *jwksCache
@@ -97,6 +100,8 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	s.accountPath = base + "/account"
 	s.logoutPath = base + "/logout"
 	s.userinfoPath = base + "/userinfo"
+	s.introPath = base + "/introspect"
+	s.revokePath = base + "/revoke"
 	s.metadataPath = metadataPath(s.app.Issuer)
 	var err error
 	if s.pages, err = loadPages(s.Templates); err != nil {
@@ -142,6 +147,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.userinfoPath:
 		s.serveUserinfo(w, r)
+		return nil
+	case s.introPath:
+		s.serveIntrospect(w, r)
+		return nil
+	case s.revokePath:
+		s.serveRevoke(w, r)
 		return nil
 	case s.metadataPath:
 		servePublicDocument(w, r, s.metadata)

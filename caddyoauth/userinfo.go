@@ -24,19 +24,13 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		bearerRefusal(w, http.StatusUnauthorized, "", "", a.UserinfoScope)
 		return
 	}
-	claims, err := a.verifier.Verify(strings.TrimSpace(authz[0][len("Bearer "):]))
-	if err != nil {
-		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", oauthjwt.Describe(err), a.UserinfoScope)
+	claims, reason := a.activeAccessToken(strings.TrimSpace(authz[0][len("Bearer "):]))
+	if claims == nil {
+		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", reason, a.UserinfoScope)
 		return
 	}
-	client, ok := a.Client(claims.ClientID)
-	switch {
-	case !claims.HasAudience(a.Audience):
+	if !claims.HasAudience(a.Audience) {
 		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", "token audience not accepted", a.UserinfoScope)
-		return
-	case !ok, a.Revoked(claims.ID),
-		!client.RevokedBefore.IsZero() && (claims.IssuedAt == nil || !claims.IssuedAt.After(client.RevokedBefore)):
-		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", "token revoked", a.UserinfoScope)
 		return
 	}
 	if _, person := claims.Claim("auth_time"); !person {
