@@ -521,3 +521,27 @@ func privateD(t testing.TB, k *oauthjwt.Key) string {
 	}
 	return b64(d)
 }
+
+// FuzzUnverifiedIssuer: reading iss from an untrusted token to route it
+// never panics, and a JWT routed without error names an issuer.
+func FuzzUnverifiedIssuer(f *testing.F) {
+	enc := func(s string) string { return b64([]byte(s)) }
+	for _, s := range []string{
+		enc(`{"alg":"ES256"}`) + "." + enc(`{"iss":"https://a"}`) + ".sig",
+		enc(`{"alg":"ES256"}`) + "." + enc(`{"iss":""}`) + ".",
+		enc(`{"alg":"none"}`) + "." + enc(`[]`) + ".x",
+		"opaque", "a.b.c", "..", "a.b.c.d.e",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		iss, isJWT, err := unverifiedIssuer(tok)
+		if !isJWT && (iss != "" || err != nil) {
+			t.Fatalf("not a JWT, yet iss %q err %v", iss, err)
+		}
+		if isJWT && err == nil && iss == "" {
+			t.Fatal("JWT routed without an issuer")
+		}
+		_ = describe(err)
+	})
+}
