@@ -10,11 +10,8 @@ package caddyoauth
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -293,33 +290,7 @@ func (k keySet) Lookup(kid string) (*oauthjwt.Key, bool) {
 
 // validateIssuer applies RFC 8414 §2: https, no query, no fragment. Plain
 // http is allowed for loopback hosts, for local development.
-func validateIssuer(iss string) error {
-	if iss == "" {
-		return errors.New("required")
-	}
-	u, err := url.Parse(iss)
-	if err != nil {
-		return err
-	}
-	if u.Host == "" || !u.IsAbs() {
-		return fmt.Errorf("%q is not an absolute URL", iss)
-	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(iss, "#") {
-		return fmt.Errorf("%q must not have a query or fragment (RFC 8414 §2)", iss)
-	}
-	if u.User != nil {
-		return fmt.Errorf("%q must not carry user info", iss)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%q must use https (http is allowed for localhost only)", iss)
-}
+func validateIssuer(iss string) error { return oauthjwt.CheckIssuerURL(iss) }
 
 // issuerIsLoopback reports whether the issuer's host is a loopback name or
 // address.
@@ -328,13 +299,7 @@ func issuerIsLoopback(iss string) bool {
 	return err == nil && isLoopback(u.Hostname())
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(host string) bool { return oauthjwt.IsLoopbackHost(host) }
 
 // Interface guards
 var (
