@@ -96,6 +96,42 @@ func TestConfigRefusals(t *testing.T) {
 			want:  `client "reports-service": secret_hash: not a recognized hash`,
 		},
 		{
+			name:  "public_client_without_redirect_uris",
+			oauth: "issuer https://localhost:9443\nclient notes-spa {\n\tpublic\n\tscopes notes:read\n}",
+			want:  `client "notes-spa": redirect_uris: the authorization_code grant needs at least one redirect URI`,
+		},
+		{
+			name:  "redirect_uri_with_wildcard",
+			oauth: "issuer https://localhost:9443\nclient notes-spa {\n\tpublic\n\tredirect_uris https://*.example.com/cb\n\tscopes notes:read\n}",
+			want:  `client "notes-spa": redirect_uris: "https://*.example.com/cb": wildcards and spaces are not allowed`,
+		},
+		{
+			name:  "implicit_grant",
+			oauth: "issuer https://localhost:9443\nclient notes-spa {\n\tpublic\n\tgrant_types implicit\n\tscopes notes:read\n}",
+			want:  `client "notes-spa": grant_types: unknown or unsupported grant type "implicit"`,
+		},
+		{
+			name:  "user_with_plain_password",
+			oauth: "issuer https://localhost:9443\n" + okClient + "\nuser alice {\n\tpassword_hash hunter2\n}",
+			want:  `user "alice": password_hash: not a recognized hash`,
+		},
+		{
+			name:  "user_with_sha256_hash",
+			oauth: "issuer https://localhost:9443\n" + okClient + "\nuser alice {\n\tpassword_hash " + demoSecretHash + "\n}",
+			want:  `user "alice": password_hash: not a recognized hash`,
+		},
+		{
+			name:  "session_ttl_longer_than_max",
+			oauth: "issuer https://localhost:9443\n" + okClient + "\nsession_ttl 10h\nsession_max_ttl 1h",
+			want:  `session_ttl: 10h0m0s is longer than session_max_ttl 1h0m0s`,
+		},
+		{
+			name:  "oauth_server_templates_missing",
+			oauth: "issuer https://localhost:9443\n" + okClient,
+			site:  "oauth_server {\n\ttemplates /nonexistent/templates\n}\nrespond ok",
+			want:  `templates: "/nonexistent/templates" is not a readable directory`,
+		},
+		{
 			name: "oauth_scope_without_oauth_app",
 			site: "oauth_scope user:read\nrespond ok",
 			want: "oauth_scope needs a token issuer: configure the `oauth` global option",
