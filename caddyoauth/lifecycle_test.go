@@ -156,3 +156,43 @@ func TestRevokedAtRestartAndExpiry(t *testing.T) {
 		t.Errorf("revocation kept until %d, want exp plus leeway %d", exp, want)
 	}
 }
+
+// TestPeopleEndpointsStoreDown: with the store gone, what needs it answers
+// 503 temporarily_unavailable (JSON at the token and introspection
+// endpoints; at the authorization endpoint, the RFC 6749 §4.1.2.1 error
+// sent back to the client), what does not keeps working (introspecting a
+// JWT), and everything works again when the store returns.
+func TestPeopleEndpointsStoreDown(t *testing.T) {
+	fs := &flakyStore{Store: NewMemoryStore()}
+	b, _ := newFlow(t, nil)
+	fs.Store = b.s.app.store
+	b.s.app.store = fs
+	verifier, challenge := pkce()
+	code := b.code(challenge)
+	tok := signedInTokens(t, b)
+
+	fs.down.Store(true)
+	assertOAuthError(t, b.exchange(code, verifier), http.StatusServiceUnavailable, errTemporarilyUnavailable)
+	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusServiceUnavailable, errTemporarilyUnavailable)
+	r := httptest.NewRequest(http.MethodPost, "/oauth2/introspect", strings.NewReader(url.Values{"token": {tok.RefreshToken}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Authorization", basicAuth(webID, webSecret))
+	rec, _ := serve(t, b.s, r)
+	assertOAuthError(t, rec, http.StatusServiceUnavailable, errTemporarilyUnavailable)
+	if _, m := introspectAs(t, b.s, webID, webSecret, tok.AccessToken); m["active"] != true {
+		t.Errorf("JWT introspection needs no store, got %v", m)
+	}
+	rec = b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusFound || loc.Query().Get("error") != errTemporarilyUnavailable || loc.Query().Get("state") == "" {
+		t.Errorf("authorize with the store down: %d %v", rec.Code, loc)
+	}
+
+	fs.down.Store(false)
+	if rec := b.exchange(code, verifier); rec.Code != http.StatusOK {
+		t.Errorf("the code after the store returned: %d %s", rec.Code, rec.Body)
+	}
+	if rec := b.refresh(tok.RefreshToken); rec.Code != http.StatusOK {
+		t.Errorf("the refresh token after the store returned: %d %s", rec.Code, rec.Body)
+	}
+}
