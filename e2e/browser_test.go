@@ -191,8 +191,8 @@ func TestBrowserSignIn(t *testing.T) {
 		chromedp.Navigate(g.url("/oauth2/logout")),
 		chromedp.WaitVisible(`#sign-out`, chromedp.ByID),
 		chromedp.Click(`#sign-out`, chromedp.ByID),
-		chromedp.WaitVisible(`h1`, chromedp.ByQuery),
-		chromedp.Text(`h1`, &signedOut, chromedp.ByQuery),
+		chromedp.WaitVisible(`#signed-out`, chromedp.ByID),
+		chromedp.Text(`#signed-out`, &signedOut, chromedp.ByID),
 		chromedp.Navigate(conf.AuthCodeURL("again", oauth2.S256ChallengeOption(verifier))),
 		chromedp.WaitVisible(`#password`, chromedp.ByID),
 	); err != nil {

@@ -150,10 +150,22 @@ func TestReloadRemovesClient(t *testing.T) {
 	if start < 0 || end < 0 {
 		t.Fatal("reports-service block not found in the example")
 	}
-	g.reload(g.config[:start] + g.config[start+end+len("\n\t\t}\n"):])
-	status, h, _ := g.do("GET", "/api/users", reports, nil)
-	if status != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
-		t.Errorf("removed client's token: status %d, challenge %q", status, h.Get("WWW-Authenticate"))
+	g.reload(withGeneration(t, g.config[:start]+g.config[start+end+len("\n\t\t}\n"):]))
+	// A connection the old config accepted may answer a request or two
+	// (graceful reload); the first answer of the new config must refuse.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, h, _ := g.do("GET", "/api/users", reports, nil)
+		if h.Get("X-Config-Generation") == "2" {
+			if status != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Errorf("removed client's token: status %d, challenge %q", status, h.Get("WWW-Authenticate"))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reloaded config never answered")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if status, _, body := g.do("GET", "/api/users", gold, nil); status != http.StatusOK {
 		t.Errorf("other client's token after the reload: %d %s", status, body)
