@@ -57,9 +57,8 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, message str
 		s.errorPage(w, http.StatusInternalServerError, "Internal error", "Please try again.")
 		return
 	}
-	user, _ := s.app.lookupUser(sess.User)
 	s.renderPage(w, http.StatusOK, "account", accountPageData{
-		pageData: pageData{nonce}, UserName: user.displayName(), Message: message, Consents: consents,
+		pageData: pageData{nonce}, UserName: sess.user.displayName(), Message: message, Consents: consents,
 		WithdrawAction: s.accountPath, WithdrawCSRF: csrfToken(secret, formWithdraw),
 		LogoutAction: s.logoutPath, LogoutCSRF: csrfToken(secret, formLogout),
 	}, nonce)

@@ -84,6 +84,10 @@ type App struct {
 	// by name.
 	ScopeDescriptions map[string]string `json:"scope_descriptions,omitempty"`
 
+	// Signup turns on the self-service sign-up page ({prefix}/signup),
+	// linked from the login page. Off when absent.
+	Signup *SignupConfig `json:"signup,omitempty"`
+
 	// UserinfoScope is the scope a token needs at the userinfo endpoint.
 	// Default: profile.
 	UserinfoScope string `json:"userinfo_scope,omitempty"`

@@ -75,6 +75,14 @@ func (a *App) provisionUsers() error {
 	if !oauthjwt.ValidScopeToken(a.UserinfoScope) {
 		return fmt.Errorf("userinfo_scope: %q is not a valid scope token (RFC 6749 §3.3)", a.UserinfoScope)
 	}
+	if a.Signup != nil {
+		if a.Signup.MinPasswordLength == 0 {
+			a.Signup.MinPasswordLength = defaultMinPasswordLength
+		}
+		if a.Signup.MinPasswordLength < 8 || a.Signup.MinPasswordLength > maxPasswordBytes {
+			return fmt.Errorf("signup: min_password_length %d is outside 8..%d", a.Signup.MinPasswordLength, maxPasswordBytes)
+		}
+	}
 	a.throttle = newLoginThrottle()
 	return nil
 }

@@ -97,6 +97,7 @@ type loginPageData struct {
 	Action, Request, CSRF string
 	ClientName            string
 	Username, Error       string
+	SignupURL             string
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, req *authzRequest, status int, username, message string) {
@@ -109,6 +110,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, req *authzReq
 	data := loginPageData{
 		pageData: pageData{nonce}, Action: s.loginPath, Request: req.query, CSRF: csrfToken(secret, formLogin),
 		ClientName: clientDisplayName(req.client), Username: username, Error: message,
+		SignupURL: s.signupURL(req),
 	}
 	s.renderPage(w, status, "login", data, nonce, req.redirectURI)
 }
@@ -129,11 +131,10 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 		s.errorPage(w, http.StatusInternalServerError, "Internal error", "Please try again.")
 		return
 	}
-	user, _ := s.app.lookupUser(sess.User)
 	nonce := newNonce()
 	data := consentPageData{
 		pageData: pageData{nonce}, Action: s.consentPath, Request: req.query, CSRF: csrfToken(secret, formConsent),
-		ClientName: clientDisplayName(req.client), ClientID: req.client.ID, UserName: user.displayName(),
+		ClientName: clientDisplayName(req.client), ClientID: req.client.ID, UserName: sess.user.displayName(),
 		Scopes: s.app.describeScopes(req.scopes), RedirectOrigin: cspSource(req.redirectURI),
 	}
 	s.renderPage(w, http.StatusOK, "consent", data, nonce, req.redirectURI)
@@ -198,7 +199,11 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	user, ok := s.app.checkLogin(username, password)
+	user, ok, err := s.app.checkLogin(r.Context(), username, password)
+	if err != nil {
+		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
+		return
+	}
 	if !ok {
 		s.app.throttle.failed(username, ip)
 		s.logger.Info("sign-in failed", zap.String("remote_ip", ip))

@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,6 +35,9 @@ func init() {
 //		session_max_ttl       <duration>
 //		scope_description     <scope> <text>
 //		userinfo_scope        <scope>
+//		signup {
+//			min_password_length <n>
+//		}
 //		client <client_id> {
 //			name             <text>
 //			secret_hash      <sha256:hex|bcrypt|argon2id>
@@ -128,6 +132,30 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "session_max_ttl":
 			if err := durationArg(d, &a.SessionMaxTTL); err != nil {
 				return err
+			}
+		case "signup":
+			if a.Signup != nil {
+				return d.Err("signup already specified")
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Signup = new(SignupConfig)
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "min_password_length":
+					var v string
+					if err := oneArg(d, &v); err != nil {
+						return err
+					}
+					n, err := strconv.Atoi(v)
+					if err != nil {
+						return d.Errf("min_password_length: %v", err)
+					}
+					a.Signup.MinPasswordLength = n
+				default:
+					return d.Errf("unrecognized signup option %s", d.Val())
+				}
 			}
 		case "userinfo_scope":
 			if err := oneArg(d, &a.UserinfoScope); err != nil {

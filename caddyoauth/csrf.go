@@ -27,6 +27,7 @@ const (
 	formConsent  = "consent"
 	formLogout   = "logout"
 	formWithdraw = "withdraw"
+	formSignup   = "signup"
 )
 
 // csrfSecret returns the browser's CSRF cookie value, making and setting

@@ -169,8 +169,8 @@ func (a *App) liveRefreshToken(ctx context.Context, tok string) (*refreshFamily,
 	if fam.Gen != rt.Gen || now >= rt.IdleExp || now >= fam.MaxExp {
 		return nil, nil, nil
 	}
-	if _, ok := a.lookupUser(fam.User); !ok {
-		return nil, nil, nil
+	if _, ok, err := a.lookupUser(ctx, fam.User); err != nil || !ok {
+		return nil, nil, err
 	}
 	if _, ok := a.Client(fam.ClientID); !ok {
 		return nil, nil, nil

@@ -25,7 +25,7 @@ import (
 var embeddedTemplates embed.FS
 
 // pageNames are the pages, each a template file besides layout.html.
-var pageNames = []string{"login", "consent", "account", "signedout", "error"}
+var pageNames = []string{"login", "consent", "account", "signedout", "error", "signup"}
 
 // pageSet holds one parsed template per page.
 type pageSet map[string]*template.Template

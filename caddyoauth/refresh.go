@@ -127,11 +127,20 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 	if fam.ClientID != c.ID {
 		return nil, "", "", nil, errRefreshInvalid
 	}
+	// Everything that can fail without the token being reused is checked
+	// before the use is claimed, so a retry after a store hiccup or an
+	// invalid_scope is not mistaken for theft.
+	if _, ok, err := a.lookupUser(ctx, fam.User); err != nil {
+		return nil, "", "", nil, unavailable()
+	} else if !ok {
+		return nil, "", "", nil, errRefreshInvalid
+	}
 	scopes, oerr := narrowScopes(c, fam, requested)
 	if oerr != nil {
 		return nil, "", "", nil, oerr
 	}
-	claimed, err := a.store.PutIfAbsent(ctx, "refresh-used/"+key[len("refresh-tokens/"):], []byte{1}, time.Until(time.Unix(fam.MaxExp, 0)))
+	usedKey := "refresh-used/" + key[len("refresh-tokens/"):]
+	claimed, err := a.store.PutIfAbsent(ctx, usedKey, []byte{1}, time.Until(time.Unix(fam.MaxExp, 0)))
 	if err != nil {
 		return nil, "", "", nil, unavailable()
 	}
@@ -143,13 +152,13 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 	if now.Unix() >= rt.IdleExp || now.Unix() >= fam.MaxExp {
 		return nil, "", "", nil, errRefreshInvalid
 	}
-	if _, ok := a.lookupUser(fam.User); !ok {
-		return nil, "", "", nil, errRefreshInvalid
-	}
 	fam.Gen++
 	tok, err := a.putRefreshToken(ctx, rt.Family, fam, now)
 	if err != nil {
 		a.logger.Error("storing a rotated refresh token failed", zap.Error(err))
+		// Give the claim back, so the client's retry is not taken for
+		// reuse (best effort: the store just failed).
+		_ = a.store.Delete(ctx, usedKey)
 		return nil, "", "", nil, unavailable()
 	}
 	return fam, rt.Family, tok, scopes, nil

@@ -49,6 +49,7 @@ type Server struct {
 	userinfoPath  string
 	introPath     string
 	revokePath    string
+	signupPath    string
 	metadataPath  string
 	metadata      []byte
 	jwks          *jwksCache
@@ -102,6 +103,7 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	s.userinfoPath = base + "/userinfo"
 	s.introPath = base + "/introspect"
 	s.revokePath = base + "/revoke"
+	s.signupPath = base + "/signup"
 	s.metadataPath = metadataPath(s.app.Issuer)
 	var err error
 	if s.pages, err = loadPages(s.Templates); err != nil {
@@ -153,6 +155,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.revokePath:
 		s.serveRevoke(w, r)
+		return nil
+	case s.signupPath:
+		s.serveSignup(w, r)
 		return nil
 	case s.metadataPath:
 		servePublicDocument(w, r, s.metadata)

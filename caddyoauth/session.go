@@ -31,7 +31,8 @@ type session struct {
 	AuthTime int64  `json:"auth_time"` // sign-in (RFC 9068 §2.2.1 auth_time)
 	Touched  int64  `json:"touched"`   // last time the idle deadline moved
 
-	key string // store key
+	key  string // store key
+	user *User  // the signed-in user
 }
 
 func sessionKey(id string) string {
@@ -97,9 +98,14 @@ func (a *App) currentSession(ctx context.Context, r *http.Request, now time.Time
 	if ttl <= 0 {
 		return nil, nil
 	}
-	if _, ok := a.lookupUser(s.User); !ok {
-		return nil, nil // the user was removed from the config
+	u, ok, err := a.lookupUser(ctx, s.User)
+	if err != nil {
+		return nil, err
 	}
+	if !ok {
+		return nil, nil // the user was removed
+	}
+	s.user = u
 	if now.Unix()-s.Touched >= int64(sessionTouchEvery/time.Second) {
 		s.Touched = now.Unix()
 		nb, _ := json.Marshal(s)

@@ -84,6 +84,23 @@ func (t *loginThrottle) count(m map[string]*failureCount, key string, now time.T
 	return c.n
 }
 
+// addressVerdict is verdict for the address alone (sign-ups).
+func (t *loginThrottle) addressVerdict(ip string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.count(t.ips, ip, t.now()) >= throttleIPStop {
+		return throttleWindow
+	}
+	return 0
+}
+
+// addressFailed counts an attempt against the address alone.
+func (t *loginThrottle) addressFailed(ip string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.bump(t.ips, ip, t.now())
+}
+
 // failed records a failed attempt.
 func (t *loginThrottle) failed(username, ip string) {
 	t.mu.Lock()

@@ -18,7 +18,9 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 	if oerr != nil {
 		return nil, oerr
 	}
-	if _, ok := a.lookupUser(rec.User); !ok {
+	if _, ok, err := a.lookupUser(ctx, rec.User); err != nil {
+		return nil, unavailable()
+	} else if !ok {
 		return nil, badRequest(errInvalidGrant, "the user who approved the request no longer exists")
 	}
 	now := s.app.clock()

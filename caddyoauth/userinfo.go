@@ -41,7 +41,11 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		bearerRefusal(w, http.StatusForbidden, "insufficient_scope", "token lacks the "+a.UserinfoScope+" scope", a.UserinfoScope)
 		return
 	}
-	user, ok := a.lookupUser(claims.Subject)
+	user, ok, err := a.lookupUser(r.Context(), claims.Subject)
+	if err != nil {
+		writeOAuthError(w, unavailable())
+		return
+	}
 	if !ok {
 		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", "the user no longer exists", a.UserinfoScope)
 		return

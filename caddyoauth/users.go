@@ -1,6 +1,7 @@
 package caddyoauth
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -137,22 +138,20 @@ var dummyPassword = sync.OnceValue(func() passwordHash {
 	return passwordHash{hash: h, comparer: caddyauth.BcryptHash{}}
 })
 
-// lookupUser finds a user by username.
-func (a *App) lookupUser(username string) (*User, bool) {
-	u, ok := a.users[username]
-	return u, ok
-}
-
 // checkLogin returns the user if the password is theirs. Unknown user and
-// wrong password are the same failure and cost a comparable slow hash.
-func (a *App) checkLogin(username, password string) (*User, bool) {
-	u, ok := a.lookupUser(username)
+// wrong password are the same failure and cost a comparable slow hash. An
+// error means the store did not answer.
+func (a *App) checkLogin(ctx context.Context, username, password string) (*User, bool, error) {
+	u, ok, err := a.lookupUser(ctx, username)
+	if err != nil {
+		return nil, false, err
+	}
 	if !ok {
 		dummyPassword().check(password)
-		return nil, false
+		return nil, false, nil
 	}
 	if !u.password.check(password) {
-		return nil, false
+		return nil, false, nil
 	}
-	return u, true
+	return u, true, nil
 }
