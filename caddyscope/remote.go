@@ -2,14 +2,12 @@ package caddyscope
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -314,31 +312,13 @@ func (k *remoteKeys) Lookup(kid string) (*oauthjwt.Key, bool) {
 	return key, true
 }
 
-// pin turns a JWK into a key pinned to one algorithm.
+// pin turns a JWK into a key pinned to one algorithm (oauthjwt.PinJWK).
 func (k *remoteKeys) pin(kid string, jwk jwkset.JWK) (*oauthjwt.Key, error) {
-	m := jwk.Marshal()
-	if m.USE != "" && m.USE != jwkset.UseSig {
-		return nil, fmt.Errorf("use is %q, not sig (RFC 7517 §4.2)", m.USE)
-	}
-	if m.D != "" || m.K != "" {
-		return nil, errors.New("the JWKS publishes private or symmetric key material")
-	}
-	alg := string(m.ALG)
-	switch {
-	case alg == "" && k.single == "":
+	key, err := oauthjwt.PinJWK(jwk, kid, k.allowed, k.single)
+	if err != nil && string(jwk.Marshal().ALG) == "" && k.single == "" {
 		return nil, errors.New("key has no alg (RFC 7517 §4.4) and neither algorithms nor the issuer metadata name exactly one")
-	case alg == "":
-		alg = k.single
-	case len(k.allowed) > 0 && !slices.Contains(k.allowed, alg):
-		return nil, fmt.Errorf("alg %s is not among the configured algorithms", alg)
 	}
-	pub := jwk.Key()
-	if p, ok := pub.(interface{ Public() crypto.PublicKey }); ok {
-		pub = p.Public()
-	}
-	// NewPublicKey refuses algorithms other than ES256, ES384, RS256,
-	// PS256 and EdDSA, and a key whose type does not fit the algorithm.
-	return oauthjwt.NewPublicKey(alg, pub, kid)
+	return key, err
 }
 
 // unavailableError reports an issuer that could not be reached or gave an
