@@ -109,6 +109,8 @@ type App struct {
 	clientCache   *clientCache
 	revoked       *revocationList
 	clock         func() time.Time // time.Now; tests move it
+	keysCtx       context.Context  // for clients' jwks_uri fetchers; ends at Cleanup
+	keysCancel    context.CancelFunc
 	stopRefresh   context.CancelFunc
 	lastRefreshNs *atomic.Int64 // last keyring read prompted by an unknown kid
 }
@@ -150,6 +152,7 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if a.clock == nil {
 		a.clock = time.Now
 	}
+	a.keysCtx, a.keysCancel = context.WithCancel(context.Background())
 	if a.store == nil {
 		a.store = NewCaddyStore(storage, storePrefix, logger)
 	}
@@ -254,6 +257,15 @@ func (a *App) Stop() error {
 	return nil
 }
 
+// Cleanup implements caddy.CleanerUpper: it stops the background work of
+// this config's clients (jwks_uri fetchers).
+func (a *App) Cleanup() error {
+	if a.keysCancel != nil {
+		a.keysCancel()
+	}
+	return nil
+}
+
 // Verifier returns the verifier for tokens this app issues. It implements
 // oauthjwt.Authority for caddyscope.
 func (a *App) Verifier() *oauthjwt.Verifier { return a.verifier }
@@ -309,6 +321,7 @@ func isLoopback(host string) bool { return oauthjwt.IsLoopbackHost(host) }
 var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 	_ oauthjwt.Authority = (*App)(nil)
 	_ oauthjwt.KeySet    = keySet{}
 )

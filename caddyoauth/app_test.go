@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,6 +88,15 @@ func TestProvisionRefusals(t *testing.T) {
 		want   []string // substrings of the error
 	}{
 		{"unknown grant type (RFC 6749 §4)", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "password"} }), []string{`client "reports-service"`, "grant_types", `"password"`}},
+		{"private_key_jwt without keys", client(func(c *Client) { c.SecretHash, c.AuthMethod = "", authPrivateKeyJWT }), []string{"private_key_jwt", "jwks"}},
+		{"private_key_jwt with a secret", client(func(c *Client) { c.AuthMethod, c.JWKS = authPrivateKeyJWT, json.RawMessage(`{"keys":[]}`) }), []string{"no secret"}},
+		{"private_key_jwt with a symmetric JWK (RFC 7517 §6.4)", client(func(c *Client) {
+			c.SecretHash, c.AuthMethod, c.JWKS = "", authPrivateKeyJWT, json.RawMessage(`{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}`)
+		}), []string{"jwks"}},
+		{"client_secret_jwt with a hash (no HMAC key)", client(func(c *Client) { c.AuthMethod = authClientSecretJWT }), []string{"client_secret_jwt", "plain secret"}},
+		{"client_secret_jwt with a short secret (RFC 7518 §3.2)", client(func(c *Client) { c.SecretHash, c.Secret, c.AuthMethod = "", "0123456789abcdefXYZ", authClientSecretJWT }), []string{"32"}},
+		{"unknown auth method", client(func(c *Client) { c.AuthMethod = "tls_client_auth" }), []string{"token_endpoint_auth_method"}},
+		{"jwks without private_key_jwt", client(func(c *Client) { c.JWKSURI = "https://keys.example/jwks" }), []string{"jwks", "private_key_jwt"}},
 		{"implicit grant refused (RFC 9700 §2.1.2)", client(func(c *Client) { c.GrantTypes = []string{"implicit"} }), []string{"grant_types", "implicit", "RFC 9700"}},
 		{"password grant refused (RFC 9700 §2.4)", client(func(c *Client) { c.GrantTypes = []string{"password"} }), []string{"grant_types", "password", "RFC 9700"}},
 		{"grant listed twice", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "client_credentials"} }), []string{"grant_types", "twice"}},

@@ -46,6 +46,9 @@ func init() {
 //			grant_types      <grant...>
 //			redirect_uris    <uri...>
 //			require_pkce
+//			token_endpoint_auth_method <method>
+//			jwks_uri         <url>
+//			jwks_file        <path>
 //			scopes           <scope...>
 //			access_token_ttl <duration>
 //			metadata         <key> <value>
@@ -228,6 +231,18 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			c.RedirectURIs = append(c.RedirectURIs, d.RemainingArgs()...)
 			if len(c.RedirectURIs) == 0 {
 				return d.ArgErr()
+			}
+		case "token_endpoint_auth_method":
+			if err := oneArg(d, &c.AuthMethod); err != nil {
+				return err
+			}
+		case "jwks_uri":
+			if err := oneArg(d, &c.JWKSURI); err != nil {
+				return err
+			}
+		case "jwks_file":
+			if err := oneArg(d, &c.JWKSFile); err != nil {
+				return err
 			}
 		case "require_pkce":
 			if d.NextArg() {

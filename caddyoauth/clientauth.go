@@ -17,10 +17,16 @@ const (
 
 // clientCredentials is what a request presented to identify its client.
 type clientCredentials struct {
-	method string // authBasic, authPost, authNone, or "" for nothing
-	id     string
-	secret string
+	method    string // authBasic, authPost, authNone, authAssertion, or "" for nothing
+	id        string
+	secret    string
+	assertion string   // a JWT (RFC 7523 §2.2)
+	audiences []string // what an assertion's aud may name: the issuer, the token endpoint
 }
+
+// authAssertion marks a client assertion; which JWT method it is depends on
+// the client (private_key_jwt or client_secret_jwt).
+const authAssertion = "client_assertion"
 
 // readClientCredentials finds how the client authenticates (RFC 6749 §2.3):
 // HTTP Basic or client_secret in the body, never both (§2.3: "MUST NOT use
@@ -31,6 +37,11 @@ func readClientCredentials(r *http.Request, form url.Values) (clientCredentials,
 		return clientCredentials{}, badRequest(errInvalidRequest, "more than one Authorization header")
 	}
 	bodyID, bodySecret := form.Get("client_id"), form.Get("client_secret")
+	if assertion, used, oerr := readAssertion(r, form); oerr != nil {
+		return clientCredentials{}, oerr
+	} else if used {
+		return clientCredentials{method: authAssertion, id: bodyID, assertion: assertion}, nil
+	}
 	if len(authz) == 1 && hasScheme(authz[0], "Basic") {
 		id, secret, ok := parseBasicCredentials(authz[0])
 		if !ok {
@@ -94,6 +105,14 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 	if cc.method == "" {
 		return nil, invalidClient("client authentication required")
 	}
+	if cc.method == authAssertion {
+		c, oerr := a.authenticateAssertion(ctx, cc.assertion, cc.audiences)
+		if oerr == nil && cc.id != "" && cc.id != c.ID {
+			// RFC 7523 §3 item 2: client_id, if sent, is the assertion's sub.
+			return nil, invalidClient("client_id does not match the client assertion")
+		}
+		return c, oerr
+	}
 	c, _, ok, err := a.lookupClient(ctx, cc.id)
 	if err != nil {
 		return nil, unavailable()
@@ -108,7 +127,7 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 		a.fake.checkSecret(cc.secret)
 		return nil, invalidClient("client authentication failed")
 	}
-	if c.Public || !c.checkSecret(cc.secret) {
+	if c.Public || !c.checkSecret(cc.secret) || !c.allowsAuthMethod(cc.method) {
 		return nil, invalidClient("client authentication failed")
 	}
 	return c, nil

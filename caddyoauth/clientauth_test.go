@@ -106,7 +106,7 @@ func TestReadClientCredentials(t *testing.T) {
 				}
 				return
 			}
-			if oerr != nil || got != tt.want {
+			if oerr != nil || got.method != tt.want.method || got.id != tt.want.id || got.secret != tt.want.secret {
 				t.Fatalf("got %+v, %v; want %+v", got, oerr, tt.want)
 			}
 		})
@@ -121,16 +121,16 @@ func TestAuthenticate(t *testing.T) {
 		cc   clientCredentials
 		ok   bool
 	}{
-		{"basic right", clientCredentials{authBasic, svcID, svcSecret}, true},
-		{"post right", clientCredentials{authPost, readerID, readerSecret}, true},
-		{"basic wrong", clientCredentials{authBasic, svcID, readerSecret}, false},
-		{"post wrong", clientCredentials{authPost, svcID, readerSecret}, false},
-		{"basic unknown", clientCredentials{authBasic, "nobody", svcSecret}, false},
-		{"post unknown", clientCredentials{authPost, "nobody", svcSecret}, false},
-		{"none for a confidential client", clientCredentials{authNone, svcID, ""}, false},
-		{"none unknown", clientCredentials{authNone, "nobody", ""}, false},
+		{"basic right", clientCredentials{method: authBasic, id: svcID, secret: svcSecret}, true},
+		{"post right", clientCredentials{method: authPost, id: readerID, secret: readerSecret}, true},
+		{"basic wrong", clientCredentials{method: authBasic, id: svcID, secret: readerSecret}, false},
+		{"post wrong", clientCredentials{method: authPost, id: svcID, secret: readerSecret}, false},
+		{"basic unknown", clientCredentials{method: authBasic, id: "nobody", secret: svcSecret}, false},
+		{"post unknown", clientCredentials{method: authPost, id: "nobody", secret: svcSecret}, false},
+		{"none for a confidential client", clientCredentials{method: authNone, id: svcID, secret: ""}, false},
+		{"none unknown", clientCredentials{method: authNone, id: "nobody", secret: ""}, false},
 		{"nothing", clientCredentials{}, false},
-		{"the stand-in for unknown clients is not a client", clientCredentials{authPost, newFakeClient().ID, "\x00no client has this secret"}, false},
+		{"the stand-in for unknown clients is not a client", clientCredentials{method: authPost, id: newFakeClient().ID, secret: "\x00no client has this secret"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

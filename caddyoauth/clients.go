@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -84,12 +85,33 @@ type Client struct {
 	// AccessTokenTTL overrides the app's access-token lifetime.
 	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
 
+	// AuthMethod pins how the client authenticates at the token endpoint
+	// (RFC 7591 §2 token_endpoint_auth_method): client_secret_basic,
+	// client_secret_post, private_key_jwt (needs JWKS or JWKSURI, no
+	// secret), client_secret_jwt (needs a plain Secret of 32+ characters,
+	// the HMAC key) or none (public clients). Default: basic or post for a
+	// client with a secret, none for a public one.
+	AuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+
+	// JWKS is the client's public keys as an inline JWK Set, for
+	// private_key_jwt.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+
+	// JWKSFile is a file holding the client's JWK Set.
+	JWKSFile string `json:"jwks_file,omitempty"`
+
+	// JWKSURI is where the client publishes its JWK Set (fetched on first
+	// use, refreshed hourly and on an unknown kid, at most every 30 s).
+	JWKSURI string `json:"jwks_uri,omitempty"`
+
 	// Metadata is free-form data exposed as {oauth.client.metadata.<key>},
 	// for instance a tier that selects a rate-limit zone.
 	Metadata map[string]string `json:"metadata,omitempty"`
 
-	secret secretChecker
-	ttl    time.Duration
+	secret  secretChecker
+	ttl     time.Duration
+	keys    *clientKeys // private_key_jwt
+	hmacKey []byte      // client_secret_jwt
 }
 
 func (c *Client) provision(repl *caddy.Replacer, a *App) error {
@@ -97,7 +119,12 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 		return errors.New("client_id: must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -")
 	}
 	secret := repl.ReplaceKnown(c.Secret, "")
+	if err := c.provisionAuthMethod(secret, a); err != nil {
+		return err
+	}
 	switch {
+	case c.AuthMethod == authPrivateKeyJWT:
+		c.secret = nil
 	case c.Public && (c.SecretHash != "" || c.Secret != ""):
 		return errors.New("public: a public client has no secret; remove secret/secret_hash or public")
 	case c.Public:

@@ -59,6 +59,7 @@ func (s *Server) lifecycleRequest(w http.ResponseWriter, r *http.Request, allowP
 		oerr = invalidClient("client authentication required")
 	}
 	var client *Client
+	cc.audiences = s.assertionAud
 	if oerr == nil {
 		client, oerr = s.app.authenticate(r.Context(), cc)
 	}

@@ -43,6 +43,7 @@ type serverMetadata struct {
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
@@ -73,8 +74,11 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		ResponseTypesSupported:                    []string{"code"},
 		ResponseModesSupported:                    []string{"query"},
 		GrantTypesSupported:                       slices.Clone(supportedGrants),
-		TokenEndpointAuthMethodsSupported:         []string{authBasic, authPost, authNone},
-		CodeChallengeMethodsSupported:             []string{"S256"},
+		TokenEndpointAuthMethodsSupported:         []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone},
+		// RFC 8414 §2: the algorithms of private_key_jwt and
+		// client_secret_jwt assertions.
+		TokenEndpointAuthSigningAlgValuesSupported: append(slices.Clone(oauthjwt.SupportedAlgs), "HS256"),
+		CodeChallengeMethodsSupported:              []string{"S256"},
 		// RFC 9207: redirects carry iss.
 		AuthorizationResponseIssParameterSupported: true,
 	}, "", "  ")

@@ -121,11 +121,15 @@ func TestMetadataDocument(t *testing.T) {
 			}
 			methods := stringList(t, m, "token_endpoint_auth_methods_supported")
 			slices.Sort(methods)
-			if !slices.Equal(methods, []string{"client_secret_basic", "client_secret_post", "none"}) {
+			if !slices.Equal(methods, []string{"client_secret_basic", "client_secret_jwt", "client_secret_post", "none", "private_key_jwt"}) {
 				t.Errorf("token_endpoint_auth_methods_supported = %v", methods)
 			}
 			if got := stringList(t, m, "scopes_supported"); !slices.Equal(got, []string{"user:read", "user:write"}) {
 				t.Errorf("scopes_supported = %v, want the clients' scopes", got)
+			}
+			// §2: the JWT client authentication algorithms (RFC 7523).
+			if got := stringList(t, m, "token_endpoint_auth_signing_alg_values_supported"); !slices.Contains(got, "ES256") || !slices.Contains(got, "HS256") || slices.Contains(got, "none") {
+				t.Errorf("token_endpoint_auth_signing_alg_values_supported = %v", got)
 			}
 			// §2: code only (RFC 9700 §2.1.2), S256 only (RFC 7636 §4.2),
 			// and iss in responses (RFC 9207 §3).

@@ -50,6 +50,7 @@ type Server struct {
 	introPath     string
 	revokePath    string
 	signupPath    string
+	assertionAud  []string // what a client assertion's aud may name
 	metadataPath  string
 	metadata      []byte
 	jwks          *jwksCache
@@ -109,7 +110,11 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	if s.pages, err = loadPages(s.Templates); err != nil {
 		return fmt.Errorf("templates: %v", err)
 	}
-	s.metadata, err = s.app.buildMetadata(strings.TrimSuffix(s.app.Issuer, "/") + s.Prefix)
+	base = strings.TrimSuffix(s.app.Issuer, "/") + s.Prefix
+	// RFC 7523 §3 item 3: the token endpoint URL, or the issuer
+	// identifier (RFC 8414 §2) as OpenID Connect and RFC 7523bis allow.
+	s.assertionAud = []string{s.app.Issuer, base + "/token"}
+	s.metadata, err = s.app.buildMetadata(base)
 	return err
 }
 

@@ -57,6 +57,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, oerr)
 		return
 	}
+	cc.audiences = s.assertionAud
 	client, oerr := s.app.authenticate(r.Context(), cc)
 	if oerr != nil && oerr.Status == http.StatusServiceUnavailable {
 		s.logger.Warn("client lookup failed: the store is unavailable", zap.String("client_id", cc.id))

@@ -1,0 +1,309 @@
+package caddyoauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// JWT client authentication (RFC 7523 §2.2; OpenID Connect Core §9
+// private_key_jwt and client_secret_jwt). The client sends
+// client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer
+// and a JWT it signed, whose iss and sub are its client_id, whose aud is
+// this server's token endpoint or issuer, which expires soon, and whose jti
+// is never seen twice: each is remembered in the store until the
+// assertion expires, so a replay is refused on every gateway sharing it.
+
+const (
+	assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+	authPrivateKeyJWT   = "private_key_jwt"
+	authClientSecretJWT = "client_secret_jwt"
+
+	// maxAssertionLifetime bounds exp - now: an assertion is for one
+	// request, so a long-lived one is refused (RFC 7523 §3 item 4 lets the
+	// server reject exp "unreasonably far in the future").
+	maxAssertionLifetime = 5 * time.Minute
+)
+
+// tokenAuthMethods are the values of Client.AuthMethod.
+var tokenAuthMethods = []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone}
+
+// clientKeys is where a private_key_jwt client's public keys come from.
+type clientKeys struct {
+	inline map[string]*oauthjwt.Key // kid → key, from jwks
+	single *oauthjwt.Key            // the key to use when the assertion has no kid
+
+	uri    string // jwks_uri, fetched on first use
+	once   sync.Once
+	kf     keyfunc.Keyfunc
+	kfErr  error
+	ctx    context.Context
+	logger *zap.Logger
+}
+
+// lookup finds the key for kid.
+func (k *clientKeys) lookup(kid string) (*oauthjwt.Key, error) {
+	if k.uri == "" {
+		if kid == "" && k.single != nil {
+			return k.single, nil
+		}
+		if key, ok := k.inline[kid]; ok {
+			return key, nil
+		}
+		return nil, errors.New("no key with this kid in the client's jwks")
+	}
+	k.once.Do(func() {
+		k.kf, k.kfErr = keyfunc.NewDefaultOverrideCtx(k.ctx, []string{k.uri}, keyfunc.Override{
+			HTTPTimeout:       5 * time.Second,
+			RefreshInterval:   time.Hour,
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(30*time.Second), 1),
+			RateLimitWaitMax:  5 * time.Second,
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(_ context.Context, err error) {
+					k.logger.Warn("client jwks_uri refresh failed: keys already fetched stay in use", zap.String("jwks_uri", u), zap.Error(err))
+				}
+			},
+		})
+	})
+	if k.kfErr != nil {
+		return nil, k.kfErr
+	}
+	if kid == "" {
+		return nil, errors.New("an assertion checked against a jwks_uri needs a kid")
+	}
+	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Second)
+	defer cancel()
+	jwk, err := k.kf.Storage().KeyRead(ctx, kid)
+	if err != nil {
+		return nil, fmt.Errorf("kid not in the client's jwks_uri: %v", err)
+	}
+	return oauthjwt.PinJWK(jwk, kid, nil, "")
+}
+
+// provisionClientKeys reads the client's jwks (inline) or prepares its
+// jwks_uri.
+func (c *Client) provisionClientKeys(ctx context.Context, logger *zap.Logger) error {
+	if len(c.JWKS) > 0 && c.JWKSURI != "" {
+		return errors.New("jwks and jwks_uri: set one, not both")
+	}
+	if c.JWKSURI != "" {
+		if err := oauthjwt.CheckEndpointURL(c.JWKSURI); err != nil {
+			return fmt.Errorf("jwks_uri: %v", err)
+		}
+		c.keys = &clientKeys{uri: c.JWKSURI, ctx: ctx, logger: logger}
+		return nil
+	}
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(c.JWKS, &set); err != nil {
+		return fmt.Errorf("jwks: %v", err)
+	}
+	keys := &clientKeys{inline: make(map[string]*oauthjwt.Key)}
+	for i, m := range set.Keys {
+		jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+		if err != nil {
+			return fmt.Errorf("jwks: key %d: %v", i, err)
+		}
+		key, err := oauthjwt.PinJWK(jwk, m.KID, nil, "")
+		if err != nil {
+			return fmt.Errorf("jwks: key %d: %v", i, err)
+		}
+		if _, dup := keys.inline[m.KID]; dup {
+			return fmt.Errorf("jwks: kid %q twice", m.KID)
+		}
+		keys.inline[m.KID] = key
+	}
+	switch len(keys.inline) {
+	case 0:
+		return errors.New("jwks: no keys")
+	case 1:
+		for _, k := range keys.inline {
+			keys.single = k
+		}
+	}
+	c.keys = keys
+	return nil
+}
+
+// assertionClaims are the claims of a client assertion (RFC 7523 §3).
+type assertionClaims struct {
+	jwt.RegisteredClaims
+}
+
+// authenticateAssertion checks a client assertion and returns its client.
+// Every failure is invalid_client (RFC 7523 §3.2); a store that does not
+// answer is 503.
+func (a *App) authenticateAssertion(ctx context.Context, assertion string, audiences []string) (*Client, *oauthError) {
+	if len(assertion) > oauthjwt.MaxTokenSize {
+		return nil, invalidClient("client assertion too large")
+	}
+	// The client is named by the unverified sub; the signature check that
+	// follows uses that client's own keys, so naming another client gains
+	// nothing.
+	var unverified assertionClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(assertion, &unverified); err != nil || unverified.Subject == "" {
+		return nil, invalidClient("client assertion is malformed")
+	}
+	c, _, ok, err := a.lookupClient(ctx, unverified.Subject)
+	if err != nil {
+		return nil, unavailable()
+	}
+	if !ok || (c.AuthMethod != authPrivateKeyJWT && c.AuthMethod != authClientSecretJWT) {
+		return nil, invalidClient("client authentication failed")
+	}
+	var claims assertionClaims
+	parser := jwt.NewParser(
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(c.ID), // RFC 7523 §3 item 1: iss is the client_id
+		jwt.WithSubject(c.ID),
+		jwt.WithLeeway(a.leeway()),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(a.clock),
+	)
+	_, err = parser.ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) {
+		for _, h := range []string{"jku", "x5u", "jwk", "x5c", "crit"} {
+			if _, ok := t.Header[h]; ok {
+				return nil, errors.New("key references in the header are not trusted")
+			}
+		}
+		if c.AuthMethod == authClientSecretJWT {
+			if t.Method != jwt.SigningMethodHS256 {
+				return nil, errors.New("client_secret_jwt assertions are HS256")
+			}
+			return c.hmacKey, nil
+		}
+		kid, _ := t.Header["kid"].(string)
+		key, err := c.keys.lookup(kid)
+		if err != nil {
+			return nil, err
+		}
+		if t.Method.Alg() != key.Alg {
+			return nil, oauthjwt.ErrAlgMismatch
+		}
+		return key.Public, nil
+	})
+	if err != nil {
+		a.logger.Info("client assertion refused", zap.String("client_id", c.ID), zap.Error(err))
+		return nil, invalidClient("client assertion is invalid")
+	}
+	// RFC 7523 §3 item 3: aud identifies this server.
+	if !slices.ContainsFunc(claims.Audience, func(aud string) bool { return slices.Contains(audiences, aud) }) {
+		return nil, invalidClient("client assertion audience is not this server")
+	}
+	now := a.clock()
+	exp := claims.ExpiresAt.Time
+	if exp.Sub(now) > maxAssertionLifetime+a.leeway() {
+		return nil, invalidClient("client assertion expires too far in the future (at most 5 minutes)")
+	}
+	if claims.ID == "" {
+		return nil, invalidClient("client assertion needs a jti")
+	}
+	// RFC 7523 §3 item 7: a jti is used once.
+	sum := sha256.Sum256([]byte(claims.ID))
+	fresh, err := a.store.PutIfAbsent(ctx, "client-assertions/"+storeSafeID(c.ID)+"/"+hex.EncodeToString(sum[:]), []byte{1}, exp.Add(a.leeway()).Sub(now)+time.Second)
+	if err != nil {
+		return nil, unavailable()
+	}
+	if !fresh {
+		a.logger.Warn("client assertion replayed", zap.String("client_id", c.ID))
+		return nil, invalidClient("client assertion was already used")
+	}
+	return c, nil
+}
+
+// readAssertion reads client_assertion_type and client_assertion (RFC 7521
+// §4.2). It reports whether the request uses them.
+func readAssertion(r *http.Request, form map[string][]string) (string, bool, *oauthError) {
+	typ, assertion := first(form["client_assertion_type"]), first(form["client_assertion"])
+	if typ == "" && assertion == "" {
+		return "", false, nil
+	}
+	if len(r.Header.Values("Authorization")) > 0 || first(form["client_secret"]) != "" {
+		return "", true, badRequest(errInvalidRequest, "more than one client authentication method")
+	}
+	if typ != assertionType {
+		return "", true, invalidClient("unsupported client_assertion_type")
+	}
+	if assertion == "" {
+		return "", true, badRequest(errInvalidRequest, "client_assertion is required with client_assertion_type")
+	}
+	return assertion, true, nil
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// provisionAuthMethod checks AuthMethod against the rest of the client's
+// registration and loads what JWT client authentication needs.
+func (c *Client) provisionAuthMethod(secret string, a *App) error {
+	if c.AuthMethod != "" && !slices.Contains(tokenAuthMethods, c.AuthMethod) {
+		return fmt.Errorf("token_endpoint_auth_method: %q is not one of %v", c.AuthMethod, tokenAuthMethods)
+	}
+	hasKeys := len(c.JWKS) > 0 || c.JWKSFile != "" || c.JWKSURI != ""
+	switch {
+	case c.Public && c.AuthMethod != "" && c.AuthMethod != authNone:
+		return errors.New("token_endpoint_auth_method: a public client authenticates with none")
+	case !c.Public && c.AuthMethod == authNone:
+		return errors.New("token_endpoint_auth_method: none is for public clients; mark the client public")
+	case hasKeys && c.AuthMethod != authPrivateKeyJWT:
+		return errors.New("jwks: keys are for token_endpoint_auth_method private_key_jwt")
+	case c.AuthMethod == authPrivateKeyJWT && !hasKeys:
+		return errors.New("token_endpoint_auth_method: private_key_jwt needs jwks, jwks_file or jwks_uri")
+	case c.AuthMethod == authPrivateKeyJWT && (c.Secret != "" || c.SecretHash != ""):
+		return errors.New("token_endpoint_auth_method: a private_key_jwt client has no secret")
+	case c.AuthMethod == authClientSecretJWT && c.SecretHash != "":
+		return errors.New("token_endpoint_auth_method: client_secret_jwt needs the plain secret (the HMAC key), not secret_hash")
+	case c.AuthMethod == authClientSecretJWT && len(secret) < 32:
+		return errors.New("secret: client_secret_jwt needs at least 32 characters (RFC 7518 §3.2: an HS256 key is 256 bits or more)")
+	}
+	if c.AuthMethod == authClientSecretJWT {
+		c.hmacKey = []byte(secret)
+	}
+	if c.AuthMethod != authPrivateKeyJWT {
+		return nil
+	}
+	if c.JWKSFile != "" {
+		if len(c.JWKS) > 0 {
+			return errors.New("jwks and jwks_file: set one, not both")
+		}
+		b, err := os.ReadFile(c.JWKSFile)
+		if err != nil {
+			return fmt.Errorf("jwks_file: %v", err)
+		}
+		c.JWKS = b
+	}
+	return c.provisionClientKeys(a.keysCtx, a.logger)
+}
+
+// allowsAuthMethod reports whether the client may authenticate with m.
+func (c *Client) allowsAuthMethod(m string) bool {
+	switch c.AuthMethod {
+	case "":
+		if c.Public {
+			return m == authNone
+		}
+		return m == authBasic || m == authPost
+	default:
+		return m == c.AuthMethod
+	}
+}
