@@ -364,9 +364,12 @@ func (a *App) adminRevokeClient(w http.ResponseWriter, r *http.Request, id strin
 	return a.adminGetClient(w, r, id)
 }
 
-// revokeClientTokens refuses every token of id issued up to now. The mark
-// outlives every token that could predate it, then expires.
+// revokeClientTokens refuses every token of id issued up to now: access
+// tokens, refresh-token families and codes, and it voids remembered
+// consents given before it. The mark outlives every token that could
+// predate it (the longest refresh-token family), then expires.
 func (a *App) revokeClientTokens(ctx context.Context, id string) error {
 	now := strconv.FormatInt(time.Now().Unix(), 10)
-	return a.store.Put(ctx, revocationStoreKey(id), []byte(now), maxAccessTokenTTL+maxLeeway+time.Minute)
+	ttl := max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute
+	return a.store.Put(ctx, revocationStoreKey(id), []byte(now), ttl)
 }

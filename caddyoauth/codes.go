@@ -32,6 +32,7 @@ type codeRecord struct {
 	User          string   `json:"user"`
 	AuthTime      int64    `json:"auth_time"`
 	Scopes        []string `json:"scopes"`
+	Created       int64    `json:"created"`
 }
 
 // codeUse is the marker a redeemed code leaves.
@@ -56,6 +57,7 @@ func (a *App) issueCode(ctx context.Context, req *authzRequest, s *session) (str
 	rec := codeRecord{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, User: s.User, AuthTime: s.AuthTime, Scopes: req.scopes,
+		Created: a.clock().Unix(),
 	}
 	b, _ := json.Marshal(rec)
 	if err := a.store.Put(ctx, secretKey("codes/", code), b, codeTTL); err != nil {
@@ -96,6 +98,11 @@ func (a *App) redeemCode(ctx context.Context, c *Client, form url.Values) (*code
 	}
 	if ru := form.Get("redirect_uri"); (rec.RedirectGiven || ru != "") && ru != rec.RedirectURI {
 		return nil, "", badRequest(errInvalidGrant, "redirect_uri does not match the authorization request")
+	}
+	if revoked, err := a.clientRevokedSince(ctx, c.ID, rec.Created); err != nil {
+		return nil, "", unavailable()
+	} else if revoked {
+		return nil, "", badRequest(errInvalidGrant, "authorization code is invalid, expired or already used")
 	}
 	verifier := form.Get("code_verifier")
 	switch {

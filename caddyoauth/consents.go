@@ -21,6 +21,7 @@ func consentKey(user, client string) string {
 type consentRecord struct {
 	ClientID string   `json:"client_id"`
 	Scopes   []string `json:"scopes"`
+	Given    int64    `json:"given"`
 }
 
 // consented reports whether user has a remembered consent covering scopes
@@ -38,12 +39,18 @@ func (a *App) consented(ctx context.Context, user, client string, scopes []strin
 		a.logger.Warn("corrupt consent entry in the store; treating it as absent")
 		return false, nil
 	}
-	return oauthjwt.HasAll(rec.Scopes, scopes), nil
+	if !oauthjwt.HasAll(rec.Scopes, scopes) {
+		return false, nil
+	}
+	// A consent given before the client's tokens were revoked (or before
+	// it was deleted and made again under its id) no longer counts.
+	revoked, err := a.clientRevokedSince(ctx, client, rec.Given)
+	return err == nil && !revoked, err
 }
 
 // rememberConsent keeps user's approval of scopes for client.
 func (a *App) rememberConsent(ctx context.Context, user, client string, scopes []string) error {
-	b, _ := json.Marshal(consentRecord{ClientID: client, Scopes: scopes})
+	b, _ := json.Marshal(consentRecord{ClientID: client, Scopes: scopes, Given: a.clock().Unix()})
 	return a.store.Put(ctx, consentKey(user, client), b, 0)
 }
 

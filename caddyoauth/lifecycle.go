@@ -80,11 +80,11 @@ func (s *Server) lifecycleRequest(w http.ResponseWriter, r *http.Request, allowP
 // (unknown, expired, revoked, malformed) is {"active": false} and nothing
 // else (§2.2).
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	_, tok, _, ok := s.lifecycleRequest(w, r, false)
+	caller, tok, _, ok := s.lifecycleRequest(w, r, false)
 	if !ok {
 		return
 	}
-	resp, err := s.app.introspect(r.Context(), tok)
+	resp, err := s.app.introspect(r.Context(), caller, tok)
 	if err != nil {
 		s.logger.Warn("introspection failed: the store is unavailable", zap.Error(err))
 		writeOAuthError(w, unavailable())
@@ -109,10 +109,13 @@ type introspection struct {
 	Jti       string `json:"jti,omitempty"`
 }
 
-// introspect describes tok. The hint is not needed: the two kinds of token
-// cannot be mistaken for each other (RFC 7662 §2.1 lets the server ignore
-// it).
-func (a *App) introspect(ctx context.Context, tok string) (*introspection, error) {
+// introspect describes tok to caller. The hint is not needed: the two kinds
+// of token cannot be mistaken for each other (RFC 7662 §2.1 lets the server
+// ignore it). Access tokens are described to any confidential client (a
+// resource server); a refresh token only to the client it was issued to
+// (RFC 7662 §4: the server decides who may learn what), since it is no
+// resource server's business.
+func (a *App) introspect(ctx context.Context, caller *Client, tok string) (*introspection, error) {
 	if looksLikeJWT(tok) {
 		claims, reason := a.activeAccessToken(tok)
 		if claims == nil {
@@ -135,7 +138,7 @@ func (a *App) introspect(ctx context.Context, tok string) (*introspection, error
 		return out, nil
 	}
 	fam, rt, err := a.liveRefreshToken(ctx, tok)
-	if err != nil || fam == nil {
+	if err != nil || fam == nil || fam.ClientID != caller.ID {
 		return &introspection{}, err
 	}
 	return &introspection{
@@ -171,6 +174,9 @@ func (a *App) liveRefreshToken(ctx context.Context, tok string) (*refreshFamily,
 		return nil, nil, nil
 	}
 	if _, ok, err := a.lookupUser(ctx, fam.User); err != nil || !ok {
+		return nil, nil, err
+	}
+	if revoked, err := a.clientRevokedSince(ctx, fam.ClientID, fam.Created); err != nil || revoked {
 		return nil, nil, err
 	}
 	if _, ok := a.Client(fam.ClientID); !ok {

@@ -66,9 +66,14 @@ func TestIntrospection(t *testing.T) {
 	if m["active"] != true || m["sub"] != aliceUser || m["username"] != aliceUser || m["client_id"] != spaID {
 		t.Errorf("user access token: %v", m)
 	}
-	_, m = introspectAs(t, b.s, webID, webSecret, user.RefreshToken)
-	if m["active"] != true || m["sub"] != aliceUser || m["client_id"] != spaID || m["scope"] != "notes:read profile" {
-		t.Errorf("refresh token: %v", m)
+	// A refresh token is described only to the client it belongs to.
+	web := webTokens(t, b)
+	_, m = introspectAs(t, b.s, webID, webSecret, web.RefreshToken)
+	if m["active"] != true || m["sub"] != aliceUser || m["client_id"] != webID || m["scope"] != "notes:read profile" {
+		t.Errorf("own refresh token: %v", m)
+	}
+	if _, m = introspectAs(t, b.s, svcID, svcSecret, web.RefreshToken); len(m) != 1 || m["active"] != false {
+		t.Errorf("another client's refresh token: %v, want {\"active\": false}", m)
 	}
 
 	inactive := func(name, tok string) {
@@ -87,8 +92,8 @@ func TestIntrospection(t *testing.T) {
 	_ = json.Unmarshal(rotated.Body.Bytes(), &next)
 	revokeAs(t, b.s, url.Values{"token": {cc.AccessToken}}, svcID, svcSecret)
 	inactive("revoked access token", cc.AccessToken)
-	if _, m := introspectAs(t, b.s, webID, webSecret, next.RefreshToken); m["active"] != true {
-		t.Errorf("current refresh token: %v", m)
+	if _, m := introspectAs(t, b.s, webID, webSecret, next.RefreshToken); m["active"] != false {
+		t.Errorf("the SPA's refresh token described to another client: %v", m)
 	}
 }
 
@@ -195,4 +200,12 @@ func TestPeopleEndpointsStoreDown(t *testing.T) {
 	if rec := b.refresh(tok.RefreshToken); rec.Code != http.StatusOK {
 		t.Errorf("the refresh token after the store returned: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// webTokens runs the confidential web app's flow and returns its tokens.
+func webTokens(t *testing.T, b *browser) userTokens {
+	t.Helper()
+	u := b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}}.Encode())
+	rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}})
+	return decodeUserTokens(t, rec, rec.Body.Bytes())
 }

@@ -30,9 +30,17 @@ type refreshFamily struct {
 	AuthTime  int64    `json:"auth_time"`
 	Scopes    []string `json:"scopes"` // as first granted; never widened
 	Gen       int      `json:"gen"`    // generation of the live token
+	Created   int64    `json:"created"`
 	MaxExp    int64    `json:"max_exp"`
-	AccessJTI string   `json:"access_jti,omitempty"`
-	AccessExp int64    `json:"access_exp,omitempty"`
+	// Access lists the family's access tokens that have not expired, so
+	// revoking the family revokes all of them (RFC 7009 §2.1).
+	Access []accessRef `json:"access,omitempty"`
+}
+
+// accessRef names an issued access token.
+type accessRef struct {
+	JTI string `json:"jti"`
+	Exp int64  `json:"exp"`
 }
 
 // refreshToken is one token of a family.
@@ -57,6 +65,7 @@ func (a *App) newFamily(ctx context.Context, fam *refreshFamily, now time.Time) 
 		return "", "", err
 	}
 	fam.MaxExp = now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
+	fam.Created = now.Unix()
 	tok, err := a.putRefreshToken(ctx, id, fam, now)
 	return id, tok, err
 }
@@ -77,14 +86,16 @@ func (a *App) putRefreshToken(ctx context.Context, id string, fam *refreshFamily
 	if idle.After(maxExp) {
 		idle = maxExp
 	}
-	fb, _ := json.Marshal(fam)
-	if err := a.store.Put(ctx, familyKey(id), fb, life); err != nil {
+	// The token first, then the family that makes it the live one: if the
+	// second write fails, the presented token is still the live one and a
+	// retry works. The token's entry outlives its idle deadline, until the
+	// family ends, so that its reuse after rotation is recognised.
+	tb, _ := json.Marshal(refreshToken{Family: id, Gen: fam.Gen, IdleExp: idle.Unix()})
+	if err := a.store.Put(ctx, secretKey("refresh-tokens/", tok), tb, life); err != nil {
 		return "", err
 	}
-	tb, _ := json.Marshal(refreshToken{Family: id, Gen: fam.Gen, IdleExp: idle.Unix()})
-	// The token's entry outlives its idle deadline, until the family ends,
-	// so that its reuse after rotation is recognised.
-	if err := a.store.Put(ctx, secretKey("refresh-tokens/", tok), tb, life); err != nil {
+	fb, _ := json.Marshal(fam)
+	if err := a.store.Put(ctx, familyKey(id), fb, life); err != nil {
 		return "", err
 	}
 	return tok, nil
@@ -125,6 +136,13 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 	// RFC 6749 §6: the token must have been issued to the authenticated
 	// client. Another client presenting it does not burn it.
 	if fam.ClientID != c.ID {
+		return nil, "", "", nil, errRefreshInvalid
+	}
+	// An administrator revoked the client's tokens after this sign-in.
+	if revoked, err := a.clientRevokedSince(ctx, c.ID, fam.Created); err != nil {
+		return nil, "", "", nil, unavailable()
+	} else if revoked {
+		a.revokeFamily(ctx, rt.Family)
 		return nil, "", "", nil, errRefreshInvalid
 	}
 	// Everything that can fail without the token being reused is checked
@@ -187,24 +205,31 @@ func (a *App) loadFamily(ctx context.Context, id string) (*refreshFamily, error)
 	return fam, nil
 }
 
-// setFamilyAccess records the access token a family's latest grant issued,
-// so revoking the family revokes it too.
-func (a *App) setFamilyAccess(ctx context.Context, id string, fam *refreshFamily, jti string, exp int64) {
-	fam.AccessJTI, fam.AccessExp = jti, exp
+// addFamilyAccess records an access token the family issued (dropping
+// those expired), so revoking the family revokes it too.
+func (a *App) addFamilyAccess(ctx context.Context, id string, fam *refreshFamily, jti string, exp int64) {
+	now := a.clock().Unix()
+	kept := fam.Access[:0]
+	for _, ref := range fam.Access {
+		if ref.Exp > now {
+			kept = append(kept, ref)
+		}
+	}
+	fam.Access = append(kept, accessRef{JTI: jti, Exp: exp})
 	b, _ := json.Marshal(fam)
 	if err := a.store.Put(ctx, familyKey(id), b, time.Until(time.Unix(fam.MaxExp, 0))); err != nil {
 		a.logger.Warn("recording a family's access token failed", zap.Error(err))
 	}
 }
 
-// revokeFamily ends a refresh-token family and its last access token. The
+// revokeFamily ends a refresh-token family and its access tokens. The
 // revocation is its own entry, which no rotation overwrites.
 func (a *App) revokeFamily(ctx context.Context, id string) {
 	b, err := a.store.Get(ctx, familyKey(id))
 	fam := new(refreshFamily)
 	if err == nil && json.Unmarshal(b, fam) == nil {
-		if fam.AccessJTI != "" {
-			if err := a.revokeAccessToken(ctx, fam.AccessJTI, time.Unix(fam.AccessExp, 0)); err != nil {
+		for _, ref := range fam.Access {
+			if err := a.revokeAccessToken(ctx, ref.JTI, time.Unix(ref.Exp, 0)); err != nil {
 				a.logger.Error("revoking a family's access token failed", zap.Error(err))
 			}
 		}

@@ -1,6 +1,7 @@
 package caddyoauth
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -143,4 +144,90 @@ func TestUserRemovedEndsRefresh(t *testing.T) {
 	tok := signedInTokens(t, b)
 	delete(b.s.app.users, aliceUser)
 	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+}
+
+// TestClientRevocationEndsGrants: the admin API's "revoke every token of
+// this client" also ends its refresh-token families, its unredeemed codes
+// and the consents remembered for it (RFC 7009 §2.1: the grant goes with
+// its tokens); what happens after the mark works again.
+func TestClientRevocationEndsGrants(t *testing.T) {
+	b, ms := newFlow(t, nil)
+	web := webTokens(t, b)
+	u := b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}}.Encode()) // a code not yet redeemed
+	// Remember the consent.
+	if err := b.s.app.rememberConsent(t.Context(), aliceUser, webID, []string{"notes:read", "profile"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.s.app.revokeClientTokens(t.Context(), webID); err != nil {
+		t.Fatal(err)
+	}
+	b.s.app.forgetClient(webID)
+
+	rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {web.RefreshToken}})
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant)
+	rec = basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}})
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant)
+	if _, m := introspectAs(t, b.s, webID, webSecret, web.RefreshToken); m["active"] != false {
+		t.Errorf("revoked client's refresh token introspected as %v", m)
+	}
+	if ok, _ := b.s.app.consented(t.Context(), aliceUser, webID, []string{"profile"}); ok {
+		t.Error("a consent remembered before the revocation still counts")
+	}
+	// Later sign-ins work (the mark has second resolution).
+	b.advance(ms, 2*time.Second)
+	again := webTokens(t, b)
+	if rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {again.RefreshToken}}); rec.Code != http.StatusOK {
+		t.Errorf("a family started after the revocation: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestReuseRevokesEveryAccessToken: reuse revokes all the family's access
+// tokens still alive, not only the last one (RFC 9700 §4.14.2).
+func TestReuseRevokesEveryAccessToken(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	t1 := signedInTokens(t, b)
+	rec := b.refresh(t1.RefreshToken)
+	t2 := decodeUserTokens(t, rec, rec.Body.Bytes())
+	rec = b.refresh(t2.RefreshToken)
+	t3 := decodeUserTokens(t, rec, rec.Body.Bytes())
+	b.refresh(t1.RefreshToken) // reuse
+	for i, tok := range []userTokens{t1, t2, t3} {
+		_, c := jwtSegments(t, tok.AccessToken)
+		if !b.s.app.Revoked(c["jti"].(string)) {
+			t.Errorf("access token %d of the family still valid after reuse", i+1)
+		}
+	}
+}
+
+// failPutStore fails the first Put under prefix, as a store that drops a
+// write would.
+type failPutStore struct {
+	Store
+	prefix string
+	failed bool
+}
+
+func (f *failPutStore) Put(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+	if !f.failed && strings.HasPrefix(k, f.prefix) {
+		f.failed = true
+		return errDown
+	}
+	return f.Store.Put(ctx, k, v, ttl)
+}
+
+// TestRotationWriteFailureIsNotReuse: when a write of the rotation fails,
+// the client gets 503 and its retry with the same refresh token works; it
+// is not taken for reuse.
+func TestRotationWriteFailureIsNotReuse(t *testing.T) {
+	for _, prefix := range []string{"refresh-tokens/", "refresh-families/"} {
+		t.Run(prefix, func(t *testing.T) {
+			b, _ := newFlow(t, nil)
+			tok := signedInTokens(t, b)
+			b.s.app.store = &failPutStore{Store: b.s.app.store, prefix: prefix}
+			assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusServiceUnavailable, errTemporarilyUnavailable)
+			if rec := b.refresh(tok.RefreshToken); rec.Code != http.StatusOK {
+				t.Fatalf("retry after a failed write: %d %s", rec.Code, rec.Body)
+			}
+		})
+	}
 }

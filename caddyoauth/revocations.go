@@ -151,3 +151,13 @@ func (a *App) refreshRevocationsLoop(ctx context.Context) {
 		}
 	}
 }
+
+// clientRevokedSince reports whether an administrator revoked the client's
+// tokens at or after the unix time t (a sign-in, a code, a consent).
+func (a *App) clientRevokedSince(ctx context.Context, clientID string, t int64) (bool, error) {
+	_, revokedBefore, ok, err := a.lookupClient(ctx, clientID)
+	if err != nil {
+		return false, err
+	}
+	return ok && !revokedBefore.IsZero() && t <= revokedBefore.Unix(), nil
+}

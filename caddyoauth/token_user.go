@@ -36,7 +36,7 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 	}
 	use := codeUse{JTI: resp.jti, Exp: resp.exp, ExpiresAt: resp.exp + int64(a.leeway()/time.Second)}
 	if client.allowsGrant(GrantRefreshToken) {
-		fam := &refreshFamily{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, AccessJTI: resp.jti, AccessExp: resp.exp}
+		fam := &refreshFamily{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Access: []accessRef{{resp.jti, resp.exp}}}
 		id, tok, err := a.newFamily(ctx, fam, now)
 		if err != nil {
 			s.logger.Error("storing a refresh token failed", zap.Error(err))
@@ -63,7 +63,7 @@ func (s *Server) refreshGrant(ctx context.Context, client *Client, form url.Valu
 	if oerr != nil {
 		return nil, oerr
 	}
-	a.setFamilyAccess(ctx, id, fam, resp.jti, resp.exp)
+	a.addFamilyAccess(ctx, id, fam, resp.jti, resp.exp)
 	resp.RefreshToken = tok
 	return resp, nil
 }
