@@ -25,13 +25,13 @@ import (
 
 // refreshFamily is the chain of refresh tokens from one sign-in.
 type refreshFamily struct {
-	ClientID  string   `json:"client_id"`
-	User      string   `json:"user"`
-	AuthTime  int64    `json:"auth_time"`
-	Scopes    []string `json:"scopes"` // as first granted; never widened
-	Gen       int      `json:"gen"`    // generation of the live token
-	Created   int64    `json:"created"`
-	MaxExp    int64    `json:"max_exp"`
+	ClientID string   `json:"client_id"`
+	User     string   `json:"user"`
+	AuthTime int64    `json:"auth_time"`
+	Scopes   []string `json:"scopes"` // as first granted; never widened
+	Gen      int      `json:"gen"`    // generation of the live token
+	Created  int64    `json:"created"`
+	MaxExp   int64    `json:"max_exp"`
 	// Access lists the family's access tokens that have not expired, so
 	// revoking the family revokes all of them (RFC 7009 §2.1).
 	Access []accessRef `json:"access,omitempty"`
