@@ -100,6 +100,8 @@ type App struct {
 	clients  map[string]*Client
 	users    map[string]*User
 	throttle *loginThrottle
+	// dummyPassword is checked for unknown usernames (pickDummyPassword).
+	dummyPassword passwordHash
 	keys     *atomic.Pointer[oauthjwt.Keyring]
 	verifier *oauthjwt.Verifier
 	store    Store

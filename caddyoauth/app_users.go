@@ -84,5 +84,6 @@ func (a *App) provisionUsers() error {
 		}
 	}
 	a.throttle = newLoginThrottle()
+	a.dummyPassword = a.pickDummyPassword()
 	return nil
 }

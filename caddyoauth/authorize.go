@@ -67,8 +67,16 @@ func (s *Server) unavailableRedirect(w http.ResponseWriter, r *http.Request, req
 }
 
 // afterLogin continues a request for a signed-in person: consent page, or
-// straight back to the client with a code if consent was remembered.
+// straight back to the client with a code if consent was remembered. A
+// public client always gets the consent page: anyone can send its
+// client_id, and a native app's loopback or private-use redirect URI can
+// be claimed by another app, so an earlier approval proves nothing about
+// who asks now (RFC 8252 §8.6, RFC 6749 §10.2).
 func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *authzRequest, sess *session, redirectStatus int) {
+	if req.client.Public {
+		s.showConsent(w, r, req, sess)
+		return
+	}
 	ok, err := s.app.consented(r.Context(), sess.User, req.client.ID, req.scopes)
 	if err != nil {
 		s.unavailableRedirect(w, r, req, redirectStatus, err)
@@ -123,6 +131,7 @@ type consentPageData struct {
 	UserName              string
 	Scopes                []scopeLine
 	RedirectOrigin        string
+	CanRemember           bool
 }
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzRequest, sess *session) {
@@ -136,6 +145,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 		pageData: pageData{nonce}, Action: s.consentPath, Request: req.query, CSRF: csrfToken(secret, formConsent),
 		ClientName: clientDisplayName(req.client), ClientID: req.client.ID, UserName: sess.user.displayName(),
 		Scopes: s.app.describeScopes(req.scopes), RedirectOrigin: cspSource(req.redirectURI),
+		CanRemember: !req.client.Public,
 	}
 	s.renderPage(w, http.StatusOK, "consent", data, nonce, req.redirectURI)
 }
@@ -200,6 +210,12 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	user, ok, err := s.app.checkLogin(r.Context(), username, password)
+	if errors.Is(err, errBusy) {
+		// Not a failure: the password was not checked. Not counted.
+		w.Header().Set("Retry-After", "2")
+		s.showLogin(w, r, req, http.StatusServiceUnavailable, username, "The server is busy. Please try again in a moment.")
+		return
+	}
 	if err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
 		return
@@ -260,7 +276,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusBadRequest, "Bad request", "The form did not say whether you allow the request.")
 		return
 	}
-	if form.Get("remember") == "yes" {
+	if form.Get("remember") == "yes" && !req.client.Public {
 		if err := s.app.rememberConsent(r.Context(), sess.User, req.client.ID, req.scopes); err != nil && !errors.Is(err, ErrNotFound) {
 			s.logger.Warn("remembering a consent failed", zap.Error(err))
 		}

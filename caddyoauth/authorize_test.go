@@ -2,6 +2,8 @@ package caddyoauth
 
 import (
 	"encoding/json"
+	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -394,5 +396,77 @@ func TestThrottleVerdicts(t *testing.T) {
 	}
 	if _, r := th.verdict("fresh", "203.0.113.10"); r != 0 {
 		t.Fatal("another address was stopped")
+	}
+}
+
+// TestUnknownUserCostsTheSame: an unknown username is checked against a
+// hash as expensive as the costliest configured user's, so the time of a
+// failed sign-in does not tell whether the account exists.
+func TestUnknownUserCostsTheSame(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hashes []string
+		signup bool
+		want   int // bcrypt cost of the dummy; 0 for argon2id
+	}{
+		{"one bcrypt user", []string{bcryptCost(t, 11)}, false, 11},
+		{"the costlier of two", []string{bcryptCost(t, 5), bcryptCost(t, 11)}, false, 11},
+		{"argon2id beats bcrypt", []string{bcryptCost(t, 11), argon2idHash("x")}, false, 0},
+		{"no users: the sign-up cost", nil, false, signupBcryptCost},
+		{"sign-up accounts are costlier", []string{bcryptCost(t, 5)}, true, signupBcryptCost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig()
+			for i, h := range tc.hashes {
+				cfg.Users = append(cfg.Users, &User{Username: fmt.Sprintf("u%d", i), PasswordHash: h})
+			}
+			if tc.signup {
+				cfg.Signup = &SignupConfig{}
+			}
+			a := newApp(t, cfg)
+			cost, err := bcrypt.Cost(a.dummyPassword.hash)
+			if tc.want == 0 {
+				if !strings.HasPrefix(string(a.dummyPassword.hash), "$argon2id$") {
+					t.Errorf("dummy %q, want the argon2id user's", a.dummyPassword.hash)
+				}
+				return
+			}
+			if err != nil || cost != tc.want {
+				t.Errorf("dummy bcrypt cost %d (%v), want %d", cost, err, tc.want)
+			}
+		})
+	}
+}
+
+func bcryptCost(t *testing.T, cost int) string {
+	h, err := bcrypt.GenerateFromPassword([]byte("some password"), cost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// TestLoginBusyIsNotAFailure: with every slow-hash slot taken (a flood of
+// client-secret guesses), the right password gets 503 and Retry-After, not
+// "incorrect", and nothing is counted toward throttling.
+func TestLoginBusyIsNotAFailure(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	login := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	for range cap(slowHashSlots) {
+		slowHashSlots <- struct{}{}
+	}
+	rec := b.signIn(login, aliceUser, alicePass)
+	for range cap(slowHashSlots) {
+		<-slowHashSlots
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || strings.Contains(rec.Body.String(), loginFailed) {
+		t.Fatalf("busy: %d %v", rec.Code, rec.Header())
+	}
+	if d, r := b.s.app.throttle.verdict(aliceUser, "192.0.2.7:5555"); d != 0 || r != 0 || len(b.s.app.throttle.accounts) != 0 {
+		t.Errorf("a busy server counted a failure: %v", b.s.app.throttle.accounts)
+	}
+	if rec := b.signIn(login, aliceUser, alicePass); rec.Code != http.StatusSeeOther {
+		t.Errorf("once slots are free: %d", rec.Code)
 	}
 }

@@ -60,42 +60,69 @@ func TestPageSecurityHeaders(t *testing.T) {
 	}
 }
 
-// TestRememberedConsentAndWithdraw: "remember" skips the consent page the
-// next time for the same or fewer scopes, not for more; withdrawing it on
-// the account page brings the consent page back.
+// TestRememberedConsentAndWithdraw: for a confidential client, "remember"
+// skips the consent page the next time for the same or fewer scopes, not
+// for more; withdrawing it on the account page brings the page back. A
+// public client is never offered it and always asks (RFC 8252 §8.6).
 func TestRememberedConsentAndWithdraw(t *testing.T) {
 	b, _ := newFlow(t, nil)
-	_, challenge := pkce()
-	rec := b.signIn(b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil), aliceUser, alicePass)
-	f := fields(b.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String())
+	webQuery := func(scope string) string {
+		return url.Values{"response_type": {"code"}, "client_id": {webID}, "scope": {scope}, "state": {"w"}}.Encode()
+	}
+	rec := b.signIn(b.do(http.MethodGet, "/oauth2/authorize?"+webQuery("profile"), nil), aliceUser, alicePass)
+	page := b.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String()
+	if !strings.Contains(page, `name="remember"`) {
+		t.Fatal("no remember box for a confidential client")
+	}
+	f := fields(page)
 	f.Set("decision", "allow")
 	f.Set("remember", "yes")
 	if rec := b.do(http.MethodPost, "/oauth2/consent", f); rec.Code != http.StatusSeeOther {
 		t.Fatalf("consent: %d", rec.Code)
 	}
-	// Same scopes, then fewer: straight back with a code.
-	for _, scope := range []string{"notes:read profile", "profile"} {
-		rec = b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge, "scope", scope), nil)
-		if loc, _ := url.Parse(rec.Header().Get("Location")); rec.Code != http.StatusFound || loc.Query().Get("code") == "" {
-			t.Fatalf("scope %q: %d, want a code without the consent page", scope, rec.Code)
-		}
+	// The same scopes: straight back with a code.
+	rec = b.do(http.MethodGet, "/oauth2/authorize?"+webQuery("profile"), nil)
+	if loc, _ := url.Parse(rec.Header().Get("Location")); rec.Code != http.StatusFound || loc.Query().Get("code") == "" {
+		t.Fatalf("remembered scope: %d, want a code without the consent page", rec.Code)
 	}
 	// More scopes: asked again.
-	rec = b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge, "scope", "notes:read notes:write"), nil)
+	rec = b.do(http.MethodGet, "/oauth2/authorize?"+webQuery("notes:read profile"), nil)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `value="allow"`) {
 		t.Fatalf("wider scope skipped consent: %d", rec.Code)
 	}
 	account := b.do(http.MethodGet, "/oauth2/account", nil)
-	if !strings.Contains(account.Body.String(), "Notes SPA") {
+	if !strings.Contains(account.Body.String(), "Notes Web") {
 		t.Fatalf("account page does not list the consent: %s", account.Body)
 	}
-	w := url.Values{"client_id": {spaID}, csrfField: {csrfToken(b.cookies[csrfCookie], formWithdraw)}}
+	w := url.Values{"client_id": {webID}}
+	if rec := b.do(http.MethodPost, "/oauth2/account", w); rec.Code != http.StatusForbidden {
+		t.Fatalf("withdraw without a CSRF token: %d", rec.Code)
+	}
+	w.Set(csrfField, csrfToken(b.cookies[csrfCookie], formWithdraw))
 	if rec := b.do(http.MethodPost, "/oauth2/account", w); rec.Code != http.StatusSeeOther {
 		t.Fatalf("withdraw: %d %s", rec.Code, rec.Body)
 	}
-	rec = b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	rec = b.do(http.MethodGet, "/oauth2/authorize?"+webQuery("profile"), nil)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `value="allow"`) {
 		t.Fatalf("after withdrawal: %d, want the consent page", rec.Code)
+	}
+
+	// The public SPA: no remember box, and even a stored consent (sent by
+	// a forged form) is not honoured.
+	_, challenge := pkce()
+	page = b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil).Body.String()
+	if strings.Contains(page, `name="remember"`) {
+		t.Error("a public client's consent page offers to remember")
+	}
+	f = fields(page)
+	f.Set("decision", "allow")
+	f.Set("remember", "yes")
+	b.do(http.MethodPost, "/oauth2/consent", f)
+	if err := b.s.app.rememberConsent(t.Context(), aliceUser, spaID, []string{"notes:read", "profile"}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil); rec.Code != http.StatusOK {
+		t.Errorf("public client skipped the consent page: %d", rec.Code)
 	}
 }
 

@@ -84,15 +84,22 @@ type passwordHash struct {
 	comparer caddyauth.Comparer
 }
 
+// errBusy reports that no slow-hash slot came free in time: the password
+// was not checked, so it is neither right nor wrong.
+var errBusy = errors.New("the server is busy checking other passwords")
+
 // check compares a password with the hash, waiting for one of the slow-hash
 // slots the client secrets use too, so guesses cannot take every core.
-func (p passwordHash) check(password string) bool {
-	if p.comparer == nil || !acquireSlowHashSlot() {
-		return false
+func (p passwordHash) check(password string) (bool, error) {
+	if p.comparer == nil {
+		return false, nil
+	}
+	if !acquireSlowHashSlot() {
+		return false, errBusy
 	}
 	defer releaseSlowHashSlot()
 	ok, err := p.comparer.Compare(p.hash, []byte(password))
-	return err == nil && ok
+	return err == nil && ok, nil
 }
 
 // parsePasswordHash reads a bcrypt or argon2id hash, optionally
@@ -125,18 +132,41 @@ func parseSlowHash(h string) (passwordHash, error) {
 	return passwordHash{}, errors.New("not a recognized hash: use a bcrypt or argon2id hash (`caddy hash-password`)")
 }
 
-// dummyPassword is checked when the username is unknown, so an unknown
-// user costs a slow hash as a wrong password does (same answer, similar
-// time): bcrypt at the default cost of a random string nobody knows.
-var dummyPassword = sync.OnceValue(func() passwordHash {
+// signupDummyPassword stands in for an unknown user when no Caddyfile user
+// exists: a bcrypt hash at the cost sign-ups use, of a random string.
+var signupDummyPassword = sync.OnceValue(func() passwordHash {
 	var pw [32]byte
 	_, _ = rand.Read(pw[:])
-	h, err := bcrypt.GenerateFromPassword(pw[:], bcrypt.DefaultCost)
+	h, err := bcrypt.GenerateFromPassword(pw[:], signupBcryptCost)
 	if err != nil {
 		panic(err) // only for a cost out of range
 	}
 	return passwordHash{hash: h, comparer: caddyauth.BcryptHash{}}
 })
+
+// pickDummyPassword chooses what an unknown username is checked against,
+// so that it costs what a known one does (no enumeration by timing): the
+// hash of the most expensive Caddyfile user (argon2id over bcrypt, then
+// the highest bcrypt cost). Comparing a wrong password against a real
+// user's hash costs the same and, whatever it answers, the login fails.
+func (a *App) pickDummyPassword() passwordHash {
+	var best passwordHash
+	bestCost := -1
+	for _, u := range a.users {
+		cost := 1000 // argon2id: the most expensive kind
+		if c, err := bcrypt.Cost(u.password.hash); err == nil {
+			cost = c
+		}
+		if cost > bestCost {
+			best, bestCost = u.password, cost
+		}
+	}
+	// Accounts from the sign-up page use bcrypt at signupBcryptCost.
+	if bestCost < 0 || a.Signup != nil && bestCost < signupBcryptCost {
+		return signupDummyPassword()
+	}
+	return best
+}
 
 // checkLogin returns the user if the password is theirs. Unknown user and
 // wrong password are the same failure and cost a comparable slow hash. An
@@ -147,11 +177,11 @@ func (a *App) checkLogin(ctx context.Context, username, password string) (*User,
 		return nil, false, err
 	}
 	if !ok {
-		dummyPassword().check(password)
-		return nil, false, nil
+		_, err := a.dummyPassword.check(password)
+		return nil, false, err
 	}
-	if !u.password.check(password) {
-		return nil, false, nil
+	if ok, err := u.password.check(password); !ok {
+		return nil, false, err
 	}
 	return u, true, nil
 }
