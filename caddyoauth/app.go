@@ -102,11 +102,11 @@ type App struct {
 	throttle *loginThrottle
 	// dummyPassword is checked for unknown usernames (pickDummyPassword).
 	dummyPassword passwordHash
-	keys     *atomic.Pointer[oauthjwt.Keyring]
-	verifier *oauthjwt.Verifier
-	store    Store
-	logger   *zap.Logger
-	fake     *Client // authenticated against when the client is unknown
+	keys          *atomic.Pointer[oauthjwt.Keyring]
+	verifier      *oauthjwt.Verifier
+	store         Store
+	logger        *zap.Logger
+	fake          *Client // authenticated against when the client is unknown
 
 	clientCache   *clientCache
 	revoked       *revocationList
