@@ -114,6 +114,7 @@ func TestProvisionRefusals(t *testing.T) {
 		{"http redirect URI off loopback (RFC 9700 §2.6)", client(func(c *Client) { c.RedirectURIs = []string{"http://app.example/cb"} }), []string{"redirect_uris", "loopback"}},
 		{"wildcard redirect URI (RFC 9700 §4.1.3)", client(func(c *Client) { c.RedirectURIs = []string{"https://*.example/cb"} }), []string{"redirect_uris", "exactly"}},
 		{"private-use scheme without a dot (RFC 8252 §7.1)", client(func(c *Client) { c.RedirectURIs = []string{"myapp:/cb"} }), []string{"redirect_uris", "reverse domain"}},
+		{"redirect URI whose query has code (RFC 6749 §4.1.2)", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb?code=1"} }), []string{"redirect_uris", "code"}},
 		{"redirect URI twice", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb"} }), []string{"redirect_uris", "twice"}},
 		{"confidential client without secret (RFC 6749 §2.1)", client(func(c *Client) { c.SecretHash = "" }), []string{`client "reports-service"`, "secret_hash"}},
 		{"public client with secret_hash (RFC 6749 §2.1)", client(func(c *Client) { c.Public = true }), []string{"public"}},

@@ -43,6 +43,10 @@ const (
 	errUnsupportedResponseType = "unsupported_response_type"
 )
 
+// maxAuthorizeQuery bounds an authorization request, so it fits the login
+// and consent forms that carry it (maxPageFormBytes).
+const maxAuthorizeQuery = 8 << 10
+
 // authzParams are the parameters the endpoint reads; any of them sent
 // twice makes the request invalid (RFC 6749 §3.1).
 var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
@@ -79,6 +83,11 @@ func (a *App) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*auth
 	req := &authzRequest{client: c, redirectURI: redirect, redirectGiven: q.Has("redirect_uri"), state: q.Get("state")}
 
 	// From here on, errors go back to the client's redirect URI.
+	if len(rawQuery) > maxAuthorizeQuery {
+		// The forms carry the request; refuse here rather than after the
+		// person typed a password into a form too large to post.
+		return req, redirectError(errInvalidRequest, "the request is too long")
+	}
 	for _, k := range authzParams {
 		if len(q[k]) > 1 {
 			if k == "state" {

@@ -470,3 +470,78 @@ func TestLoginBusyIsNotAFailure(t *testing.T) {
 		t.Errorf("once slots are free: %d", rec.Code)
 	}
 }
+
+// TestLoopbackRedirectAnyPort: RFC 8252 §7.3 (and RFC 9700 §2.1): a native
+// app's http redirect to a loopback IP literal matches on any port, and
+// only on the port; everything else stays exact.
+func TestLoopbackRedirectAnyPort(t *testing.T) {
+	c := &Client{RedirectURIs: []string{"http://127.0.0.1:8765/cb", "http://[::1]/cb", "https://app.example/cb", "http://localhost:9000/cb"}}
+	for _, tc := range []struct {
+		given string
+		ok    bool
+	}{
+		{"http://127.0.0.1:8765/cb", true},
+		{"http://127.0.0.1:51234/cb", true},
+		{"http://127.0.0.1/cb", true},
+		{"http://[::1]:40000/cb", true},
+		{"http://127.0.0.1:51234/other", false},
+		{"http://127.0.0.1:51234/cb?x=1", false},
+		{"https://127.0.0.1:8765/cb", false},
+		{"http://localhost:9001/cb", false}, // a name, not an IP literal: exact
+		{"https://app.example:8443/cb", false},
+		{"http://127.0.0.2:8765/cb", false},
+	} {
+		if _, ok := c.matchRedirectURI(tc.given); ok != tc.ok {
+			t.Errorf("%s: matched %v, want %v", tc.given, ok, tc.ok)
+		}
+	}
+}
+
+// TestAuthorizeRequestLimits: repeated state is refused and not echoed
+// (RFC 6749 §3.1); an oversized request is refused before any form; a
+// confidential client with require_pkce must send a challenge (RFC 7636
+// §4.4.1), one without may not send a verifier it never committed to.
+func TestAuthorizeRequestLimits(t *testing.T) {
+	b, _ := newFlow(t, func(a *App) {
+		for _, c := range a.Clients {
+			if c.ID == webID {
+				c.RequirePKCE = true
+			}
+		}
+	})
+	_, challenge := pkce()
+	for _, tc := range []struct{ name, query string }{
+		{"state twice", authorizeQuery(challenge) + "&state=second"},
+		{"oversized", authorizeQuery(challenge, "state", strings.Repeat("s", maxAuthorizeQuery))},
+		{"require_pkce without a challenge", url.Values{"response_type": {"code"}, "client_id": {webID}, "state": {"w"}}.Encode()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := b.do(http.MethodGet, "/oauth2/authorize?"+tc.query, nil)
+			loc, _ := url.Parse(rec.Header().Get("Location"))
+			if rec.Code != http.StatusFound || loc.Query().Get("error") != errInvalidRequest {
+				t.Fatalf("%d %v, want an invalid_request redirect", rec.Code, loc)
+			}
+			if tc.name == "state twice" && loc.Query().Has("state") {
+				t.Errorf("an ambiguous state was echoed: %v", loc.Query()["state"])
+			}
+		})
+	}
+	// With a challenge, require_pkce is satisfied.
+	u := b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}.Encode())
+	if u.Query().Get("code") == "" {
+		t.Fatalf("require_pkce with a challenge: %s", u)
+	}
+}
+
+// TestSessionFixation: signing in always makes a new session id; a session
+// cookie planted before (known to the store or not) is not kept.
+func TestSessionFixation(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	planted := strings.Repeat("P", 43)
+	b.cookies[sessionCookie] = planted
+	rec := b.signIn(b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil), aliceUser, alicePass)
+	if rec.Code != http.StatusSeeOther || b.cookies[sessionCookie] == planted || len(b.cookies[sessionCookie]) != 43 {
+		t.Fatalf("session cookie after login %q (planted %q)", b.cookies[sessionCookie], planted)
+	}
+}

@@ -141,7 +141,7 @@ func validVerifier(v string) bool {
 // markCodeUsed records what a redeemed code issued, for replay detection.
 func (a *App) markCodeUsed(ctx context.Context, key string, use codeUse) {
 	b, _ := json.Marshal(use)
-	ttl := time.Until(time.Unix(use.ExpiresAt, 0))
+	ttl := ttlUntil(time.Unix(use.ExpiresAt, 0))
 	if err := a.store.Put(ctx, "codes-used/"+key[len("codes/"):], b, ttl); err != nil {
 		a.logger.Warn("could not record a redeemed authorization code; a replay will not revoke its tokens", zap.Error(err))
 	}

@@ -132,6 +132,15 @@ func TestRevocation(t *testing.T) {
 		}
 	}
 
+	// Another client's refresh token: refused, and the family lives on.
+	web := webTokens(t, b)
+	if rec := revokeAs(t, b.s, url.Values{"token": {web.RefreshToken}}, svcID, svcSecret); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), errUnauthorizedClient) {
+		t.Errorf("revoking another client's refresh token: %d %s", rec.Code, rec.Body)
+	}
+	if rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {web.RefreshToken}}); rec.Code != http.StatusOK {
+		t.Errorf("the family after another client tried to revoke it: %d %s", rec.Code, rec.Body)
+	}
+
 	// Refresh token, by a public client (client_id only).
 	user := signedInTokens(t, b)
 	_, uc := jwtSegments(t, user.AccessToken)

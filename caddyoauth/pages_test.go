@@ -28,7 +28,7 @@ func TestPageSecurityHeaders(t *testing.T) {
 		}
 	}
 	for _, c := range login.Result().Cookies() {
-		if c.Name == csrfCookie && (!c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "") {
+		if c.Name == csrfCookie && (!c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Domain != "") {
 			t.Errorf("csrf cookie %+v: want __Host- rules, HttpOnly", c)
 		}
 	}
@@ -265,5 +265,23 @@ func TestTemplatesOverride(t *testing.T) {
 	}
 	if _, err := loadPages(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing templates directory was accepted")
+	}
+}
+
+// TestUserinfoAudience: a token of this server for another audience is
+// refused at userinfo (RFC 9068 §4).
+func TestUserinfoAudience(t *testing.T) {
+	b, _ := newFlow(t, func(a *App) { a.Audience = "https://api.example" })
+	tok := signedInTokens(t, b)
+	r := httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
+	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if rec, _ := serve(t, b.s, r); rec.Code != http.StatusOK {
+		t.Fatalf("own audience: %d", rec.Code)
+	}
+	b.s.app.Audience = "https://elsewhere.example"
+	r = httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
+	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if rec, _ := serve(t, b.s, r); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "invalid_token") {
+		t.Errorf("token for another audience: %d %v", rec.Code, rec.Header())
 	}
 }

@@ -77,6 +77,11 @@ func validateRedirectURI(raw string) error {
 	if u.User != nil {
 		return fmt.Errorf("%q must not carry user info", raw)
 	}
+	for _, p := range []string{"code", "state", "iss", "error", "error_description", "error_uri"} {
+		if u.Query().Has(p) {
+			return fmt.Errorf("%q: its query has %s, which the authorization response adds (RFC 6749 §4.1.2)", raw, p)
+		}
+	}
 	if strings.ContainsAny(raw, "*{} \t\r\n") {
 		return fmt.Errorf("%q: wildcards and spaces are not allowed; redirect URIs match exactly (RFC 9700 §4.1.3)", raw)
 	}
@@ -100,7 +105,9 @@ func validateRedirectURI(raw string) error {
 // matchRedirectURI finds the redirect URI of an authorization request
 // (RFC 6749 §3.1.2.3): the one given, if it is registered exactly as
 // written (RFC 9700 §4.1.3: no pattern, no prefix), or the only one
-// registered when none is given.
+// registered when none is given. The one exception RFC 9700 §2.1 and RFC
+// 8252 §7.3 make: a native app's http redirect to a loopback IP literal
+// may use any port, since the app takes whatever port is free.
 func (c *Client) matchRedirectURI(given string) (string, bool) {
 	if given == "" {
 		if len(c.RedirectURIs) == 1 {
@@ -111,5 +118,38 @@ func (c *Client) matchRedirectURI(given string) (string, bool) {
 	if slices.Contains(c.RedirectURIs, given) {
 		return given, true
 	}
+	if g, ok := loopbackIPWithoutPort(given); ok {
+		for _, r := range c.RedirectURIs {
+			if rr, ok := loopbackIPWithoutPort(r); ok && rr == g {
+				return given, true
+			}
+		}
+	}
 	return "", false
+}
+
+// loopbackIPWithoutPort returns an http URI to 127.0.0.1 or [::1] with its
+// port removed, for the comparison RFC 8252 §7.3 asks for. Only IP
+// literals: RFC 8252 §8.3 advises against "localhost".
+func loopbackIPWithoutPort(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" {
+		return "", false
+	}
+	host := u.Hostname()
+	if host != "127.0.0.1" && host != "::1" {
+		return "", false
+	}
+	if p := u.Port(); p != "" {
+		for _, ch := range p {
+			if ch < '0' || ch > '9' {
+				return "", false
+			}
+		}
+	}
+	u.Host = host
+	if strings.Contains(host, ":") {
+		u.Host = "[" + host + "]"
+	}
+	return u.String(), true
 }

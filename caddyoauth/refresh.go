@@ -158,7 +158,7 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 		return nil, "", "", nil, oerr
 	}
 	usedKey := "refresh-used/" + key[len("refresh-tokens/"):]
-	claimed, err := a.store.PutIfAbsent(ctx, usedKey, []byte{1}, time.Until(time.Unix(fam.MaxExp, 0)))
+	claimed, err := a.store.PutIfAbsent(ctx, usedKey, []byte{1}, ttlUntil(time.Unix(fam.MaxExp, 0)))
 	if err != nil {
 		return nil, "", "", nil, unavailable()
 	}
@@ -217,7 +217,7 @@ func (a *App) addFamilyAccess(ctx context.Context, id string, fam *refreshFamily
 	}
 	fam.Access = append(kept, accessRef{JTI: jti, Exp: exp})
 	b, _ := json.Marshal(fam)
-	if err := a.store.Put(ctx, familyKey(id), b, time.Until(time.Unix(fam.MaxExp, 0))); err != nil {
+	if err := a.store.Put(ctx, familyKey(id), b, ttlUntil(time.Unix(fam.MaxExp, 0))); err != nil {
 		a.logger.Warn("recording a family's access token failed", zap.Error(err))
 	}
 }

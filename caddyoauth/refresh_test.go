@@ -72,6 +72,12 @@ func TestRefreshConcurrentUse(t *testing.T) {
 	if ok > 1 {
 		t.Fatalf("%d concurrent uses succeeded, want at most 1", ok)
 	}
+	// The losers were reuse: the whole family is gone, the winner's new
+	// refresh token included.
+	keys, _ := b.s.app.store.List(t.Context(), "refresh-revoked/")
+	if len(keys) != 1 {
+		t.Errorf("family revocations after concurrent reuse: %v, want one", keys)
+	}
 }
 
 // TestRefreshScope: RFC 6749 §6: a narrower scope may be asked, a wider

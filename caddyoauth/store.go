@@ -178,3 +178,9 @@ func (s *MemoryStore) List(_ context.Context, prefix string) ([]string, error) {
 }
 
 var _ Store = (*MemoryStore)(nil)
+
+// ttlUntil is the lifetime of an entry that must be gone by t, never zero
+// or negative (which a Store reads as "no expiry").
+func ttlUntil(t time.Time) time.Duration {
+	return max(time.Until(t), time.Second)
+}
