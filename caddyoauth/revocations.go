@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,21 +15,29 @@ import (
 // so its jti goes on a revocation list until the token expires; oauth_scope
 // asks the list on every request. The list lives in the store, one entry per
 // token at revoked-tokens/<exp>.<jti> (the expiry in the key, so a listing
-// alone rebuilds the list), and each instance keeps a local copy that it
-// re-reads every revocationRefresh: a token revoked on one gateway is
-// refused by every gateway sharing the store within that interval, and a
-// store outage leaves the last copy in force.
+// alone rebuilds the list), and each instance keeps a local copy. Every
+// revocation also writes a new random stamp at revoked-tokens-version;
+// each instance reads that one key every revocationRefresh and lists the
+// revocations only when it changed (and every revocationRelist anyway), so
+// the listing, which scans (Redis SCAN walks the whole keyspace), runs
+// once per revocation rather than twice a second. A token revoked on one
+// gateway is refused by every gateway sharing the store within about
+// revocationRefresh; a store outage leaves the last copy in force.
 
 const (
 	revocationPrefix  = "revoked-tokens/"
+	revocationStamp   = "revoked-tokens-version"
 	revocationRefresh = 500 * time.Millisecond
+	revocationRelist  = time.Minute
 )
 
 // revocationList is an instance's copy of the revoked jtis and their expiry.
 type revocationList struct {
-	mu     sync.RWMutex
-	m      map[string]int64 // jti → exp (unix seconds)
-	failed bool             // the last refresh failed (logged once)
+	mu       sync.RWMutex
+	m        map[string]int64 // jti → exp (unix seconds)
+	failed   bool             // the last refresh failed (logged once)
+	stamp    string           // revocationStamp when last listed
+	listedAt time.Time
 }
 
 func newRevocationList() *revocationList {
@@ -99,6 +108,37 @@ func (a *App) revokeAccessToken(ctx context.Context, jti string, exp time.Time) 
 		return err
 	}
 	a.revoked.add(storeSafeID(jti), until.Unix())
+	// Tell the other instances; if this fails they still find the entry
+	// at their next periodic listing.
+	stamp, err := randomID()
+	if err == nil {
+		err = a.store.Put(ctx, revocationStamp, []byte(stamp), 0)
+	}
+	if err != nil {
+		a.logger.Warn("announcing a revocation failed; other instances see it within a minute", zap.Error(err))
+	}
+	return nil
+}
+
+// refreshRevocationsIfChanged lists the revocations when the stamp moved
+// or the last listing is older than revocationRelist.
+func (a *App) refreshRevocationsIfChanged(ctx context.Context) error {
+	stamp, err := a.store.Get(ctx, revocationStamp)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	a.revoked.mu.RLock()
+	same := string(stamp) == a.revoked.stamp && time.Since(a.revoked.listedAt) < revocationRelist
+	a.revoked.mu.RUnlock()
+	if same {
+		return nil
+	}
+	if err := a.refreshRevocations(ctx); err != nil {
+		return err
+	}
+	a.revoked.mu.Lock()
+	a.revoked.stamp, a.revoked.listedAt = string(stamp), time.Now()
+	a.revoked.mu.Unlock()
 	return nil
 }
 
@@ -136,7 +176,7 @@ func (a *App) refreshRevocationsLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
-			err := a.refreshRevocations(rctx)
+			err := a.refreshRevocationsIfChanged(rctx)
 			cancel()
 			a.revoked.mu.Lock()
 			was := a.revoked.failed

@@ -85,3 +85,48 @@ func TestParseRevocationKey(t *testing.T) {
 		}
 	}
 }
+
+// listCountingStore counts List calls.
+type listCountingStore struct {
+	Store
+	lists int
+}
+
+func (c *listCountingStore) List(ctx context.Context, p string) ([]string, error) {
+	c.lists++
+	return c.Store.List(ctx, p)
+}
+
+// TestRevocationListedOnlyWhenChanged: an instance lists the revocations
+// (a scan) only when another revoked something, not at every tick, and
+// still learns each revocation at the next tick.
+func TestRevocationListedOnlyWhenChanged(t *testing.T) {
+	shared := NewMemoryStore()
+	cs := &listCountingStore{Store: shared}
+	cfgA, cfgB := baseConfig(), baseConfig()
+	cfgA.store, cfgB.store = shared, cs
+	a, b := newApp(t, cfgA), newApp(t, cfgB)
+	ctx := context.Background()
+	for range 5 {
+		if err := b.refreshRevocationsIfChanged(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle := cs.lists
+	if idle > 2 { // one at provision, one for the first stamp read
+		t.Fatalf("%d listings without any revocation, want at most 2", idle)
+	}
+	if err := a.revokeAccessToken(ctx, "j9", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.refreshRevocationsIfChanged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Revoked("j9") || cs.lists != idle+1 {
+		t.Fatalf("after a revocation: revoked %v, listings %d (want %d)", b.Revoked("j9"), cs.lists, idle+1)
+	}
+	_ = b.refreshRevocationsIfChanged(ctx)
+	if cs.lists != idle+1 {
+		t.Errorf("listed again without a change: %d", cs.lists)
+	}
+}
