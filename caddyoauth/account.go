@@ -52,9 +52,8 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, message str
 		s.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again shortly.")
 		return
 	}
-	secret, err := csrfSecret(w, r)
-	if err != nil {
-		s.errorPage(w, http.StatusInternalServerError, "Internal error", "Please try again.")
+	secret, ok := s.formSecret(w, r)
+	if !ok {
 		return
 	}
 	s.renderPage(w, http.StatusOK, "account", accountPageData{

@@ -109,9 +109,8 @@ type loginPageData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, req *authzRequest, status int, username, message string) {
-	secret, err := csrfSecret(w, r)
-	if err != nil {
-		s.errorPage(w, http.StatusInternalServerError, "Internal error", "Please try again.")
+	secret, ok := s.formSecret(w, r)
+	if !ok {
 		return
 	}
 	nonce := newNonce()
@@ -135,9 +134,8 @@ type consentPageData struct {
 }
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzRequest, sess *session) {
-	secret, err := csrfSecret(w, r)
-	if err != nil {
-		s.errorPage(w, http.StatusInternalServerError, "Internal error", "Please try again.")
+	secret, ok := s.formSecret(w, r)
+	if !ok {
 		return
 	}
 	nonce := newNonce()

@@ -62,3 +62,14 @@ func checkCSRF(r *http.Request, posted, form string) bool {
 	}
 	return hmac.Equal([]byte(posted), []byte(csrfToken(c.Value, form)))
 }
+
+// formSecret is csrfSecret for a page about to render a form; on failure
+// it has answered with an error page.
+func (s *Server) formSecret(w http.ResponseWriter, r *http.Request) (string, bool) {
+	secret, err := csrfSecret(w, r)
+	if err != nil {
+		s.errorPage(w, http.StatusInternalServerError, "Internal error", "Please try again.")
+		return "", false
+	}
+	return secret, true
+}

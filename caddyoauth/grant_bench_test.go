@@ -9,10 +9,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-
-	"github.com/caddyapigw/gateway/internal/testredis"
 )
 
 // BenchmarkGrantsByStore measures token requests through the handler with
@@ -23,13 +20,7 @@ import (
 //
 //	go test -run NONE -bench BenchmarkGrantsByStore ./caddyoauth
 func BenchmarkGrantsByStore(b *testing.B) {
-	rds := testredis.Start(b)
-	opts, err := redis.ParseURL(rds.URL(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := redis.NewClient(opts)
-	b.Cleanup(func() { client.Close() })
+	client := benchRedis(b)
 	for _, be := range []struct {
 		name  string
 		store Store

@@ -206,21 +206,29 @@ var (
 // refreshKeyringLoop re-reads the keyring periodically until ctx ends, so
 // an instance starts signing with a key another instance rotated in.
 func (a *App) refreshKeyringLoop(ctx context.Context) {
+	a.every(ctx, keyringRefreshInterval, "keyring refresh", func() {
+		if err := a.refreshKeyring(ctx); err != nil {
+			a.logger.Warn("refreshing the keyring from the store", zap.Error(err))
+		}
+	})
+}
+
+// every runs fn every interval until ctx ends; a panic in fn is logged
+// and ends the loop rather than the process.
+func (a *App) every(ctx context.Context, interval time.Duration, what string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			a.logger.Error("keyring refresh panicked", zap.Any("panic", r))
+			a.logger.Error(what+" panicked", zap.Any("panic", r))
 		}
 	}()
-	t := time.NewTicker(keyringRefreshInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.refreshKeyring(ctx); err != nil {
-				a.logger.Warn("refreshing the keyring from the store", zap.Error(err))
-			}
+			fn()
 		}
 	}
 }

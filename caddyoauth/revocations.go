@@ -163,33 +163,21 @@ func (a *App) refreshRevocations(ctx context.Context) error {
 // store until ctx ends. On failure it keeps the last list and logs once
 // per outage.
 func (a *App) refreshRevocationsLoop(ctx context.Context) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.logger.Error("revocation list refresh panicked", zap.Any("panic", r))
+	a.every(ctx, revocationRefresh, "revocation list refresh", func() {
+		rctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
+		err := a.refreshRevocationsIfChanged(rctx)
+		cancel()
+		a.revoked.mu.Lock()
+		was := a.revoked.failed
+		a.revoked.failed = err != nil
+		a.revoked.mu.Unlock()
+		switch {
+		case err != nil && !was:
+			a.logger.Warn("reading the revocation list from the store failed; keeping the last one", zap.Error(err))
+		case err == nil && was:
+			a.logger.Info("revocation list read from the store again")
 		}
-	}()
-	t := time.NewTicker(revocationRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
-			err := a.refreshRevocationsIfChanged(rctx)
-			cancel()
-			a.revoked.mu.Lock()
-			was := a.revoked.failed
-			a.revoked.failed = err != nil
-			a.revoked.mu.Unlock()
-			switch {
-			case err != nil && !was:
-				a.logger.Warn("reading the revocation list from the store failed; keeping the last one", zap.Error(err))
-			case err == nil && was:
-				a.logger.Info("revocation list read from the store again")
-			}
-		}
-	}
+	})
 }
 
 // clientRevokedSince reports whether an administrator revoked the client's

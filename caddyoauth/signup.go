@@ -43,9 +43,8 @@ type signupPageData struct {
 }
 
 func (s *Server) showSignup(w http.ResponseWriter, r *http.Request, req *authzRequest, status int, d signupPageData) {
-	secret, err := csrfSecret(w, r)
-	if err != nil {
-		s.errorPage(w, http.StatusInternalServerError, "Internal error", "Please try again.")
+	secret, ok := s.formSecret(w, r)
+	if !ok {
 		return
 	}
 	nonce := newNonce()

@@ -15,13 +15,7 @@ import (
 // BenchmarkStore measures Put, Get and Take (the single-use redemption of a
 // code or refresh token) on each implementation.
 func BenchmarkStore(b *testing.B) {
-	rds := testredis.Start(b)
-	opts, err := redis.ParseURL(rds.URL(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := redis.NewClient(opts)
-	b.Cleanup(func() { client.Close() })
+	client := benchRedis(b)
 	backends := []struct {
 		name  string
 		store Store
@@ -66,4 +60,16 @@ func BenchmarkStore(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchRedis starts a real redis-server and returns a client of it.
+func benchRedis(b *testing.B) *redis.Client {
+	rds := testredis.Start(b)
+	opts, err := redis.ParseURL(rds.URL(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := redis.NewClient(opts)
+	b.Cleanup(func() { client.Close() })
+	return client
 }
