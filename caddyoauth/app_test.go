@@ -97,6 +97,11 @@ func TestProvisionRefusals(t *testing.T) {
 		{"client_secret_jwt with a short secret (RFC 7518 §3.2)", client(func(c *Client) { c.SecretHash, c.Secret, c.AuthMethod = "", "0123456789abcdefXYZ", authClientSecretJWT }), []string{"32"}},
 		{"unknown auth method", client(func(c *Client) { c.AuthMethod = "tls_client_auth" }), []string{"token_endpoint_auth_method"}},
 		{"jwks without private_key_jwt", client(func(c *Client) { c.JWKSURI = "https://keys.example/jwks" }), []string{"jwks", "private_key_jwt"}},
+		{"jwt-bearer without keys (RFC 7523 §2.1)", client(func(c *Client) { c.GrantTypes, c.AssertionSubjects = []string{GrantJWTBearer}, []string{"*"} }), []string{"jwks"}},
+		{"jwt-bearer without subjects", client(func(c *Client) {
+			c.GrantTypes, c.JWKSURI = []string{GrantJWTBearer}, "https://keys.example/jwks"
+		}), []string{"assertion_subjects"}},
+		{"assertion settings without the grant", client(func(c *Client) { c.AssertionSubjects = []string{"*"} }), []string{"assertion_subjects"}},
 		{"implicit grant refused (RFC 9700 §2.1.2)", client(func(c *Client) { c.GrantTypes = []string{"implicit"} }), []string{"grant_types", "implicit", "RFC 9700"}},
 		{"password grant refused (RFC 9700 §2.4)", client(func(c *Client) { c.GrantTypes = []string{"password"} }), []string{"grant_types", "password", "RFC 9700"}},
 		{"grant listed twice", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "client_credentials"} }), []string{"grant_types", "twice"}},

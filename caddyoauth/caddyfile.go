@@ -47,6 +47,8 @@ func init() {
 //			redirect_uris    <uri...>
 //			require_pkce
 //			token_endpoint_auth_method <method>
+//			assertion_issuer   <iss>
+//			assertion_subjects <sub...|*>
 //			jwks_uri         <url>
 //			jwks_file        <path>
 //			scopes           <scope...>
@@ -230,6 +232,15 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "redirect_uris":
 			c.RedirectURIs = append(c.RedirectURIs, d.RemainingArgs()...)
 			if len(c.RedirectURIs) == 0 {
+				return d.ArgErr()
+			}
+		case "assertion_issuer":
+			if err := oneArg(d, &c.AssertionIssuer); err != nil {
+				return err
+			}
+		case "assertion_subjects":
+			c.AssertionSubjects = append(c.AssertionSubjects, d.RemainingArgs()...)
+			if len(c.AssertionSubjects) == 0 {
 				return d.ArgErr()
 			}
 		case "token_endpoint_auth_method":

@@ -167,26 +167,50 @@ func (a *App) authenticateAssertion(ctx context.Context, assertion string, audie
 	if !ok || (c.AuthMethod != authPrivateKeyJWT && c.AuthMethod != authClientSecretJWT) {
 		return nil, invalidClient("client authentication failed")
 	}
+	claims, err := a.verifyAssertion(c, assertion, c.ID, c.ID, audiences, maxAssertionLifetime)
+	if err != nil {
+		a.logger.Info("client assertion refused", zap.String("client_id", c.ID), zap.Error(err))
+		return nil, invalidClient("client assertion is invalid: " + err.Error())
+	}
+	if claims.ID == "" {
+		return nil, invalidClient("client assertion needs a jti")
+	}
+	if oerr := a.claimAssertionID(ctx, c, claims, invalidClient("client assertion was already used")); oerr != nil {
+		return nil, oerr
+	}
+	return c, nil
+}
+
+// verifyAssertion checks a JWT assertion (RFC 7523 §3) with c's keys (or
+// its HMAC secret for client_secret_jwt): signature with the key's pinned
+// algorithm, iss, sub (when sub is not ""), aud naming one of audiences,
+// exp present and at most maxLife ahead. Errors are short and safe to show.
+func (a *App) verifyAssertion(c *Client, assertion, iss, sub string, audiences []string, maxLife time.Duration) (*assertionClaims, error) {
 	var claims assertionClaims
-	parser := jwt.NewParser(
+	opts := []jwt.ParserOption{
 		jwt.WithExpirationRequired(),
-		jwt.WithIssuer(c.ID), // RFC 7523 §3 item 1: iss is the client_id
-		jwt.WithSubject(c.ID),
+		jwt.WithIssuer(iss), // RFC 7523 §3 item 1
 		jwt.WithLeeway(a.leeway()),
 		jwt.WithStrictDecoding(),
 		jwt.WithTimeFunc(a.clock),
-	)
-	_, err = parser.ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) {
+	}
+	if sub != "" {
+		opts = append(opts, jwt.WithSubject(sub))
+	}
+	_, err := jwt.NewParser(opts...).ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) {
 		for _, h := range []string{"jku", "x5u", "jwk", "x5c", "crit"} {
 			if _, ok := t.Header[h]; ok {
 				return nil, errors.New("key references in the header are not trusted")
 			}
 		}
-		if c.AuthMethod == authClientSecretJWT {
+		if c.AuthMethod == authClientSecretJWT && c.keys == nil {
 			if t.Method != jwt.SigningMethodHS256 {
 				return nil, errors.New("client_secret_jwt assertions are HS256")
 			}
 			return c.hmacKey, nil
+		}
+		if c.keys == nil {
+			return nil, errors.New("the client has no keys")
 		}
 		kid, _ := t.Header["kid"].(string)
 		key, err := c.keys.lookup(kid)
@@ -199,32 +223,33 @@ func (a *App) authenticateAssertion(ctx context.Context, assertion string, audie
 		return key.Public, nil
 	})
 	if err != nil {
-		a.logger.Info("client assertion refused", zap.String("client_id", c.ID), zap.Error(err))
-		return nil, invalidClient("client assertion is invalid")
+		return nil, errors.New("signature, issuer, subject or lifetime check failed")
 	}
 	// RFC 7523 §3 item 3: aud identifies this server.
 	if !slices.ContainsFunc(claims.Audience, func(aud string) bool { return slices.Contains(audiences, aud) }) {
-		return nil, invalidClient("client assertion audience is not this server")
+		return nil, errors.New("audience is not this server")
 	}
+	if claims.ExpiresAt.Sub(a.clock()) > maxLife+a.leeway() {
+		return nil, fmt.Errorf("expires too far in the future (at most %s)", maxLife)
+	}
+	return &claims, nil
+}
+
+// claimAssertionID records an assertion's jti until it expires and answers
+// replayed if it was seen before (RFC 7523 §3 item 7), on any instance
+// sharing the store.
+func (a *App) claimAssertionID(ctx context.Context, c *Client, claims *assertionClaims, replayed *oauthError) *oauthError {
 	now := a.clock()
-	exp := claims.ExpiresAt.Time
-	if exp.Sub(now) > maxAssertionLifetime+a.leeway() {
-		return nil, invalidClient("client assertion expires too far in the future (at most 5 minutes)")
-	}
-	if claims.ID == "" {
-		return nil, invalidClient("client assertion needs a jti")
-	}
-	// RFC 7523 §3 item 7: a jti is used once.
 	sum := sha256.Sum256([]byte(claims.ID))
-	fresh, err := a.store.PutIfAbsent(ctx, "client-assertions/"+storeSafeID(c.ID)+"/"+hex.EncodeToString(sum[:]), []byte{1}, exp.Add(a.leeway()).Sub(now)+time.Second)
+	fresh, err := a.store.PutIfAbsent(ctx, "client-assertions/"+storeSafeID(c.ID)+"/"+hex.EncodeToString(sum[:]), []byte{1}, claims.ExpiresAt.Add(a.leeway()).Sub(now)+time.Second)
 	if err != nil {
-		return nil, unavailable()
+		return unavailable()
 	}
 	if !fresh {
-		a.logger.Warn("client assertion replayed", zap.String("client_id", c.ID))
-		return nil, invalidClient("client assertion was already used")
+		a.logger.Warn("assertion replayed", zap.String("client_id", c.ID))
+		return replayed
 	}
-	return c, nil
+	return nil
 }
 
 // readAssertion reads client_assertion_type and client_assertion (RFC 7521
@@ -265,8 +290,8 @@ func (c *Client) provisionAuthMethod(secret string, a *App) error {
 		return errors.New("token_endpoint_auth_method: a public client authenticates with none")
 	case !c.Public && c.AuthMethod == authNone:
 		return errors.New("token_endpoint_auth_method: none is for public clients; mark the client public")
-	case hasKeys && c.AuthMethod != authPrivateKeyJWT:
-		return errors.New("jwks: keys are for token_endpoint_auth_method private_key_jwt")
+	case hasKeys && c.AuthMethod != authPrivateKeyJWT && !slices.Contains(c.GrantTypes, GrantJWTBearer):
+		return errors.New("jwks: keys are for token_endpoint_auth_method private_key_jwt or the " + GrantJWTBearer + " grant")
 	case c.AuthMethod == authPrivateKeyJWT && !hasKeys:
 		return errors.New("token_endpoint_auth_method: private_key_jwt needs jwks, jwks_file or jwks_uri")
 	case c.AuthMethod == authPrivateKeyJWT && (c.Secret != "" || c.SecretHash != ""):
@@ -279,7 +304,7 @@ func (c *Client) provisionAuthMethod(secret string, a *App) error {
 	if c.AuthMethod == authClientSecretJWT {
 		c.hmacKey = []byte(secret)
 	}
-	if c.AuthMethod != authPrivateKeyJWT {
+	if !hasKeys {
 		return nil
 	}
 	if c.JWKSFile != "" {

@@ -31,7 +31,7 @@ const (
 // supportedGrants are the grant types this version implements. The
 // implicit and resource-owner password grants are not: RFC 9700 §2.1.2
 // and §2.4 say they must not be used.
-var supportedGrants = []string{GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken}
+var supportedGrants = []string{GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken, GrantJWTBearer}
 
 // minSecretLen is the shortest plain `secret` accepted. Generated secrets
 // (`caddy oauth-secret`) have 43 characters, 256 bits.
@@ -104,6 +104,16 @@ type Client struct {
 	// use, refreshed hourly and on an unknown kid, at most every 30 s).
 	JWKSURI string `json:"jwks_uri,omitempty"`
 
+	// AssertionIssuer is the iss of the assertions the client presents in
+	// the JWT bearer grant (RFC 7523 §2.1), whose keys are in JWKS,
+	// JWKSFile or JWKSURI. Default: the client_id (the client signs its
+	// own assertions, as a service account does).
+	AssertionIssuer string `json:"assertion_issuer,omitempty"`
+
+	// AssertionSubjects are the subjects the client may present in the
+	// JWT bearer grant; "*" allows any.
+	AssertionSubjects []string `json:"assertion_subjects,omitempty"`
+
 	// Metadata is free-form data exposed as {oauth.client.metadata.<key>},
 	// for instance a tier that selects a rate-limit zone.
 	Metadata map[string]string `json:"metadata,omitempty"`
@@ -153,6 +163,9 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 	}
 
 	if err := c.checkGrants(); err != nil {
+		return err
+	}
+	if err := c.provisionJWTBearer(); err != nil {
 		return err
 	}
 	if len(c.Scopes) == 0 {

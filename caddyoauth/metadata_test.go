@@ -116,7 +116,7 @@ func TestMetadataDocument(t *testing.T) {
 			}
 			// §2: response_types_supported is REQUIRED.
 			stringList(t, m, "response_types_supported")
-			if got := stringList(t, m, "grant_types_supported"); !slices.Equal(got, []string{"client_credentials", "authorization_code", "refresh_token"}) {
+			if got := stringList(t, m, "grant_types_supported"); !slices.Equal(got, []string{"client_credentials", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"}) {
 				t.Errorf("grant_types_supported = %v, want exactly what is implemented", got)
 			}
 			methods := stringList(t, m, "token_endpoint_auth_methods_supported")

@@ -58,7 +58,13 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cc.audiences = s.assertionAud
-	client, oerr := s.app.authenticate(r.Context(), cc)
+	var client *Client
+	if cc.method == "" && form.Get("grant_type") == GrantJWTBearer {
+		// RFC 7523 §3.1: the grant may come without client authentication.
+		client, oerr = s.app.jwtBearerClient(form.Get("assertion"))
+	} else {
+		client, oerr = s.app.authenticate(r.Context(), cc)
+	}
 	if oerr != nil && oerr.Status == http.StatusServiceUnavailable {
 		s.logger.Warn("client lookup failed: the store is unavailable", zap.String("client_id", cc.id))
 		writeOAuthError(w, oerr)
@@ -77,7 +83,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case "":
 		writeOAuthError(w, badRequest(errInvalidRequest, "grant_type is required"))
 		return
-	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken:
+	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken, GrantJWTBearer:
 	default:
 		writeOAuthError(w, badRequest(errUnsupportedGrantType, "grant_type is not supported"))
 		return
@@ -94,6 +100,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		resp, oerr = s.authorizationCode(r.Context(), client, form)
 	case GrantRefreshToken:
 		resp, oerr = s.refreshGrant(r.Context(), client, form)
+	case GrantJWTBearer:
+		resp, oerr = s.jwtBearer(r.Context(), client, form)
 	}
 	if oerr != nil {
 		writeOAuthError(w, oerr)
