@@ -125,6 +125,11 @@ type SigningKeyConfig struct {
 	// key is generated once and kept in Caddy storage, shared by every
 	// instance that shares the storage.
 	File string `json:"file,omitempty"`
+	// RotateEvery makes a new signing key when the active one is this old
+	// (at least 24h6m, the longest token lifetime plus leeway); the old
+	// key stays published until the tokens it signed have expired.
+	// Default: no automatic rotation (the admin API rotates on demand).
+	RotateEvery caddy.Duration `json:"rotate_every,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -179,6 +184,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	}
 	if a.SigningKey.Algorithm == "" {
 		a.SigningKey.Algorithm = oauthjwt.ES256
+	}
+	if err := a.SigningKey.checkRotateEvery(); err != nil {
+		return fmt.Errorf("signing_key: %v", err)
 	}
 
 	repl := caddy.NewReplacer()
@@ -244,6 +252,9 @@ func (a *App) Start() error {
 	a.stopRefresh = cancel
 	if a.SigningKey.File == "" {
 		go a.refreshKeyringLoop(ctx)
+	}
+	if a.SigningKey.RotateEvery > 0 {
+		go a.rotateLoop(ctx)
 	}
 	go a.refreshRevocationsLoop(ctx)
 	activeApp.Store(a)

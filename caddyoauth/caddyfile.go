@@ -24,7 +24,9 @@ func init() {
 //
 //	oauth {
 //		issuer           <url>
-//		signing_key      <ES256|ES384|RS256|PS256|EdDSA> [<pem_file>]
+//		signing_key      <ES256|ES384|RS256|PS256|EdDSA> [<pem_file>] {
+//			rotate_every <duration>
+//		}
 //		access_token_ttl <duration>
 //		audience         <uri>
 //		leeway           <duration>
@@ -104,6 +106,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if d.NextArg() {
 				return d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "rotate_every":
+					if err := durationArg(d, &a.SigningKey.RotateEvery); err != nil {
+						return err
+					}
+				default:
+					return d.Errf("unrecognized signing_key option %s", d.Val())
+				}
 			}
 		case "access_token_ttl":
 			if err := durationArg(d, &a.AccessTokenTTL); err != nil {

@@ -1,0 +1,88 @@
+package caddyoauth
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Automatic signing-key rotation. With signing_key … { rotate_every <d> },
+// every instance checks now and then whether the active key is older than
+// d; the first to find it so rotates under the keyring's store lock
+// (re-reading first, so two instances never rotate twice), and the others
+// pick the new key up from the store. The replaced key stays in the JWKS
+// until every token it signed has expired.
+
+// minRotateEvery is the shortest automatic rotation period: a key must
+// outlive the longest token lifetime, or the keyring would keep growing.
+const minRotateEvery = maxAccessTokenTTL + maxLeeway
+
+// rotationCheckInterval is how often an instance checks the key's age.
+func rotationCheckInterval(every time.Duration) time.Duration {
+	return min(every/10, 10*time.Minute)
+}
+
+// checkRotateEvery validates the rotation period.
+func (k *SigningKeyConfig) checkRotateEvery() error {
+	every := time.Duration(k.RotateEvery)
+	switch {
+	case every == 0:
+		return nil
+	case k.File != "":
+		return fmt.Errorf("rotate_every: the key comes from %s; rotate it by changing the file", k.File)
+	case every < minRotateEvery:
+		return fmt.Errorf("rotate_every: %s is shorter than the longest token lifetime plus leeway (%s)", every, minRotateEvery)
+	}
+	return nil
+}
+
+// rotateIfDue rotates the signing key if the active one is older than the
+// configured period, and reports whether it did.
+func (a *App) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
+	every := time.Duration(a.SigningKey.RotateEvery)
+	// due reports whether the active key is old enough, and which it is.
+	due := func() (bool, string, error) {
+		sk, err := a.readStoredKeyring(ctx, keyringStoreKey(a.Issuer))
+		if err != nil || sk == nil {
+			return false, "", err
+		}
+		for _, k := range sk.Keys {
+			if k.ID == sk.Active {
+				return now.Sub(k.Created) >= every, k.ID, nil
+			}
+		}
+		return false, "", nil
+	}
+	ok, kid, err := due()
+	if err != nil || !ok {
+		return false, err
+	}
+	unlock, err := storeLock(ctx, a.store, keyringLockName(a.Issuer))
+	if err != nil {
+		return false, fmt.Errorf("locking the keyring: %v", err)
+	}
+	defer unlock()
+	// Another instance may have rotated while this one waited for the lock.
+	if ok, again, err := due(); err != nil || !ok || again != kid {
+		return false, err
+	}
+	kr, err := a.rotateKeyring(ctx, keyringStoreKey(a.Issuer), a.SigningKey.Algorithm)
+	if err != nil {
+		return false, err
+	}
+	a.keys.Store(kr)
+	a.logger.Info("signing key rotated on schedule", zap.String("active_kid", kr.Active().ID), zap.Duration("rotate_every", every))
+	return true, nil
+}
+
+// rotateLoop runs rotateIfDue until ctx ends.
+func (a *App) rotateLoop(ctx context.Context) {
+	every := time.Duration(a.SigningKey.RotateEvery)
+	a.every(ctx, rotationCheckInterval(every), "scheduled key rotation", func() {
+		if _, err := a.rotateIfDue(ctx, time.Now()); err != nil {
+			a.logger.Warn("scheduled key rotation failed; will retry", zap.Error(err))
+		}
+	})
+}
