@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -221,6 +222,7 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		Keys:                   keySet{a},
 		Leeway:                 a.leeway(),
 		RequireAccessTokenType: true,
+		AllowHS256:             a.anyHS256Client(),
 	})
 	// A restart knows every revocation before it serves a request; a store
 	// that does not answer now is retried by the refresh loop.
@@ -229,6 +231,16 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		a.logger.Warn("reading the revocation list from the store failed; will retry", zap.Error(err))
 	}
 	return nil
+}
+
+// anyHS256Client reports whether some client gets HS256 access tokens.
+func (a *App) anyHS256Client() bool {
+	for _, c := range a.clients {
+		if c.hsKey != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // leeway is the clock skew allowed when tokens are verified.
@@ -306,6 +318,13 @@ func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.Load() }
 type keySet struct{ a *App }
 
 func (k keySet) Lookup(kid string) (*oauthjwt.Key, bool) {
+	if id, ok := strings.CutPrefix(kid, hs256KidPrefix); ok {
+		// A client's HS256 key: Caddyfile clients only, never the keyring.
+		if c, ok := k.a.clients[id]; ok && c.hsKey != nil {
+			return c.hsKey, true
+		}
+		return nil, false
+	}
 	if key, ok := k.a.keys.Load().Lookup(kid); ok {
 		return key, true
 	}

@@ -50,6 +50,7 @@ func init() {
 //			require_pkce
 //			token_endpoint_auth_method <method>
 //			assertion_issuer   <iss>
+//			access_token_key   <hs256 key>
 //			assertion_subjects <sub...|*>
 //			jwks_uri         <url>
 //			jwks_file        <path>
@@ -245,6 +246,10 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			c.RedirectURIs = append(c.RedirectURIs, d.RemainingArgs()...)
 			if len(c.RedirectURIs) == 0 {
 				return d.ArgErr()
+			}
+		case "access_token_key":
+			if err := oneArg(d, &c.AccessTokenKey); err != nil {
+				return err
 			}
 		case "assertion_issuer":
 			if err := oneArg(d, &c.AssertionIssuer); err != nil {

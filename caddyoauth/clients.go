@@ -104,6 +104,14 @@ type Client struct {
 	// use, refreshed hourly and on an unknown kid, at most every 30 s).
 	JWKSURI string `json:"jwks_uri,omitempty"`
 
+	// AccessTokenKey makes the client's access tokens HS256 under this
+	// shared key (32+ bytes, typically {env.NAME}) instead of the server's
+	// public-key signature, for APIs that verify them with the key. The
+	// kid is "hs256:<client_id>"; the key is never published. The client
+	// knows the key, so its tokens are accepted only as its own: sub and
+	// client_id are the client, which limits it to client_credentials.
+	AccessTokenKey string `json:"access_token_key,omitempty"`
+
 	// AssertionIssuer is the iss of the assertions the client presents in
 	// the JWT bearer grant (RFC 7523 §2.1), whose keys are in JWKS,
 	// JWKSFile or JWKSURI. Default: the client_id (the client signs its
@@ -120,8 +128,9 @@ type Client struct {
 
 	secret  secretChecker
 	ttl     time.Duration
-	keys    *clientKeys // private_key_jwt
-	hmacKey []byte      // client_secret_jwt
+	keys    *clientKeys   // private_key_jwt
+	hmacKey []byte        // client_secret_jwt
+	hsKey   *oauthjwt.Key // HS256 access tokens (AccessTokenKey)
 }
 
 func (c *Client) provision(repl *caddy.Replacer, a *App) error {
@@ -166,6 +175,9 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 		return err
 	}
 	if err := c.provisionJWTBearer(); err != nil {
+		return err
+	}
+	if err := c.provisionHS256(repl); err != nil {
 		return err
 	}
 	if len(c.Scopes) == 0 {
@@ -336,4 +348,26 @@ var demoPasswordHashes = []string{
 // client, so that both paths cost one hash comparison.
 func newFakeClient() *Client {
 	return &Client{ID: "\x00unknown", secret: newDigestChecker(sha256.Sum256([]byte("\x00no client has this secret")))}
+}
+
+// hs256KidPrefix starts the kid of a client's HS256 access tokens.
+const hs256KidPrefix = "hs256:"
+
+// provisionHS256 sets up the client's HS256 access-token key.
+func (c *Client) provisionHS256(repl *caddy.Replacer) error {
+	if c.AccessTokenKey == "" {
+		return nil
+	}
+	for _, g := range c.GrantTypes {
+		if g != GrantClientCredentials {
+			return fmt.Errorf("access_token_key: HS256 tokens are the client's own (sub is the client), so only the client_credentials grant fits, not %s", g)
+		}
+	}
+	key := repl.ReplaceKnown(c.AccessTokenKey, "")
+	k, err := oauthjwt.NewHMACKey(hs256KidPrefix+c.ID, c.ID, []byte(key))
+	if err != nil {
+		return fmt.Errorf("access_token_key: %v", err)
+	}
+	c.hsKey = k
+	return nil
 }

@@ -168,7 +168,12 @@ func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []s
 		Scope:    scope,
 		AuthTime: authTime,
 	}
-	tok, err := a.keys.Load().SignAccessToken(claims)
+	var tok string
+	if c.hsKey != nil {
+		tok, err = c.hsKey.SignAccessToken(claims)
+	} else {
+		tok, err = a.keys.Load().SignAccessToken(claims)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,11 @@ func NewKeyring(active *Key, verifyOnly ...*Key) (*Keyring, error) {
 	if active == nil || active.Signer == nil {
 		return nil, ErrNoSigningKey
 	}
+	for _, k := range verifyOnly {
+		if k == nil || k.hmac != nil {
+			return nil, errors.New("a keyring holds public-key keys only; HS256 keys stay with their client")
+		}
+	}
 	kr := &Keyring{active: active, byID: make(map[string]*Key, 1+len(verifyOnly))}
 	for _, k := range append([]*Key{active}, verifyOnly...) {
 		if prev, ok := kr.byID[k.ID]; ok {
@@ -76,7 +81,11 @@ func (kr *Keyring) SignAccessToken(claims any) (string, error) {
 }
 
 func (k *Key) sign(claims any) (string, error) {
-	if k.Signer == nil {
+	var signKey any = k.Signer
+	switch {
+	case k.hmac != nil:
+		signKey = k.hmac
+	case k.Signer == nil:
 		return "", ErrNoSigningKey
 	}
 	payload, err := json.Marshal(claims)
@@ -89,7 +98,7 @@ func (k *Key) sign(claims any) (string, error) {
 	sb.WriteString(k.header)
 	sb.WriteByte('.')
 	sb.WriteString(enc.EncodeToString(payload))
-	sig, err := k.method.Sign(sb.String(), k.Signer)
+	sig, err := k.method.Sign(sb.String(), signKey)
 	if err != nil {
 		return "", err
 	}

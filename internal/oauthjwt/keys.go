@@ -48,6 +48,8 @@ type Key struct {
 
 	method jwt.SigningMethod
 	header string // base64url of the protected header for access tokens
+	hmac   []byte // the shared key of an HS256 key (NewHMACKey)
+	owner  string // the client an HS256 key belongs to
 }
 
 // signingMethod maps an algorithm name to golang-jwt's implementation.

@@ -3,6 +3,7 @@ package oauthjwt
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ type VerifierConfig struct {
 	// CacheSize bounds the verified-token cache; zero means a default size
 	// and a negative value turns the cache off.
 	CacheSize int
+	// AllowHS256 accepts HS256 tokens whose kid resolves to an HS256 key
+	// (NewHMACKey). Off, HS256 is refused whatever the kid.
+	AllowHS256 bool
 }
 
 // Verifier checks JWT access tokens: signature with a key pinned to its
@@ -72,10 +76,14 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 		leeway = 0
 	}
 	cfg.Leeway = leeway
+	methods := SupportedAlgs
+	if cfg.AllowHS256 {
+		methods = append(slices.Clone(SupportedAlgs), HS256)
+	}
 	v := &Verifier{
 		cfg: cfg,
 		parser: jwt.NewParser(
-			jwt.WithValidMethods(SupportedAlgs),
+			jwt.WithValidMethods(methods),
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
@@ -109,8 +117,21 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		}
 	}
 	claims := new(Claims)
-	if _, err := v.parser.ParseWithClaims(token, claims, v.keyfunc); err != nil {
+	var used *Key
+	if _, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		k, err := v.key(t)
+		used = k
+		if err != nil {
+			return nil, err
+		}
+		return k.Public, nil
+	}); err != nil {
 		return nil, err
+	}
+	if used != nil && used.hmac != nil {
+		if err := checkHMACClaims(used, claims, v.now()); err != nil {
+			return nil, err
+		}
 	}
 	if v.cfg.RequireAccessTokenType {
 		if err := checkProfileClaims(claims); err != nil {
@@ -152,7 +173,8 @@ func checkProfileClaims(c *Claims) error {
 // extensions; an access token of ours never carries them (RFC 8725 §3.10).
 var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 
-func (v *Verifier) keyfunc(t *jwt.Token) (any, error) {
+// key finds the key a token names, pinned to its algorithm.
+func (v *Verifier) key(t *jwt.Token) (*Key, error) {
 	for _, h := range forbiddenHeaders {
 		if _, ok := t.Header[h]; ok {
 			return nil, ErrForbiddenHeader
@@ -175,7 +197,7 @@ func (v *Verifier) keyfunc(t *jwt.Token) (any, error) {
 	if t.Method.Alg() != k.Alg {
 		return nil, ErrAlgMismatch
 	}
-	return k.Public, nil
+	return k, nil
 }
 
 // Describe turns a verification error into a short error_description for a
