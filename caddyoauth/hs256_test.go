@@ -19,9 +19,12 @@ const (
 	hsKey = "node-api-shared-hs256-key-0123456789abcdef"
 )
 
-func hs256App(t *testing.T) *Server {
+func hs256App(t *testing.T, alg ...string) *Server {
 	t.Helper()
 	cfg := baseConfig()
+	if len(alg) > 0 {
+		cfg.SigningKey = &SigningKeyConfig{Algorithm: alg[0]}
+	}
 	cfg.Clients = append(cfg.Clients, &Client{ID: hsID, Secret: webSecret, AccessTokenKey: hsKey, Scopes: []string{"user:read"}})
 	return newServer(t, newApp(t, cfg), "")
 }
@@ -60,7 +63,12 @@ func TestHS256ClientTokens(t *testing.T) {
 // refused; an ES256 token under an hs256 kid is refused; a token the client
 // signs for another client, for a person, or for a year is refused.
 func TestHS256Confusion(t *testing.T) {
-	s := hs256App(t)
+	for _, alg := range []string{oauthjwt.ES256, oauthjwt.RS256} {
+		t.Run(alg, func(t *testing.T) { testHS256Confusion(t, hs256App(t, alg)) })
+	}
+}
+
+func testHS256Confusion(t *testing.T, s *Server) {
 	v := s.app.Verifier()
 	now := time.Now()
 	base := func(mod func(jwt.MapClaims)) jwt.MapClaims {
@@ -85,8 +93,8 @@ func TestHS256Confusion(t *testing.T) {
 		t.Fatalf("control: a proper HS256 token is refused: %v", err)
 	}
 	for _, tc := range []struct{ name, token string }{
-		{"HS256 keyed with the public key PEM under the ES256 kid", hs(active.ID, pubPEM, base(nil))},
-		{"HS256 keyed with the public JWK under the ES256 kid", hs(active.ID, jwkBytes, base(nil))},
+		{"HS256 keyed with the public key PEM under the public kid", hs(active.ID, pubPEM, base(nil))},
+		{"HS256 keyed with the public JWK under the public kid", hs(active.ID, jwkBytes, base(nil))},
 		{"HS256 under an unknown client's hs256 kid", hs("hs256:"+svcID, []byte(hsKey), base(nil))},
 		{"HS256 with the wrong key", hs("hs256:"+hsID, []byte(strings.Repeat("x", 40)), base(nil))},
 		{"the client signs for another client", hs("hs256:"+hsID, []byte(hsKey), base(func(c jwt.MapClaims) { c["client_id"] = svcID }))},

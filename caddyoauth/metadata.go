@@ -29,23 +29,25 @@ func metadataPath(issuer string) string {
 // serverMetadata is the RFC 8414 §2 document; it advertises exactly what
 // this server implements.
 type serverMetadata struct {
-	Issuer                                     string   `json:"issuer"`
-	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
-	TokenEndpoint                              string   `json:"token_endpoint"`
-	JWKSURI                                    string   `json:"jwks_uri"`
-	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
-	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
-	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
-	RevocationEndpoint                         string   `json:"revocation_endpoint"`
-	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
-	ScopesSupported                            []string `json:"scopes_supported,omitempty"`
-	ResponseTypesSupported                     []string `json:"response_types_supported"`
-	ResponseModesSupported                     []string `json:"response_modes_supported"`
-	GrantTypesSupported                        []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
-	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
-	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
-	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	Issuer                                             string   `json:"issuer"`
+	AuthorizationEndpoint                              string   `json:"authorization_endpoint"`
+	TokenEndpoint                                      string   `json:"token_endpoint"`
+	JWKSURI                                            string   `json:"jwks_uri"`
+	UserinfoEndpoint                                   string   `json:"userinfo_endpoint"`
+	IntrospectionEndpoint                              string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpoint                                 string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported             []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	ScopesSupported                                    []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                             []string `json:"response_types_supported"`
+	ResponseModesSupported                             []string `json:"response_modes_supported"`
+	GrantTypesSupported                                []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported                  []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
 // buildMetadata renders the metadata document for endpoints under base.
@@ -67,17 +69,19 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		UserinfoEndpoint:      base + "/userinfo",
 		IntrospectionEndpoint: base + "/introspect",
 		// RFC 7662 §2.1: only authenticated (confidential) clients.
-		IntrospectionEndpointAuthMethodsSupported: []string{authBasic, authPost},
-		RevocationEndpoint:                        base + "/revoke",
-		RevocationEndpointAuthMethodsSupported:    []string{authBasic, authPost, authNone},
-		ScopesSupported:                           scopes,
-		ResponseTypesSupported:                    []string{"code"},
-		ResponseModesSupported:                    []string{"query"},
-		GrantTypesSupported:                       slices.Clone(supportedGrants),
-		TokenEndpointAuthMethodsSupported:         []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone},
+		IntrospectionEndpointAuthMethodsSupported:          []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT},
+		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionAlgs(),
+		RevocationEndpoint:                              base + "/revoke",
+		RevocationEndpointAuthMethodsSupported:          []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone},
+		RevocationEndpointAuthSigningAlgValuesSupported: assertionAlgs(),
+		ScopesSupported:                                 scopes,
+		ResponseTypesSupported:                          []string{"code"},
+		ResponseModesSupported:                          []string{"query"},
+		GrantTypesSupported:                             slices.Clone(supportedGrants),
+		TokenEndpointAuthMethodsSupported:               []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone},
 		// RFC 8414 §2: the algorithms of private_key_jwt and
 		// client_secret_jwt assertions.
-		TokenEndpointAuthSigningAlgValuesSupported: append(slices.Clone(oauthjwt.SupportedAlgs), "HS256"),
+		TokenEndpointAuthSigningAlgValuesSupported: assertionAlgs(),
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		// RFC 9207: redirects carry iss.
 		AuthorizationResponseIssParameterSupported: true,
@@ -122,3 +126,7 @@ func servePublicDocument(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	writeJSONBytes(w, http.StatusOK, body)
 }
+
+// assertionAlgs are the algorithms of client assertions (private_key_jwt
+// with a public key, client_secret_jwt with HS256), RFC 8414 §2.
+func assertionAlgs() []string { return append(slices.Clone(oauthjwt.SupportedAlgs), oauthjwt.HS256) }
