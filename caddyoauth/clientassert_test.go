@@ -183,16 +183,7 @@ func TestAuthMethodPinned(t *testing.T) {
 // an HS256 assertion as endpoint parameters and gets a token.
 func TestClientSecretJWTWithOAuth2Library(t *testing.T) {
 	f := newAssertionFixture(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.URL.Path = "/oauth2/token"
-		rec, _ := serve(t, f.s, r)
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	defer srv.Close()
+	srv := tokenEndpointServer(t, f.s)
 	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": csjID, "sub": csjID, "aud": tokenURL, "exp": time.Now().Add(time.Minute).Unix(), "jti": "z1"})
 	assertion, _ := hs.SignedString([]byte(csjSecret))
 	cfg := clientcredentials.Config{

@@ -51,16 +51,7 @@ func newBearerFixture(t *testing.T) *bearerFixture {
 			AssertionIssuer: idpIssuer, AssertionSubjects: []string{"*"}, Scopes: []string{"user:read"}},
 	)
 	f := &bearerFixture{s: newServer(t, newApp(t, cfg), ""), rsaKey: rsaKey, idpKey: idpKey}
-	f.httpSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.URL.Path = "/oauth2/token"
-		rec, _ := serve(t, f.s, r)
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	t.Cleanup(f.httpSrv.Close)
+	f.httpSrv = tokenEndpointServer(t, f.s)
 	return f
 }
 

@@ -328,3 +328,20 @@ func bcryptHash(t testing.TB, secret string) string {
 	}
 	return string(h)
 }
+
+// tokenEndpointServer serves s's token endpoint on a loopback HTTP server,
+// for client libraries that want a URL.
+func tokenEndpointServer(t *testing.T, s *Server) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = "/oauth2/token"
+		rec, _ := serve(t, s, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
