@@ -156,6 +156,11 @@ func TestBrowserSignIn(t *testing.T) {
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token")
 	}
+	// The code was in a redirect's Location and in the callback's URI;
+	// the example's log filter keeps it out of the access log.
+	if g.logContains(code) || g.logContains(tok.RefreshToken) {
+		t.Error("the access log contains the authorization code or the refresh token")
+	}
 
 	// The API sees the person.
 	status, _, body := g.do(http.MethodGet, "/api/notes", tok.AccessToken, nil)
