@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
@@ -54,9 +55,14 @@ func (a *App) rememberConsent(ctx context.Context, user, client string, scopes [
 	return a.store.Put(ctx, consentKey(user, client), b, 0)
 }
 
-// withdrawConsent forgets user's approval for client.
+// withdrawConsent forgets user's approval for client and ends what the
+// approvals gave the client: its refresh tokens for the person and their
+// access tokens. Withdrawing is how a person takes access back.
 func (a *App) withdrawConsent(ctx context.Context, user, client string) error {
-	return a.store.Delete(ctx, consentKey(user, client))
+	if err := a.store.Delete(ctx, consentKey(user, client)); err != nil {
+		return err
+	}
+	return a.revokeUserFamilies(ctx, user, client)
 }
 
 // consentLine is a remembered consent as the account page shows it.
@@ -66,7 +72,9 @@ type consentLine struct {
 	Scopes     []string
 }
 
-// listConsents returns user's remembered consents.
+// listConsents returns the applications that hold something of user's: a
+// remembered consent, or refresh tokens (a public client's consent is
+// never remembered, but its refresh tokens still are access to take back).
 func (a *App) listConsents(ctx context.Context, user string) ([]consentLine, error) {
 	prefix := "consents/" + storeSafeID(user) + "/"
 	keys, err := a.store.List(ctx, prefix)
@@ -74,6 +82,23 @@ func (a *App) listConsents(ctx context.Context, user string) ([]consentLine, err
 		return nil, err
 	}
 	var out []consentLine
+	add := func(clientID string, scopes []string) {
+		for i := range out {
+			if out[i].ClientID == clientID {
+				for _, sc := range scopes {
+					if !slices.Contains(out[i].Scopes, sc) {
+						out[i].Scopes = append(out[i].Scopes, sc)
+					}
+				}
+				return
+			}
+		}
+		name := clientID
+		if c, _, ok, _ := a.lookupClient(ctx, clientID); ok && c.Name != "" {
+			name = c.Name
+		}
+		out = append(out, consentLine{ClientID: clientID, ClientName: name, Scopes: slices.Clone(scopes)})
+	}
 	for _, k := range keys {
 		if strings.Contains(k[len(prefix):], "/") {
 			continue
@@ -86,11 +111,18 @@ func (a *App) listConsents(ctx context.Context, user string) ([]consentLine, err
 		if json.Unmarshal(b, &rec) != nil {
 			continue
 		}
-		name := rec.ClientID
-		if c, _, ok, _ := a.lookupClient(ctx, rec.ClientID); ok && c.Name != "" {
-			name = c.Name
+		add(rec.ClientID, rec.Scopes)
+	}
+	famPrefix := "user-families/" + storeSafeID(user) + "/"
+	famKeys, err := a.store.List(ctx, famPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range famKeys {
+		id := k[strings.LastIndexByte(k, '/')+1:]
+		if fam, err := a.loadFamily(ctx, id); err == nil && fam != nil && fam.User == user {
+			add(fam.ClientID, fam.Scopes)
 		}
-		out = append(out, consentLine{ClientID: rec.ClientID, ClientName: name, Scopes: rec.Scopes})
 	}
 	return out, nil
 }

@@ -285,3 +285,28 @@ func TestUserinfoAudience(t *testing.T) {
 		t.Errorf("token for another audience: %d %v", rec.Code, rec.Header())
 	}
 }
+
+// TestWithdrawEndsRefreshTokens: the account page lists an application
+// that holds the person's refresh tokens, even a public one whose consent
+// is never remembered; withdrawing ends those refresh tokens and their
+// access tokens (the person takes access back, RFC 7009 §2.1 in spirit).
+func TestWithdrawEndsRefreshTokens(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	tok := signedInTokens(t, b)
+	_, claims := jwtSegments(t, tok.AccessToken)
+	account := b.do(http.MethodGet, "/oauth2/account", nil).Body.String()
+	if !strings.Contains(account, "Notes SPA") {
+		t.Fatalf("the SPA holding refresh tokens is not listed: %s", account)
+	}
+	w := url.Values{"client_id": {spaID}, csrfField: {csrfToken(b.cookies[csrfCookie], formWithdraw)}}
+	if rec := b.do(http.MethodPost, "/oauth2/account", w); rec.Code != http.StatusSeeOther {
+		t.Fatalf("withdraw: %d", rec.Code)
+	}
+	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+	if !b.s.app.Revoked(claims["jti"].(string)) {
+		t.Error("the access token survived the withdrawal")
+	}
+	if strings.Contains(b.do(http.MethodGet, "/oauth2/account", nil).Body.String(), "Notes SPA") {
+		t.Error("the SPA is still listed after the withdrawal")
+	}
+}

@@ -67,7 +67,38 @@ func (a *App) newFamily(ctx context.Context, fam *refreshFamily, now time.Time) 
 	fam.MaxExp = now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
 	fam.Created = now.Unix()
 	tok, err := a.putRefreshToken(ctx, id, fam, now)
-	return id, tok, err
+	if err != nil {
+		return "", "", err
+	}
+	// Index the family under its person and client, so withdrawing the
+	// person's consent for the client can end it.
+	if err := a.store.Put(ctx, userFamiliesPrefix(fam.User, fam.ClientID)+id, nil, ttlUntil(time.Unix(fam.MaxExp, 0))); err != nil {
+		a.logger.Warn("indexing a refresh token family failed; withdrawing consent will not end it", zap.Error(err))
+	}
+	return id, tok, nil
+}
+
+// userFamiliesPrefix is where a person's families for a client are indexed.
+func userFamiliesPrefix(user, client string) string {
+	return "user-families/" + storeSafeID(user) + "/" + storeSafeID(client) + "/"
+}
+
+// revokeUserFamilies ends every refresh-token family the person holds for
+// the client, and their access tokens.
+func (a *App) revokeUserFamilies(ctx context.Context, user, client string) error {
+	prefix := userFamiliesPrefix(user, client)
+	keys, err := a.store.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		id := k[len(prefix):]
+		a.revokeFamily(ctx, id)
+		if err := a.store.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // putRefreshToken saves the family at its current generation and a new
