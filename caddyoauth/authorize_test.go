@@ -1,10 +1,12 @@
 package caddyoauth
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"golang.org/x/crypto/bcrypt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -544,4 +546,45 @@ func TestSessionFixation(t *testing.T) {
 	if rec.Code != http.StatusSeeOther || b.cookies[sessionCookie] == planted || len(b.cookies[sessionCookie]) != 43 {
 		t.Fatalf("session cookie after login %q (planted %q)", b.cookies[sessionCookie], planted)
 	}
+}
+
+// hookStore runs hook once, right after the first Put under prefix.
+type hookStore struct {
+	Store
+	prefix string
+	hook   func()
+	done   bool
+}
+
+func (h *hookStore) Put(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+	err := h.Store.Put(ctx, k, v, ttl)
+	if !h.done && strings.HasPrefix(k, h.prefix) {
+		h.done = true
+		h.hook()
+	}
+	return err
+}
+
+// TestCodeReplayDuringRedemption: a replay that arrives after the code was
+// taken but before its tokens are issued still revokes them (RFC 6749
+// §4.1.2), because what the code will issue is recorded first: the replay
+// here runs at the first store write after the code was taken (with the
+// marker written after the tokens, as before, it would find none).
+func TestCodeReplayDuringRedemption(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	verifier, challenge := pkce()
+	code := b.code(challenge)
+	var replay *httptest.ResponseRecorder
+	b.s.app.store = &hookStore{Store: b.s.app.store, prefix: "", hook: func() { replay = b.exchange(code, verifier) }}
+	rec := b.exchange(code, verifier)
+	tok := decodeUserTokens(t, rec, rec.Body.Bytes())
+	if replay == nil {
+		t.Fatal("the marker was never written")
+	}
+	assertOAuthError(t, replay, http.StatusBadRequest, errInvalidGrant)
+	_, claims := jwtSegments(t, tok.AccessToken)
+	if !b.s.app.Revoked(claims["jti"].(string)) {
+		t.Error("the access token issued after the replay is not revoked")
+	}
+	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
 }

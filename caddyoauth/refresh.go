@@ -59,11 +59,7 @@ var errRefreshInvalid = badRequest(errInvalidGrant, "refresh token is invalid, e
 
 // newFamily starts a refresh-token family for a sign-in and returns its id
 // and first token. The caller records the access token with setAccess.
-func (a *App) newFamily(ctx context.Context, fam *refreshFamily, now time.Time) (string, string, error) {
-	id, err := randomID()
-	if err != nil {
-		return "", "", err
-	}
+func (a *App) newFamily(ctx context.Context, id string, fam *refreshFamily, now time.Time) (string, string, error) {
 	fam.MaxExp = now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
 	fam.Created = now.Unix()
 	tok, err := a.putRefreshToken(ctx, id, fam, now)

@@ -124,7 +124,12 @@ func (s *Server) clientCredentials(client *Client, form url.Values) (*tokenRespo
 
 // signAccess signs an access token, or answers server_error.
 func (s *Server) signAccess(client *Client, sub string, authTime int64, scopes []string, now time.Time) (*tokenResponse, *oauthError) {
-	resp, err := s.app.issueAccessToken(client, sub, authTime, scopes, now)
+	return s.signAccessID(client, sub, authTime, scopes, now, "")
+}
+
+// signAccessID is signAccess with a jti chosen beforehand ("" for a new one).
+func (s *Server) signAccessID(client *Client, sub string, authTime int64, scopes []string, now time.Time, jti string) (*tokenResponse, *oauthError) {
+	resp, err := s.app.issueAccessToken(client, sub, authTime, scopes, now, jti)
 	if err != nil {
 		s.logger.Error("signing access token", zap.String("client_id", client.ID), zap.Error(err))
 		return nil, &oauthError{Status: http.StatusInternalServerError, Code: errServerError}
@@ -151,10 +156,12 @@ func grantedScopes(c *Client, requested string) ([]string, *oauthError) {
 }
 
 // issueAccessToken signs an RFC 9068 access token for client on behalf of sub.
-func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []string, now time.Time) (*tokenResponse, error) {
-	jti, err := randomID()
-	if err != nil {
-		return nil, err
+func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []string, now time.Time, jti string) (*tokenResponse, error) {
+	if jti == "" {
+		var err error
+		if jti, err = randomID(); err != nil {
+			return nil, err
+		}
 	}
 	scope := oauthjwt.JoinScope(scopes)
 	claims := accessTokenClaims{
@@ -168,7 +175,10 @@ func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []s
 		Scope:    scope,
 		AuthTime: authTime,
 	}
-	var tok string
+	var (
+		tok string
+		err error
+	)
 	if c.hsKey != nil {
 		tok, err = c.hsKey.SignAccessToken(claims)
 	} else {

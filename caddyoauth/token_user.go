@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
@@ -30,22 +31,34 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 			scopes = append(scopes, sc)
 		}
 	}
-	resp, oerr := s.signAccess(client, rec.User, rec.AuthTime, scopes, now)
+	// Name what the code will issue and record it before issuing, so a
+	// replay arriving at any moment after the take revokes it (a jti or a
+	// family revoked before it exists is refused once it does).
+	jti, err := randomID()
+	familyID, err2 := randomID()
+	if err != nil || err2 != nil {
+		return nil, &oauthError{Status: http.StatusInternalServerError, Code: errServerError}
+	}
+	exp := now.Add(client.ttl).Unix()
+	use := codeUse{JTI: jti, Exp: exp, ExpiresAt: exp + int64(a.leeway()/time.Second)}
+	refresh := client.allowsGrant(GrantRefreshToken)
+	if refresh {
+		use.FamilyID, use.ExpiresAt = familyID, now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
+	}
+	a.markCodeUsed(ctx, key, use)
+	resp, oerr := s.signAccessID(client, rec.User, rec.AuthTime, scopes, now, jti)
 	if oerr != nil {
 		return nil, oerr
 	}
-	use := codeUse{JTI: resp.jti, Exp: resp.exp, ExpiresAt: resp.exp + int64(a.leeway()/time.Second)}
-	if client.allowsGrant(GrantRefreshToken) {
+	if refresh {
 		fam := &refreshFamily{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Access: []accessRef{{resp.jti, resp.exp}}}
-		id, tok, err := a.newFamily(ctx, fam, now)
+		_, tok, err := a.newFamily(ctx, familyID, fam, now)
 		if err != nil {
 			s.logger.Error("storing a refresh token failed", zap.Error(err))
 			return nil, unavailable()
 		}
 		resp.RefreshToken = tok
-		use.FamilyID, use.ExpiresAt = id, fam.MaxExp
 	}
-	a.markCodeUsed(ctx, key, use)
 	return resp, nil
 }
 
