@@ -198,10 +198,8 @@ func (a *App) verifyAssertion(c *Client, assertion, iss, sub string, audiences [
 		opts = append(opts, jwt.WithSubject(sub))
 	}
 	_, err := jwt.NewParser(opts...).ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) {
-		for _, h := range []string{"jku", "x5u", "jwk", "x5c", "crit"} {
-			if _, ok := t.Header[h]; ok {
-				return nil, errors.New("key references in the header are not trusted")
-			}
+		if oauthjwt.HasForbiddenHeader(t.Header) {
+			return nil, oauthjwt.ErrForbiddenHeader
 		}
 		if c.AuthMethod == authClientSecretJWT && c.keys == nil {
 			if t.Method != jwt.SigningMethodHS256 {

@@ -2,8 +2,6 @@ package caddyoauth
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -29,8 +27,7 @@ func (a *App) activeAccessToken(tok string) (*oauthjwt.Claims, string) {
 	switch {
 	case !ok:
 		return nil, "token client is not registered"
-	case a.Revoked(claims.ID),
-		!client.RevokedBefore.IsZero() && (claims.IssuedAt == nil || !claims.IssuedAt.After(client.RevokedBefore)):
+	case a.Revoked(claims.ID), client.RevokedToken(claims):
 		return nil, "token revoked"
 	}
 	return claims, ""
@@ -150,20 +147,9 @@ func (a *App) introspect(ctx context.Context, caller *Client, tok string) (*intr
 // liveRefreshToken returns the family of a refresh token that would be
 // accepted now (not rotated, not revoked, not lapsed), or nil.
 func (a *App) liveRefreshToken(ctx context.Context, tok string) (*refreshFamily, *refreshToken, error) {
-	if len(tok) != 43 {
-		return nil, nil, nil
-	}
-	key := secretKey("refresh-tokens/", tok)
-	b, err := a.store.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil, nil
-	}
-	if err != nil {
+	rt, err := a.readRefreshToken(ctx, tok)
+	if err != nil || rt == nil {
 		return nil, nil, err
-	}
-	rt := new(refreshToken)
-	if json.Unmarshal(b, rt) != nil || rt.Family == "" || !validStoreKey(familyKey(rt.Family)) {
-		return nil, nil, nil
 	}
 	fam, err := a.loadFamily(ctx, rt.Family)
 	if err != nil || fam == nil {
@@ -213,28 +199,23 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			}
 			s.logger.Info("access token revoked", zap.String("client_id", client.ID), zap.String("jti", claims.ID))
 		}
-	} else if len(tok) == 43 {
-		b, err := a.store.Get(ctx, secretKey("refresh-tokens/", tok))
-		var rt refreshToken
+	} else {
+		rt, err := a.readRefreshToken(ctx, tok)
+		var fam *refreshFamily
+		if err == nil && rt != nil {
+			fam, err = a.loadFamily(ctx, rt.Family)
+		}
 		switch {
-		case err != nil && !errors.Is(err, ErrNotFound):
+		case err != nil:
 			s.logger.Warn("revocation failed: the store is unavailable", zap.Error(err))
 			writeOAuthError(w, unavailable())
 			return
-		case err == nil && json.Unmarshal(b, &rt) == nil && rt.Family != "" && validStoreKey(familyKey(rt.Family)):
-			fam, err := a.loadFamily(ctx, rt.Family)
-			if err != nil {
-				writeOAuthError(w, unavailable())
-				return
-			}
-			if fam != nil && fam.ClientID != client.ID {
-				writeOAuthError(w, badRequest(errUnauthorizedClient, "the token was issued to another client"))
-				return
-			}
-			if fam != nil {
-				a.revokeFamily(ctx, rt.Family)
-				s.logger.Info("refresh token revoked", zap.String("client_id", client.ID))
-			}
+		case fam != nil && fam.ClientID != client.ID:
+			writeOAuthError(w, badRequest(errUnauthorizedClient, "the token was issued to another client"))
+			return
+		case fam != nil:
+			a.revokeFamily(ctx, rt.Family)
+			s.logger.Info("refresh token revoked", zap.String("client_id", client.ID))
 		}
 	}
 	noStore(w.Header())

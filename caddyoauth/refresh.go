@@ -137,20 +137,12 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 	if presented == "" {
 		return nil, "", "", nil, badRequest(errInvalidRequest, "refresh_token is required")
 	}
-	if len(presented) != 43 {
-		return nil, "", "", nil, errRefreshInvalid
-	}
 	key := secretKey("refresh-tokens/", presented)
-	tb, err := a.store.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return nil, "", "", nil, errRefreshInvalid
-	}
+	rt, err := a.readRefreshToken(ctx, presented)
 	if err != nil {
 		return nil, "", "", nil, unavailable()
 	}
-	var rt refreshToken
-	if json.Unmarshal(tb, &rt) != nil || rt.Family == "" || !validStoreKey(familyKey(rt.Family)) {
-		a.logger.Warn("corrupt refresh token entry in the store; treating it as absent")
+	if rt == nil {
 		return nil, "", "", nil, errRefreshInvalid
 	}
 	fam, err := a.loadFamily(ctx, rt.Family)
@@ -207,6 +199,28 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 		return nil, "", "", nil, unavailable()
 	}
 	return fam, rt.Family, tok, scopes, nil
+}
+
+// readRefreshToken returns the stored record of a refresh token, nil if
+// there is none (unknown, expired, malformed or corrupt), or an error if
+// the store did not answer.
+func (a *App) readRefreshToken(ctx context.Context, tok string) (*refreshToken, error) {
+	if len(tok) != 43 {
+		return nil, nil
+	}
+	b, err := a.store.Get(ctx, secretKey("refresh-tokens/", tok))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rt := new(refreshToken)
+	if json.Unmarshal(b, rt) != nil || rt.Family == "" || !validStoreKey(familyKey(rt.Family)) {
+		a.logger.Warn("corrupt refresh token entry in the store; treating it as absent")
+		return nil, nil
+	}
+	return rt, nil
 }
 
 // loadFamily returns a live, unrevoked family, nil if there is none, or an

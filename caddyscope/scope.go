@@ -312,7 +312,7 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token client is not registered", scope: rule.scope})
 		return nil
 	}
-	if s.authority.Revoked(claims.ID) || !client.RevokedBefore.IsZero() && (claims.IssuedAt == nil || !claims.IssuedAt.After(client.RevokedBefore)) {
+	if s.authority.Revoked(claims.ID) || client.RevokedToken(claims) {
 		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token revoked", scope: rule.scope})
 		return nil
 	}

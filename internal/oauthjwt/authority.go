@@ -34,3 +34,9 @@ type ClientInfo struct {
 	// or before it (an administrator revoked them all).
 	RevokedBefore time.Time
 }
+
+// RevokedToken reports whether a token of the client falls under its
+// revocation mark: issued at or before RevokedBefore (or without iat).
+func (c ClientInfo) RevokedToken(claims *Claims) bool {
+	return !c.RevokedBefore.IsZero() && (claims.IssuedAt == nil || !claims.IssuedAt.After(c.RevokedBefore))
+}

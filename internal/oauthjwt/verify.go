@@ -173,12 +173,22 @@ func checkProfileClaims(c *Claims) error {
 // extensions; an access token of ours never carries them (RFC 8725 §3.10).
 var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 
+// HasForbiddenHeader reports whether a JWS header carries a key reference
+// or a critical extension (forbiddenHeaders), which no token or assertion
+// this project accepts may use.
+func HasForbiddenHeader(header map[string]any) bool {
+	for _, h := range forbiddenHeaders {
+		if _, ok := header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // key finds the key a token names, pinned to its algorithm.
 func (v *Verifier) key(t *jwt.Token) (*Key, error) {
-	for _, h := range forbiddenHeaders {
-		if _, ok := t.Header[h]; ok {
-			return nil, ErrForbiddenHeader
-		}
+	if HasForbiddenHeader(t.Header) {
+		return nil, ErrForbiddenHeader
 	}
 	if v.cfg.RequireAccessTokenType {
 		typ, _ := t.Header["typ"].(string)
