@@ -102,7 +102,7 @@ type App struct {
 	users    map[string]*User
 	throttle *loginThrottle
 	// dummyPassword is checked for unknown usernames (pickDummyPassword).
-	dummyPassword passwordHash
+	dummyPassword func() passwordHash
 	keys          *atomic.Pointer[oauthjwt.Keyring]
 	verifier      *oauthjwt.Verifier
 	store         Store

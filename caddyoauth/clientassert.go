@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"sync"
@@ -252,12 +253,12 @@ func (a *App) claimAssertionID(ctx context.Context, c *Client, claims *assertion
 
 // readAssertion reads client_assertion_type and client_assertion (RFC 7521
 // §4.2). It reports whether the request uses them.
-func readAssertion(r *http.Request, form map[string][]string) (string, bool, *oauthError) {
-	typ, assertion := first(form["client_assertion_type"]), first(form["client_assertion"])
+func readAssertion(r *http.Request, form url.Values) (string, bool, *oauthError) {
+	typ, assertion := form.Get("client_assertion_type"), form.Get("client_assertion")
 	if typ == "" && assertion == "" {
 		return "", false, nil
 	}
-	if len(r.Header.Values("Authorization")) > 0 || first(form["client_secret"]) != "" {
+	if len(r.Header.Values("Authorization")) > 0 || form.Get("client_secret") != "" {
 		return "", true, badRequest(errInvalidRequest, "more than one client authentication method")
 	}
 	if typ != assertionType {
@@ -267,13 +268,6 @@ func readAssertion(r *http.Request, form map[string][]string) (string, bool, *oa
 		return "", true, badRequest(errInvalidRequest, "client_assertion is required with client_assertion_type")
 	}
 	return assertion, true, nil
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }
 
 // provisionAuthMethod checks AuthMethod against the rest of the client's

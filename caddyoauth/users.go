@@ -149,7 +149,9 @@ var signupDummyPassword = sync.OnceValue(func() passwordHash {
 // hash of the most expensive Caddyfile user (argon2id over bcrypt, then
 // the highest bcrypt cost). Comparing a wrong password against a real
 // user's hash costs the same and, whatever it answers, the login fails.
-func (a *App) pickDummyPassword() passwordHash {
+// The sign-up dummy is made on first use, not at provision: a gateway
+// whose login page nobody opens pays nothing for it.
+func (a *App) pickDummyPassword() func() passwordHash {
 	var best passwordHash
 	bestCost := -1
 	for _, u := range a.users {
@@ -163,9 +165,9 @@ func (a *App) pickDummyPassword() passwordHash {
 	}
 	// Accounts from the sign-up page use bcrypt at signupBcryptCost.
 	if bestCost < 0 || a.Signup != nil && bestCost < signupBcryptCost {
-		return signupDummyPassword()
+		return signupDummyPassword
 	}
-	return best
+	return func() passwordHash { return best }
 }
 
 // checkLogin returns the user if the password is theirs. Unknown user and
@@ -177,7 +179,7 @@ func (a *App) checkLogin(ctx context.Context, username, password string) (*User,
 		return nil, false, err
 	}
 	if !ok {
-		_, err := a.dummyPassword.check(password)
+		_, err := a.dummyPassword().check(password)
 		return nil, false, err
 	}
 	if ok, err := u.password.check(password); !ok {
