@@ -177,11 +177,7 @@ func (s *Server) readPageForm(w http.ResponseWriter, r *http.Request, form strin
 
 // serveLogin handles the login form (POST {prefix}/login).
 func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
-	form, ok := s.readPageForm(w, r, formLogin)
-	if !ok {
-		return
-	}
-	req, ok := s.authorizeRequest(w, r, form.Get("request"), http.StatusSeeOther)
+	form, req, ok := s.readRequestForm(w, r, formLogin)
 	if !ok {
 		return
 	}
@@ -225,11 +221,30 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.app.throttle.succeeded(username)
-	if err := s.app.startSession(r.Context(), w, user.Username, s.app.clock()); err != nil {
+	s.continueSignedIn(w, r, req, user.Username, "signed in")
+}
+
+// readRequestForm is readPageForm for the forms that carry an
+// authorization request (login, consent, sign-up): it also validates the
+// request again. On failure it has answered.
+func (s *Server) readRequestForm(w http.ResponseWriter, r *http.Request, form string) (url.Values, *authzRequest, bool) {
+	values, ok := s.readPageForm(w, r, form)
+	if !ok {
+		return nil, nil, false
+	}
+	req, ok := s.authorizeRequest(w, r, values.Get("request"), http.StatusSeeOther)
+	return values, req, ok
+}
+
+// continueSignedIn starts a session for username (always a new id: no
+// session fixation) and sends the browser back to the authorization
+// request, which goes on to consent.
+func (s *Server) continueSignedIn(w http.ResponseWriter, r *http.Request, req *authzRequest, username, event string) {
+	if err := s.app.startSession(r.Context(), w, username, s.app.clock()); err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
 		return
 	}
-	s.logger.Info("signed in", zap.String("user", user.Username), zap.String("client_id", req.client.ID))
+	s.logger.Info(event, zap.String("user", username), zap.String("client_id", req.client.ID))
 	http.Redirect(w, r, s.authorizePath+"?"+req.query, http.StatusSeeOther)
 }
 
@@ -247,11 +262,7 @@ func clientIP(r *http.Request) string {
 
 // serveConsent handles the consent form (POST {prefix}/consent).
 func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
-	form, ok := s.readPageForm(w, r, formConsent)
-	if !ok {
-		return
-	}
-	req, ok := s.authorizeRequest(w, r, form.Get("request"), http.StatusSeeOther)
+	form, req, ok := s.readRequestForm(w, r, formConsent)
 	if !ok {
 		return
 	}

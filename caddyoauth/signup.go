@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -67,11 +66,7 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	form, ok := s.readPageForm(w, r, formSignup)
-	if !ok {
-		return
-	}
-	req, ok := s.authorizeRequest(w, r, form.Get("request"), http.StatusSeeOther)
+	form, req, ok := s.readRequestForm(w, r, formSignup)
 	if !ok {
 		return
 	}
@@ -122,12 +117,7 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 		s.showSignup(w, r, req, http.StatusConflict, d)
 		return
 	}
-	if err := s.app.startSession(r.Context(), w, u.Username, s.app.clock()); err != nil {
-		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
-		return
-	}
-	s.logger.Info("signed up", zap.String("user", u.Username), zap.String("client_id", req.client.ID))
-	http.Redirect(w, r, s.authorizePath+"?"+req.query, http.StatusSeeOther)
+	s.continueSignedIn(w, r, req, u.Username, "signed up")
 }
 
 // checkSignup applies the account rules and returns what is wrong, or "".
