@@ -310,3 +310,21 @@ func TestWithdrawEndsRefreshTokens(t *testing.T) {
 		t.Error("the SPA is still listed after the withdrawal")
 	}
 }
+
+// TestUserinfoReadsTokensAsOAuthScopeDoes: userinfo shares oauth_scope's
+// RFC 6750 reader: a token in the query is refused (§2.3, RFC 9700
+// §4.3.2), two Authorization headers are invalid_request.
+func TestUserinfoReadsTokensAsOAuthScopeDoes(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	tok := signedInTokens(t, b)
+	r := httptest.NewRequest(http.MethodGet, "/oauth2/userinfo?access_token="+tok.AccessToken, nil)
+	if rec, _ := serve(t, b.s, r); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "invalid_request") {
+		t.Errorf("token in the query: %d %v", rec.Code, rec.Header())
+	}
+	r = httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
+	r.Header.Add("Authorization", "Bearer "+tok.AccessToken)
+	r.Header.Add("Authorization", "Bearer "+tok.AccessToken)
+	if rec, _ := serve(t, b.s, r); rec.Code != http.StatusBadRequest {
+		t.Errorf("two Authorization headers: %d", rec.Code)
+	}
+}

@@ -2,10 +2,13 @@ package caddyoauth
 
 import (
 	"net/http"
-	"strings"
 
+	"github.com/caddyapigw/gateway/internal/bearer"
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
+
+// userinfoRealm is the realm of the userinfo endpoint's challenges.
+const userinfoRealm = "oauth"
 
 // serveUserinfo is {prefix}/userinfo: the signed-in person's sub, name,
 // email and configured claims, for an access token of this server that
@@ -19,26 +22,33 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.app
-	authz := r.Header.Values("Authorization")
-	if len(authz) != 1 || !hasScheme(authz[0], "Bearer") {
-		bearerRefusal(w, http.StatusUnauthorized, "", "", a.UserinfoScope)
+	refuse := func(status int, code, desc string) {
+		e := &bearer.Error{Status: status, Code: code, Desc: desc}
+		if status == http.StatusForbidden {
+			e.Scope = a.UserinfoScope // the scope needed (RFC 6750 §3)
+		}
+		e.Write(w, userinfoRealm)
+	}
+	tok, berr := bearer.Token(r)
+	if berr != nil {
+		berr.Write(w, userinfoRealm)
 		return
 	}
-	claims, reason := a.activeAccessToken(strings.TrimSpace(authz[0][len("Bearer "):]))
+	claims, reason := a.activeAccessToken(tok)
 	if claims == nil {
-		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", reason, a.UserinfoScope)
+		refuse(http.StatusUnauthorized, bearer.InvalidToken, reason)
 		return
 	}
 	if !claims.HasAudience(a.Audience) {
-		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", "token audience not accepted", a.UserinfoScope)
+		refuse(http.StatusUnauthorized, bearer.InvalidToken, "token audience not accepted")
 		return
 	}
 	if _, person := claims.Claim("auth_time"); !person {
-		bearerRefusal(w, http.StatusForbidden, "insufficient_scope", "the token was not issued on behalf of a person", a.UserinfoScope)
+		refuse(http.StatusForbidden, bearer.InsufficientScope, "the token was not issued on behalf of a person")
 		return
 	}
 	if !oauthjwt.HasAll(claims.Scopes(), []string{a.UserinfoScope}) {
-		bearerRefusal(w, http.StatusForbidden, "insufficient_scope", "token lacks the "+a.UserinfoScope+" scope", a.UserinfoScope)
+		refuse(http.StatusForbidden, bearer.InsufficientScope, "token lacks the "+a.UserinfoScope+" scope")
 		return
 	}
 	user, ok, err := a.lookupUser(r.Context(), claims.Subject)
@@ -47,7 +57,7 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		bearerRefusal(w, http.StatusUnauthorized, "invalid_token", "the user no longer exists", a.UserinfoScope)
+		refuse(http.StatusUnauthorized, bearer.InvalidToken, "the user no longer exists")
 		return
 	}
 	out := map[string]any{"sub": user.Username}
@@ -62,29 +72,4 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	noStore(w.Header())
 	writeJSON(w, http.StatusOK, out)
-}
-
-// bearerRefusal answers as RFC 6750 §3 says: a Bearer challenge (without
-// error attributes when no token was sent) and a JSON body.
-func bearerRefusal(w http.ResponseWriter, status int, code, desc, scope string) {
-	ch := `Bearer realm="oauth"`
-	if code != "" {
-		ch += `, error="` + code + `"`
-		if desc != "" {
-			ch += `, error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`
-		}
-		if status == http.StatusForbidden {
-			ch += `, scope="` + scope + `"`
-		}
-	}
-	w.Header().Set("WWW-Authenticate", ch)
-	noStore(w.Header())
-	if code == "" {
-		code = "unauthorized"
-	}
-	body := map[string]string{"error": code}
-	if desc != "" {
-		body["error_description"] = desc
-	}
-	writeJSON(w, status, body)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddyapigw/gateway/internal/bearer"
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
 
@@ -271,13 +272,13 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	rule := s.rules.lookup(r.Method)
 	if rule == nil {
 		w.Header().Set("Allow", s.rules.allow)
-		(&bearerError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", desc: "this method is not allowed on this route"}).writeBody(w)
+		(&bearer.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Desc: "this method is not allowed on this route"}).WriteBody(w)
 		return nil
 	}
 
-	token, berr := bearerToken(r)
+	token, berr := bearer.Token(r)
 	if berr != nil {
-		berr.scope = rule.scope
+		berr.Scope = rule.scope
 		s.refuse(w, r, berr)
 		return nil
 	}
@@ -289,17 +290,17 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 				by.remote.logUnavailable(err)
 			}
 		}
-		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: describe(err), scope: rule.scope})
+		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: describe(err), Scope: rule.scope})
 		return nil
 	}
 	if len(by.audience) > 0 && !hasAnyAudience(claims, by.audience) {
-		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token audience not accepted", scope: rule.scope})
+		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token audience not accepted", Scope: rule.scope})
 		return nil
 	}
 	if !by.local {
 		// Another issuer's token: its client is that issuer's business.
 		if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {
-			s.refuse(w, r, &bearerError{status: http.StatusForbidden, code: errInsufficientScope, desc: "token lacks a required scope", scope: rule.scope})
+			s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
 			return nil
 		}
 		return s.accept(w, r, next, claims, oauthjwt.ClientInfo{ID: claims.ClientID})
@@ -309,15 +310,15 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	// takes effect at the next reload, not when its tokens expire.
 	client, ok := s.authority.Client(claims.ClientID)
 	if !ok {
-		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token client is not registered", scope: rule.scope})
+		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token client is not registered", Scope: rule.scope})
 		return nil
 	}
 	if s.authority.Revoked(claims.ID) || client.RevokedToken(claims) {
-		s.refuse(w, r, &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token revoked", scope: rule.scope})
+		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token revoked", Scope: rule.scope})
 		return nil
 	}
 	if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) || !oauthjwt.HasAll(client.Scopes, rule.scopes) {
-		s.refuse(w, r, &bearerError{status: http.StatusForbidden, code: errInsufficientScope, desc: "token lacks a required scope", scope: rule.scope})
+		s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
 		return nil
 	}
 	return s.accept(w, r, next, claims, client)
@@ -335,12 +336,12 @@ func (s *Scope) accept(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	return next.ServeHTTP(w, r)
 }
 
-func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearerError) {
+func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearer.Error) {
 	if ce := s.logger.Check(zap.DebugLevel, "bearer token refused"); ce != nil {
-		ce.Write(zap.Int("status", e.status), zap.String("error", e.code), zap.String("reason", e.desc),
+		ce.Write(zap.Int("status", e.Status), zap.String("error", e.Code), zap.String("reason", e.Desc),
 			zap.String("method", r.Method), zap.String("path", r.URL.Path)) // not the query: it may hold a token
 	}
-	e.write(w, s.Realm)
+	e.Write(w, s.Realm)
 }
 
 // stripIdentityHeaders removes incoming copies of the headers this handler

@@ -1,4 +1,4 @@
-package caddyscope
+package bearer
 
 import (
 	"net/http"
@@ -9,26 +9,26 @@ import (
 // bearerToken extracts the access token of an RFC 6750 §2.1 Authorization
 // request header. Tokens in the URI query (§2.3) are refused: they end up
 // in logs and browser history, and RFC 9700 §4.3.2 advises against them.
-func bearerToken(r *http.Request) (string, *bearerError) {
+func Token(r *http.Request) (string, *Error) {
 	if queryHasParam(r.URL.RawQuery, "access_token") {
-		return "", &bearerError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "access tokens in the URI query are not accepted; use the Authorization header"}
+		return "", &Error{Status: http.StatusBadRequest, Code: InvalidRequest, Desc: "access tokens in the URI query are not accepted; use the Authorization header"}
 	}
 	vals := r.Header.Values("Authorization")
 	switch len(vals) {
 	case 0:
-		return "", &bearerError{status: http.StatusUnauthorized, desc: "bearer token required"}
+		return "", &Error{Status: http.StatusUnauthorized, Desc: "bearer token required"}
 	case 1:
 	default:
-		return "", &bearerError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "more than one Authorization header"}
+		return "", &Error{Status: http.StatusBadRequest, Code: InvalidRequest, Desc: "more than one Authorization header"}
 	}
 	tok, ok := parseBearer(vals[0])
 	if !ok {
 		// Another scheme (Basic, say) carries no bearer credentials: a
 		// challenge without an error code (§3.1).
-		return "", &bearerError{status: http.StatusUnauthorized, desc: "bearer token required"}
+		return "", &Error{Status: http.StatusUnauthorized, Desc: "bearer token required"}
 	}
 	if !isB64Token(tok) {
-		return "", &bearerError{status: http.StatusUnauthorized, code: errInvalidToken, desc: "token malformed"}
+		return "", &Error{Status: http.StatusUnauthorized, Code: InvalidToken, Desc: "token malformed"}
 	}
 	return tok, nil
 }

@@ -1,7 +1,8 @@
-package caddyscope
+package bearer
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -131,11 +132,14 @@ func TestBearerToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, _ := newRequest(http.MethodGet, tt.target, tt.authz...)
-			tok, berr := bearerToken(r)
+			r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			for _, a := range tt.authz {
+				r.Header.Add("Authorization", a)
+			}
+			tok, berr := Token(r)
 			if tt.status == 0 {
 				if berr != nil {
-					t.Fatalf("refused: %d %q %q", berr.status, berr.code, berr.desc)
+					t.Fatalf("refused: %d %q %q", berr.Status, berr.Code, berr.Desc)
 				}
 				if tok != tt.wantToken {
 					t.Fatalf("token = %q, want %q", tok, tt.wantToken)
@@ -148,10 +152,10 @@ func TestBearerToken(t *testing.T) {
 			if tok != "" {
 				t.Errorf("refusal also returned token %q", tok)
 			}
-			if berr.status != tt.status || berr.code != tt.code {
-				t.Fatalf("refusal = %d %q, want %d %q", berr.status, berr.code, tt.status, tt.code)
+			if berr.Status != tt.status || berr.Code != tt.code {
+				t.Fatalf("refusal = %d %q, want %d %q", berr.Status, berr.Code, tt.status, tt.code)
 			}
-			if berr.desc == "" {
+			if berr.Desc == "" {
 				t.Error("refusal has no description")
 			}
 		})
@@ -196,19 +200,19 @@ func FuzzBearerToken(f *testing.F) {
 		for range n % 3 {
 			r.Header["Authorization"] = append(r.Header["Authorization"], authz)
 		}
-		tok, berr := bearerToken(r)
+		tok, berr := Token(r)
 		if berr != nil {
 			if tok != "" {
 				t.Fatalf("refusal with a token %q", tok)
 			}
 			switch {
-			case berr.status == http.StatusBadRequest && berr.code == errInvalidRequest:
-			case berr.status == http.StatusUnauthorized && (berr.code == "" || berr.code == errInvalidToken):
+			case berr.Status == http.StatusBadRequest && berr.Code == InvalidRequest:
+			case berr.Status == http.StatusUnauthorized && (berr.Code == "" || berr.Code == InvalidToken):
 			default:
-				t.Fatalf("refusal %d %q is not an RFC 6750 §3.1 pair", berr.status, berr.code)
+				t.Fatalf("refusal %d %q is not an RFC 6750 §3.1 pair", berr.Status, berr.Code)
 			}
-			if strings.ContainsAny(berr.desc, "\"\\") {
-				t.Fatalf("description %q has a quote or backslash", berr.desc)
+			if strings.ContainsAny(berr.Desc, "\"\\") {
+				t.Fatalf("description %q has a quote or backslash", berr.Desc)
 			}
 			return
 		}
