@@ -37,7 +37,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, message string) {
-	sess, err := s.app.currentSession(r.Context(), r, s.app.clock())
+	sess, err := s.app.currentSession(r.Context(), r)
 	if err != nil {
 		s.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again shortly.")
 		return
@@ -70,7 +70,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sess, err := s.app.currentSession(r.Context(), r, s.app.clock())
+	sess, err := s.app.currentSession(r.Context(), r)
 	if err != nil || sess == nil {
 		s.showAccount(w, r, "")
 		return

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,28 +32,46 @@ import (
 // clientView is a client as the admin API shows it: never a secret or its
 // hash, except the secret once when it is made.
 type clientView struct {
-	ID             string            `json:"client_id"`
-	Name           string            `json:"name,omitempty"`
-	Source         string            `json:"source"` // caddyfile or store
-	Public         bool              `json:"public,omitempty"`
-	GrantTypes     []string          `json:"grant_types"`
-	Scopes         []string          `json:"scopes"`
-	AccessTokenTTL string            `json:"access_token_ttl"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	TokensRevoked  *time.Time        `json:"tokens_revoked_before,omitempty"`
-	Created        *time.Time        `json:"created,omitempty"`
-	Updated        *time.Time        `json:"updated,omitempty"`
-	ClientSecret   string            `json:"client_secret,omitempty"`
+	ClientSettings
+	Source string `json:"source"` // caddyfile or store
+	// AccessTokenTTL is the lifetime the client's tokens get (shadows the
+	// settings' override).
+	AccessTokenTTL string     `json:"access_token_ttl"`
+	TokensRevoked  *time.Time `json:"tokens_revoked_before,omitempty"`
+	Created        *time.Time `json:"created,omitempty"`
+	Updated        *time.Time `json:"updated,omitempty"`
+	ClientSecret   string     `json:"client_secret,omitempty"`
 }
 
-// clientRequest is the body of a create or replace.
+// clientRequest is the body of POST and PUT: the client's settings, of
+// which the admin API takes those of a client-credentials client today.
 type clientRequest struct {
-	ID             string            `json:"client_id"`
-	Name           string            `json:"name"`
-	GrantTypes     []string          `json:"grant_types"`
-	Scopes         []string          `json:"scopes"`
-	AccessTokenTTL caddy.Duration    `json:"access_token_ttl"`
-	Metadata       map[string]string `json:"metadata"`
+	ClientSettings
+}
+
+// adminClientFields are the settings the admin API takes.
+const adminClientFields = "client_id, name, grant_types, scopes, access_token_ttl, metadata"
+
+// check refuses settings the admin API does not take yet, naming the field.
+func (req *clientRequest) check() error {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"public", req.Public},
+		{"redirect_uris", len(req.RedirectURIs) > 0},
+		{"require_pkce", req.RequirePKCE},
+		{"token_endpoint_auth_method", req.AuthMethod != ""},
+		{"jwks", len(req.JWKS) > 0},
+		{"jwks_uri", req.JWKSURI != ""},
+		{"assertion_issuer", req.AssertionIssuer != ""},
+		{"assertion_subjects", len(req.AssertionSubjects) > 0},
+	} {
+		if f.set {
+			return apiErr(http.StatusBadRequest, "body: %s cannot be set through the admin API yet (fields: %s; secrets are made by the server)", f.name, adminClientFields)
+		}
+	}
+	return nil
 }
 
 const maxAdminBody = 64 << 10
@@ -111,10 +128,7 @@ func storeErr(err error) error {
 }
 
 func (a *App) view(c *Client, source string, revoked time.Time, sc *storedClient) clientView {
-	v := clientView{
-		ID: c.ID, Name: c.Name, Source: source, Public: c.Public,
-		GrantTypes: c.GrantTypes, Scopes: c.Scopes, AccessTokenTTL: c.ttl.String(), Metadata: c.Metadata,
-	}
+	v := clientView{ClientSettings: c.ClientSettings, Source: source, AccessTokenTTL: c.ttl.String()}
 	if !revoked.IsZero() {
 		v.TokensRevoked = &revoked
 	}
@@ -133,15 +147,11 @@ func (a *App) adminListClients(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, a.view(c, "caddyfile", e.revokedBefore, nil))
 	}
-	keys, err := a.store.List(r.Context(), "clients/")
+	stored, err := a.clientStore.List(r.Context())
 	if err != nil {
 		return storeErr(err)
 	}
-	for _, k := range keys {
-		sc, err := a.loadStoredClient(r.Context(), k)
-		if err != nil {
-			continue // logged by loadStoredClient; not listable
-		}
+	for _, sc := range stored {
 		if _, static := a.clients[sc.ID]; static {
 			continue
 		}
@@ -157,19 +167,6 @@ func (a *App) adminListClients(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, http.StatusOK, out)
 }
 
-func (a *App) loadStoredClient(ctx context.Context, key string) (*storedClient, error) {
-	b, err := a.store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	var sc storedClient
-	if err := json.Unmarshal(b, &sc); err != nil {
-		a.logger.Error("corrupt stored client", zap.String("key", key))
-		return nil, err
-	}
-	return &sc, nil
-}
-
 // findClient returns the client, its source and, for a store-kept one,
 // the stored record.
 func (a *App) findClient(ctx context.Context, id string) (*Client, string, *storedClient, time.Time, error) {
@@ -183,7 +180,7 @@ func (a *App) findClient(ctx context.Context, id string) (*Client, string, *stor
 	if e.client == nil {
 		return nil, "", nil, time.Time{}, apiErr(http.StatusNotFound, "no client %q", id)
 	}
-	sc, err := a.loadStoredClient(ctx, clientStoreKey(id))
+	sc, err := a.clientStore.Get(ctx, id)
 	if err != nil {
 		return nil, "", nil, time.Time{}, storeErr(err)
 	}
@@ -203,9 +200,9 @@ func decodeClientRequest(r *http.Request) (clientRequest, error) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return req, apiErr(http.StatusBadRequest, "body: %v (fields: client_id, name, grant_types, scopes, access_token_ttl, metadata; secrets are made by the server)", err)
+		return req, apiErr(http.StatusBadRequest, "body: %v (fields: %s; secrets are made by the server)", err, adminClientFields)
 	}
-	return req, nil
+	return req, req.check()
 }
 
 // validate provisions sc as a client would be, so the admin API refuses
@@ -238,16 +235,12 @@ func (a *App) adminCreateClient(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	sc := &storedClient{
-		ID: req.ID, Name: req.Name, SecretHash: HashSecret(secret), GrantTypes: req.GrantTypes,
-		Scopes: req.Scopes, AccessTokenTTL: req.AccessTokenTTL, Metadata: req.Metadata, Created: now, Updated: now,
-	}
+	sc := &storedClient{ClientSettings: req.ClientSettings, SecretHash: HashSecret(secret), Created: now, Updated: now}
 	c, err := a.validate(sc)
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(sc)
-	ok, err := a.store.PutIfAbsent(r.Context(), clientStoreKey(sc.ID), body, 0)
+	ok, err := a.clientStore.Create(r.Context(), sc)
 	if err != nil {
 		return storeErr(err)
 	}
@@ -268,7 +261,7 @@ func (a *App) storeKept(ctx context.Context, id string) (*storedClient, error) {
 	if _, static := a.clients[id]; static {
 		return nil, apiErr(http.StatusConflict, "client %q is defined in the Caddyfile; change it there", id)
 	}
-	sc, err := a.loadStoredClient(ctx, clientStoreKey(id))
+	sc, err := a.clientStore.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, apiErr(http.StatusNotFound, "no client %q", id)
 	}
@@ -290,7 +283,8 @@ func (a *App) adminReplaceClient(w http.ResponseWriter, r *http.Request, id stri
 	if err != nil {
 		return err
 	}
-	sc.Name, sc.GrantTypes, sc.Scopes, sc.AccessTokenTTL, sc.Metadata = req.Name, req.GrantTypes, req.Scopes, req.AccessTokenTTL, req.Metadata
+	req.ID = id
+	sc.ClientSettings = req.ClientSettings
 	c, err := a.saveStoredClient(r.Context(), sc, "client replaced through the admin API")
 	if err != nil {
 		return err
@@ -306,8 +300,7 @@ func (a *App) saveStoredClient(ctx context.Context, sc *storedClient, logMsg str
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(sc)
-	if err := a.store.Put(ctx, clientStoreKey(sc.ID), body, 0); err != nil {
+	if err := a.clientStore.Put(ctx, sc); err != nil {
 		return nil, storeErr(err)
 	}
 	a.forgetClient(sc.ID)
@@ -324,7 +317,7 @@ func (a *App) adminDeleteClient(w http.ResponseWriter, r *http.Request, id strin
 	if err := a.revokeClientTokens(r.Context(), id); err != nil {
 		return storeErr(err)
 	}
-	if err := a.store.Delete(r.Context(), clientStoreKey(id)); err != nil {
+	if err := a.clientStore.Delete(r.Context(), id); err != nil {
 		return storeErr(err)
 	}
 	a.forgetClient(id)
@@ -369,7 +362,6 @@ func (a *App) adminRevokeClient(w http.ResponseWriter, r *http.Request, id strin
 // consents given before it. The mark outlives every token that could
 // predate it (the longest refresh-token family), then expires.
 func (a *App) revokeClientTokens(ctx context.Context, id string) error {
-	now := strconv.FormatInt(time.Now().Unix(), 10)
 	ttl := max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute
-	return a.store.Put(ctx, revocationStoreKey(id), []byte(now), ttl)
+	return a.clientStore.Revoke(ctx, id, ttl)
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
 
 func init() {
@@ -105,17 +106,19 @@ type App struct {
 	dummyPassword func() passwordHash
 	keys          *atomic.Pointer[oauthjwt.Keyring]
 	verifier      *oauthjwt.Verifier
-	store         Store
 	logger        *zap.Logger
 	fake          *Client // authenticated against when the client is unknown
+
+	// store is the key-value store; rec and clientStore own its records.
+	store       Store
+	rec         *oauthstore.Records
+	clientStore oauthstore.Clients[storedClient]
 
 	clientCache   *clientCache
 	revoked       *revocationList
 	clock         func() time.Time // time.Now; tests move it
-	keysCtx       context.Context  // for clients' jwks_uri fetchers; ends at Cleanup
-	keysCancel    context.CancelFunc
-	stopRefresh   context.CancelFunc
-	lastRefreshNs *atomic.Int64 // last keyring read prompted by an unknown kid
+	ctx           context.Context  // the Caddy context: ends every loop and fetcher
+	lastRefreshNs *atomic.Int64    // last keyring read prompted by an unknown kid
 }
 
 // SigningKeyConfig chooses how access tokens are signed.
@@ -160,7 +163,7 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if a.clock == nil {
 		a.clock = time.Now
 	}
-	a.keysCtx, a.keysCancel = context.WithCancel(context.Background())
+	a.ctx = ctx
 	if a.store == nil {
 		a.store = NewCaddyStore(storage, storePrefix, logger)
 	}
@@ -205,9 +208,13 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		a.clients[c.ID] = c
 	}
 	a.fake = newFakeClient()
+	if err := a.provisionPersonSettings(); err != nil {
+		return err
+	}
 	if err := a.provisionUsers(); err != nil {
 		return err
 	}
+	a.useStore(a.store)
 
 	a.keys = new(atomic.Pointer[oauthjwt.Keyring])
 	a.lastRefreshNs = new(atomic.Int64)
@@ -257,38 +264,44 @@ func (a *App) leeway() time.Duration {
 var activeApp atomic.Pointer[App]
 
 // Start implements caddy.App: it publishes the app to the admin API and
-// keeps the keyring in step with the store, where another instance may
-// have rotated it.
+// starts the background loops, which end with the Caddy context (when this
+// config is unloaded): keeping the keyring and the revocation list in step
+// with the store, where another instance may have changed them, rotating
+// the signing key on schedule, and sweeping expired entries out of a Caddy
+// storage store.
 func (a *App) Start() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	a.stopRefresh = cancel
 	if a.SigningKey.File == "" {
-		go a.refreshKeyringLoop(ctx)
+		go a.every(keyringRefreshInterval, "keyring refresh", a.refreshKeyringOnce)
 	}
 	if a.SigningKey.RotateEvery > 0 {
-		go a.rotateLoop(ctx)
+		every := time.Duration(a.SigningKey.RotateEvery)
+		go a.every(rotationCheckInterval(every), "scheduled key rotation", a.rotateOnce)
 	}
-	go a.refreshRevocationsLoop(ctx)
+	go a.every(revocationRefresh, "revocation list refresh", a.refreshRevocationsOnce)
+	if sw, ok := a.store.(sweeper); ok {
+		go a.every(oauthstore.SweepEvery, "store sweep", func() { a.sweep(sw) })
+	}
 	activeApp.Store(a)
 	return nil
 }
 
-// Stop implements caddy.App.
+// Stop implements caddy.App. The loops end with the Caddy context, which
+// Caddy cancels once the config is unloaded.
 func (a *App) Stop() error {
-	if a.stopRefresh != nil {
-		a.stopRefresh()
-	}
 	activeApp.CompareAndSwap(a, nil)
 	return nil
 }
 
-// Cleanup implements caddy.CleanerUpper: it stops the background work of
-// this config's clients (jwks_uri fetchers).
-func (a *App) Cleanup() error {
-	if a.keysCancel != nil {
-		a.keysCancel()
-	}
-	return nil
+// useStore makes s the app's store and the owners of its records.
+func (a *App) useStore(s Store) {
+	a.store = s
+	a.rec = oauthstore.New(s, a.clock, a.logger, oauthstore.Lifetimes{
+		RefreshIdle: time.Duration(a.RefreshTokenTTL),
+		RefreshMax:  time.Duration(a.RefreshTokenMaxTTL),
+		SessionIdle: time.Duration(a.SessionTTL),
+		SessionMax:  time.Duration(a.SessionMaxTTL),
+	})
+	a.clientStore = oauthstore.NewClients(s, a.clock, a.logger, func(c *storedClient) string { return c.ID })
 }
 
 // Verifier returns the verifier for tokens this app issues. It implements
@@ -353,7 +366,6 @@ func isLoopback(host string) bool { return oauthjwt.IsLoopbackHost(host) }
 var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
-	_ caddy.CleanerUpper = (*App)(nil)
 	_ oauthjwt.Authority = (*App)(nil)
 	_ oauthjwt.KeySet    = keySet{}
 )

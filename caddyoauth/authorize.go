@@ -1,13 +1,11 @@
 package caddyoauth
 
 import (
-	"errors"
+	"context"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 	"go.uber.org/zap"
 )
 
@@ -33,8 +31,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	now := s.app.clock()
-	sess, err := s.app.currentSession(r.Context(), r, now)
+	sess, err := s.app.currentSession(r.Context(), r)
 	if err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusFound, err)
 		return
@@ -99,55 +96,6 @@ func (s *Server) sendCode(w http.ResponseWriter, r *http.Request, req *authzRequ
 	http.Redirect(w, r, s.app.redirectBack(req, url.Values{"code": {code}}), status)
 }
 
-// loginPageData is the data of login.html.
-type loginPageData struct {
-	pageData
-	Action, Request, CSRF string
-	ClientName            string
-	Username, Error       string
-	SignupURL             string
-}
-
-func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, req *authzRequest, status int, username, message string) {
-	secret, ok := s.formSecret(w, r)
-	if !ok {
-		return
-	}
-	nonce := newNonce()
-	data := loginPageData{
-		pageData: pageData{nonce}, Action: s.loginPath, Request: req.query, CSRF: csrfToken(secret, formLogin),
-		ClientName: clientDisplayName(req.client), Username: username, Error: message,
-		SignupURL: s.signupURL(req),
-	}
-	s.renderPage(w, status, "login", data, nonce, req.redirectURI)
-}
-
-// consentPageData is the data of consent.html.
-type consentPageData struct {
-	pageData
-	Action, Request, CSRF string
-	ClientName, ClientID  string
-	UserName              string
-	Scopes                []scopeLine
-	RedirectOrigin        string
-	CanRemember           bool
-}
-
-func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzRequest, sess *session) {
-	secret, ok := s.formSecret(w, r)
-	if !ok {
-		return
-	}
-	nonce := newNonce()
-	data := consentPageData{
-		pageData: pageData{nonce}, Action: s.consentPath, Request: req.query, CSRF: csrfToken(secret, formConsent),
-		ClientName: clientDisplayName(req.client), ClientID: req.client.ID, UserName: sess.user.displayName(),
-		Scopes: s.app.describeScopes(req.scopes), RedirectOrigin: cspSource(req.redirectURI),
-		CanRemember: !req.client.Public,
-	}
-	s.renderPage(w, http.StatusOK, "consent", data, nonce, req.redirectURI)
-}
-
 func clientDisplayName(c *Client) string {
 	if c.Name != "" {
 		return c.Name
@@ -175,55 +123,6 @@ func (s *Server) readPageForm(w http.ResponseWriter, r *http.Request, form strin
 	return r.PostForm, true
 }
 
-// serveLogin handles the login form (POST {prefix}/login).
-func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
-	form, req, ok := s.readRequestForm(w, r, formLogin)
-	if !ok {
-		return
-	}
-	username, password := form.Get("username"), form.Get("password")
-	if len(username) > 256 || len(password) > 1024 {
-		s.showLogin(w, r, req, http.StatusBadRequest, "", loginFailed)
-		return
-	}
-	ip := clientIP(r)
-	delay, retryAfter := s.app.throttle.verdict(username, ip)
-	if retryAfter > 0 {
-		s.logger.Warn("sign-in refused: too many failures", zap.String("remote_ip", ip))
-		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
-		s.showLogin(w, r, req, http.StatusTooManyRequests, username, "Too many failed sign-in attempts. Try again later.")
-		return
-	}
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	user, ok, err := s.app.checkLogin(r.Context(), username, password)
-	if errors.Is(err, errBusy) {
-		// Not a failure: the password was not checked. Not counted.
-		w.Header().Set("Retry-After", "2")
-		s.showLogin(w, r, req, http.StatusServiceUnavailable, username, "The server is busy. Please try again in a moment.")
-		return
-	}
-	if err != nil {
-		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
-		return
-	}
-	if !ok {
-		s.app.throttle.failed(username, ip)
-		s.logger.Info("sign-in failed", zap.String("remote_ip", ip))
-		s.showLogin(w, r, req, http.StatusBadRequest, username, loginFailed)
-		return
-	}
-	s.app.throttle.succeeded(username)
-	s.continueSignedIn(w, r, req, user.Username, "signed in")
-}
-
 // readRequestForm is readPageForm for the forms that carry an
 // authorization request (login, consent, sign-up): it also validates the
 // request again. On failure it has answered.
@@ -236,60 +135,11 @@ func (s *Server) readRequestForm(w http.ResponseWriter, r *http.Request, form st
 	return values, req, ok
 }
 
-// continueSignedIn starts a session for username (always a new id: no
-// session fixation) and sends the browser back to the authorization
-// request, which goes on to consent.
-func (s *Server) continueSignedIn(w http.ResponseWriter, r *http.Request, req *authzRequest, username, event string) {
-	if err := s.app.startSession(r.Context(), w, username, s.app.clock()); err != nil {
-		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
-		return
-	}
-	s.logger.Info(event, zap.String("user", username), zap.String("client_id", req.client.ID))
-	http.Redirect(w, r, s.authorizePath+"?"+req.query, http.StatusSeeOther)
-}
-
-// loginFailed is the one message for an unknown user and a wrong password.
-const loginFailed = "The username or password is incorrect."
-
-// clientIP is the client address Caddy determined (trusted proxies
-// applied), or the connection's.
-func clientIP(r *http.Request) string {
-	if v, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && v != "" {
-		return v
-	}
-	return r.RemoteAddr
-}
-
-// serveConsent handles the consent form (POST {prefix}/consent).
-func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
-	form, req, ok := s.readRequestForm(w, r, formConsent)
-	if !ok {
-		return
-	}
-	sess, err := s.app.currentSession(r.Context(), r, s.app.clock())
-	if err != nil {
-		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
-		return
-	}
-	if sess == nil {
-		s.showLogin(w, r, req, http.StatusOK, "", "Your session has ended. Please sign in again.")
-		return
-	}
-	switch form.Get("decision") {
-	case "allow":
-	case "deny":
-		s.logger.Info("consent denied", zap.String("user", sess.User), zap.String("client_id", req.client.ID))
-		http.Redirect(w, r, s.app.errorRedirect(req, redirectError(errAccessDenied, "the resource owner denied the request")), http.StatusSeeOther)
-		return
-	default:
-		s.errorPage(w, http.StatusBadRequest, "Bad request", "The form did not say whether you allow the request.")
-		return
-	}
-	if form.Get("remember") == "yes" && !req.client.Public {
-		if err := s.app.rememberConsent(r.Context(), sess.User, req.client.ID, req.scopes); err != nil && !errors.Is(err, ErrNotFound) {
-			s.logger.Warn("remembering a consent failed", zap.Error(err))
-		}
-	}
-	s.logger.Info("consent given", zap.String("user", sess.User), zap.String("client_id", req.client.ID))
-	s.sendCode(w, r, req, sess, http.StatusSeeOther)
+// issueCode stores a new code for an approved request (RFC 6749 §4.1.2)
+// and returns it.
+func (a *App) issueCode(ctx context.Context, req *authzRequest, sess *session) (string, error) {
+	return a.rec.Codes.Issue(ctx, &oauthstore.Code{
+		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
+		Challenge: req.challenge, User: sess.User, AuthTime: sess.AuthTime, Scopes: req.scopes,
+	})
 }

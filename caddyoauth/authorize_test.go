@@ -4,13 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"golang.org/x/crypto/bcrypt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyapigw/gateway/internal/oauthstore"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // userTokens is a token response with a refresh token.
@@ -215,7 +217,7 @@ func TestCodeBinding(t *testing.T) {
 
 	// Expired: 60 s is the lifetime.
 	code = b.code(challenge)
-	b.advance(ms, codeTTL+time.Second)
+	b.advance(ms, oauthstore.CodeTTL+time.Second)
 	assertOAuthError(t, b.exchange(code, verifier), http.StatusBadRequest, errInvalidGrant)
 }
 
@@ -477,7 +479,7 @@ func TestLoginBusyIsNotAFailure(t *testing.T) {
 // app's http redirect to a loopback IP literal matches on any port, and
 // only on the port; everything else stays exact.
 func TestLoopbackRedirectAnyPort(t *testing.T) {
-	c := &Client{RedirectURIs: []string{"http://127.0.0.1:8765/cb", "http://[::1]/cb", "https://app.example/cb", "http://localhost:9000/cb"}}
+	c := &Client{ClientSettings: ClientSettings{RedirectURIs: []string{"http://127.0.0.1:8765/cb", "http://[::1]/cb", "https://app.example/cb", "http://localhost:9000/cb"}}}
 	for _, tc := range []struct {
 		given string
 		ok    bool
@@ -575,7 +577,7 @@ func TestCodeReplayDuringRedemption(t *testing.T) {
 	verifier, challenge := pkce()
 	code := b.code(challenge)
 	var replay *httptest.ResponseRecorder
-	b.s.app.store = &hookStore{Store: b.s.app.store, prefix: "", hook: func() { replay = b.exchange(code, verifier) }}
+	b.s.app.useStore(&hookStore{Store: b.s.app.store, prefix: "", hook: func() { replay = b.exchange(code, verifier) }})
 	rec := b.exchange(code, verifier)
 	tok := decodeUserTokens(t, rec, rec.Body.Bytes())
 	if replay == nil {

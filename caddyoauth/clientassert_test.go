@@ -53,8 +53,8 @@ func newAssertionFixture(t *testing.T) *assertionFixture {
 	cfg := baseConfig()
 	cfg.store = NewMemoryStore()
 	cfg.Clients = append(cfg.Clients,
-		&Client{ID: pkjID, AuthMethod: authPrivateKeyJWT, JWKS: clientJWKS(t, "k1", &key.PublicKey), Scopes: []string{"user:read"}},
-		&Client{ID: csjID, AuthMethod: authClientSecretJWT, Secret: csjSecret, Scopes: []string{"user:read"}},
+		&Client{ClientSettings: ClientSettings{ID: pkjID, AuthMethod: authPrivateKeyJWT, JWKS: clientJWKS(t, "k1", &key.PublicKey), Scopes: []string{"user:read"}}},
+		&Client{ClientSettings: ClientSettings{ID: csjID, AuthMethod: authClientSecretJWT, Scopes: []string{"user:read"}}, Secret: csjSecret},
 	)
 	return &assertionFixture{s: newServer(t, newApp(t, cfg), ""), key: key, kid: "k1"}
 }
@@ -158,7 +158,7 @@ func TestAssertionReplay(t *testing.T) {
 	// A second instance on the same store.
 	cfg := baseConfig()
 	cfg.store = f.s.app.store
-	cfg.Clients = append(cfg.Clients, &Client{ID: pkjID, AuthMethod: authPrivateKeyJWT, JWKS: clientJWKS(t, "k1", &f.key.PublicKey), Scopes: []string{"user:read"}})
+	cfg.Clients = append(cfg.Clients, &Client{ClientSettings: ClientSettings{ID: pkjID, AuthMethod: authPrivateKeyJWT, JWKS: clientJWKS(t, "k1", &f.key.PublicKey), Scopes: []string{"user:read"}}})
 	other := &assertionFixture{s: newServer(t, newApp(t, cfg), ""), key: f.key, kid: "k1"}
 	assertOAuthError(t, other.post(t, a), http.StatusUnauthorized, errInvalidClient)
 }
@@ -219,9 +219,8 @@ func TestPrivateKeyJWTFromJWKSURI(t *testing.T) {
 	defer srv.Close()
 	cfg := baseConfig()
 	cfg.store = NewMemoryStore()
-	cfg.Clients = append(cfg.Clients, &Client{ID: pkjID, AuthMethod: authPrivateKeyJWT, JWKSURI: srv.URL + "/jwks", Scopes: []string{"user:read"}})
+	cfg.Clients = append(cfg.Clients, &Client{ClientSettings: ClientSettings{ID: pkjID, AuthMethod: authPrivateKeyJWT, JWKSURI: srv.URL + "/jwks", Scopes: []string{"user:read"}}})
 	f := &assertionFixture{s: newServer(t, newApp(t, cfg), ""), key: k1, kid: "k1"}
-	t.Cleanup(func() { _ = f.s.app.Cleanup() })
 	if rec := f.post(t, f.assertion(nil)); rec.Code != http.StatusOK {
 		t.Fatalf("key from jwks_uri: %d %s", rec.Code, rec.Body)
 	}

@@ -75,8 +75,8 @@ func TestSecretCaddyHashPasswordOutput(t *testing.T) {
 	argon := string(caddyauth.Argon2idHash{}.FakeHash())
 	bc := string(caddyauth.BcryptHash{}.FakeHash())
 
-	c := &Client{ID: "a", SecretHash: argon, Scopes: []string{"a"}}
-	b := &Client{ID: "b", SecretHash: bc, Scopes: []string{"a"}}
+	c := &Client{ClientSettings: ClientSettings{ID: "a", Scopes: []string{"a"}}, SecretHash: argon}
+	b := &Client{ClientSettings: ClientSettings{ID: "b", Scopes: []string{"a"}}, SecretHash: bc}
 	s := newTestServer(t, &App{Issuer: testIssuer, Clients: []*Client{c, b}})
 	decodeTokenResponse(t, basicToken(t, s, "a", plaintext, ccForm()))
 	assertOAuthError(t, basicToken(t, s, "a", plaintext+"!", ccForm()), http.StatusUnauthorized, "invalid_client")
@@ -152,7 +152,7 @@ func TestSlowHashCacheRemembersOnlySuccess(t *testing.T) {
 // hash, a wrong secret after a right one still fails.
 func TestSlowHashCacheEndToEnd(t *testing.T) {
 	const secret = "bcrypt-secret-0123456789"
-	c := &Client{ID: "b", SecretHash: bcryptHash(t, secret), Scopes: []string{"a"}}
+	c := &Client{ClientSettings: ClientSettings{ID: "b", Scopes: []string{"a"}}, SecretHash: bcryptHash(t, secret)}
 	s := newTestServer(t, &App{Issuer: testIssuer, Clients: []*Client{c}})
 	decodeTokenResponse(t, basicToken(t, s, "b", secret, ccForm()))
 	assertOAuthError(t, basicToken(t, s, "b", "wrong-"+secret, ccForm()), http.StatusUnauthorized, "invalid_client")
@@ -293,7 +293,7 @@ func TestDemoSecretsOnlyOnLocalhost(t *testing.T) {
 		{"https://gateway.localhost.example.com", false},
 	} {
 		for _, h := range demoSecretHashes {
-			a := &App{Issuer: tt.issuer, Clients: []*Client{{ID: "demo", SecretHash: h[:7] + strings.ToUpper(h[7:]), Scopes: []string{"s"}}}}
+			a := &App{Issuer: tt.issuer, Clients: []*Client{{ClientSettings: ClientSettings{ID: "demo", Scopes: []string{"s"}}, SecretHash: h[:7] + strings.ToUpper(h[7:])}}}
 			err := a.provision(context.Background(), newStorage(t), zap.NewNop())
 			if tt.ok && err != nil {
 				t.Errorf("%s: demo secret refused: %v", tt.issuer, err)

@@ -31,10 +31,8 @@ const (
 func flowConfig(t testing.TB) *App {
 	cfg := baseConfig()
 	cfg.Clients = append(cfg.Clients,
-		&Client{ID: spaID, Name: "Notes SPA", Public: true, RedirectURIs: []string{spaRedirect, "http://127.0.0.1:8765/cb"},
-			Scopes: []string{"notes:read", "notes:write", "profile"}},
-		&Client{ID: webID, Name: "Notes Web", Secret: webSecret, RedirectURIs: []string{webRedirect},
-			Scopes: []string{"notes:read", "profile"}},
+		&Client{ClientSettings: ClientSettings{ID: spaID, Name: "Notes SPA", Public: true, RedirectURIs: []string{spaRedirect, "http://127.0.0.1:8765/cb"}, Scopes: []string{"notes:read", "notes:write", "profile"}}},
+		&Client{ClientSettings: ClientSettings{ID: webID, Name: "Notes Web", RedirectURIs: []string{webRedirect}, Scopes: []string{"notes:read", "profile"}}, Secret: webSecret},
 	)
 	cfg.Users = []*User{{Username: aliceUser, PasswordHash: bcryptHash(t, alicePass), Name: "Alice Example",
 		Email: "alice@example.com", Claims: map[string]string{"department": "research"}}}
@@ -204,14 +202,13 @@ func (b *browser) refresh(token string, kv ...string) *httptest.ResponseRecorder
 	return postToken(b.t, b.s, f)
 }
 
-// advance moves the clocks of the app and its memory store by d.
+// advance moves the one clock of the app and its memory store by d.
 func (b *browser) advance(ms *MemoryStore, d time.Duration) {
-	ms.mu.Lock()
-	base := ms.now()
-	ms.now = func() time.Time { return base.Add(d) }
-	ms.mu.Unlock()
-	appBase := b.s.app.clock()
-	b.s.app.clock = func() time.Time { return appBase.Add(d) }
+	at := b.s.app.clock().Add(d)
+	now := func() time.Time { return at }
+	b.s.app.clock = now
+	ms.SetClock(now)
+	b.s.app.useStore(ms)
 }
 
 var nonceAttr = regexp.MustCompile(`nonce="[^"]*"`)

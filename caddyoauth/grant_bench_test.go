@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyapigw/gateway/internal/oauthstore"
+	"github.com/caddyapigw/gateway/internal/testredis"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -20,12 +23,12 @@ import (
 //
 //	go test -run NONE -bench BenchmarkGrantsByStore ./caddyoauth
 func BenchmarkGrantsByStore(b *testing.B) {
-	client := benchRedis(b)
+	client := testredis.StartClient(b)
 	for _, be := range []struct {
 		name  string
 		store Store
 	}{
-		{"caddy", NewCaddyStore(fileStorage(b.TempDir()), storePrefix, zap.NewNop())},
+		{"caddy", NewCaddyStore(&certmagic.FileStorage{Path: b.TempDir()}, storePrefix, zap.NewNop())},
 		{"redis", NewRedisStore(client, DefaultRedisKeyPrefix)},
 	} {
 		cfg := flowConfig(b)
@@ -58,7 +61,7 @@ func BenchmarkGrantsByStore(b *testing.B) {
 			}
 		})
 		verifier, challenge := pkce()
-		sess := &session{User: aliceUser, AuthTime: 1}
+		sess := &session{Session: &oauthstore.Session{User: aliceUser, AuthTime: 1}}
 		b.Run(be.name+"/authorization_code", func(b *testing.B) {
 			req, aerr := cfg.parseAuthorizeRequest(context.Background(), authorizeQuery(challenge))
 			if aerr != nil {

@@ -25,7 +25,7 @@ func hs256App(t *testing.T, alg ...string) *Server {
 	if len(alg) > 0 {
 		cfg.SigningKey = &SigningKeyConfig{Algorithm: alg[0]}
 	}
-	cfg.Clients = append(cfg.Clients, &Client{ID: hsID, Secret: webSecret, AccessTokenKey: hsKey, Scopes: []string{"user:read"}})
+	cfg.Clients = append(cfg.Clients, &Client{ClientSettings: ClientSettings{ID: hsID, Scopes: []string{"user:read"}}, Secret: webSecret, AccessTokenKey: hsKey})
 	return newServer(t, newApp(t, cfg), "")
 }
 
@@ -125,8 +125,8 @@ func testHS256Confusion(t *testing.T, s *Server) {
 // to client_credentials.
 func TestHS256ClientConfig(t *testing.T) {
 	for _, c := range []*Client{
-		{ID: hsID, Secret: webSecret, AccessTokenKey: "short", Scopes: []string{"s"}},
-		{ID: hsID, Secret: webSecret, AccessTokenKey: hsKey, RedirectURIs: []string{"https://a.example/cb"}, Scopes: []string{"s"}},
+		{ClientSettings: ClientSettings{ID: hsID, Scopes: []string{"s"}}, Secret: webSecret, AccessTokenKey: "short"},
+		{ClientSettings: ClientSettings{ID: hsID, RedirectURIs: []string{"https://a.example/cb"}, Scopes: []string{"s"}}, Secret: webSecret, AccessTokenKey: hsKey},
 	} {
 		cfg := baseConfig()
 		cfg.Clients = append(cfg.Clients, c)

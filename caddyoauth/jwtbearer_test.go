@@ -45,10 +45,8 @@ func newBearerFixture(t *testing.T) *bearerFixture {
 	cfg := baseConfig()
 	cfg.store = NewMemoryStore()
 	cfg.Clients = append(cfg.Clients,
-		&Client{ID: bridgeID, AuthMethod: authPrivateKeyJWT, JWKS: rsaJWKS, GrantTypes: []string{GrantJWTBearer},
-			AssertionSubjects: []string{"alice", "bob"}, Scopes: []string{"notes:read"}},
-		&Client{ID: partnerID, Secret: webSecret, JWKS: clientJWKS(t, "idp-1", &idpKey.PublicKey), GrantTypes: []string{GrantJWTBearer},
-			AssertionIssuer: idpIssuer, AssertionSubjects: []string{"*"}, Scopes: []string{"user:read"}},
+		&Client{ClientSettings: ClientSettings{ID: bridgeID, AuthMethod: authPrivateKeyJWT, JWKS: rsaJWKS, GrantTypes: []string{GrantJWTBearer}, AssertionSubjects: []string{"alice", "bob"}, Scopes: []string{"notes:read"}}},
+		&Client{ClientSettings: ClientSettings{ID: partnerID, JWKS: clientJWKS(t, "idp-1", &idpKey.PublicKey), GrantTypes: []string{GrantJWTBearer}, AssertionIssuer: idpIssuer, AssertionSubjects: []string{"*"}, Scopes: []string{"user:read"}}, Secret: webSecret},
 	)
 	f := &bearerFixture{s: newServer(t, newApp(t, cfg), ""), rsaKey: rsaKey, idpKey: idpKey}
 	f.httpSrv = tokenEndpointServer(t, f.s)

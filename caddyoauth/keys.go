@@ -2,54 +2,16 @@ package caddyoauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
-
-// storedKeyring is the keyring as kept in Caddy storage.
-type storedKeyring struct {
-	Active string      `json:"active"`
-	Keys   []storedKey `json:"keys"`
-}
-
-type storedKey struct {
-	ID         string    `json:"kid"`
-	Algorithm  string    `json:"alg"`
-	PrivateKey string    `json:"private_key_pem"`
-	Created    time.Time `json:"created"`
-	// RetireAt is when a key that no longer signs may be dropped: the
-	// moment the last token it signed has expired.
-	RetireAt time.Time `json:"retire_at,omitzero"`
-}
-
-// keyringStoreKey is where the issuer's keyring lives in the Store: under a
-// readable form of the issuer plus a digest of its exact text, since the
-// readable form folds case and drops characters (two issuers must never
-// share a keyring). With the default store it is the file
-// oauth/issuers/<name>/keyring.json in Caddy storage.
-func keyringStoreKey(issuer string) string {
-	return path.Join("issuers", issuerStorageName(issuer), "keyring.json")
-}
-
-// keyringLockName is the store lock under which the issuer's keyring is
-// created or rotated.
-func keyringLockName(issuer string) string { return "keyring-" + issuerStorageName(issuer) }
-
-func issuerStorageName(issuer string) string {
-	sum := sha256.Sum256([]byte(issuer))
-	return certmagic.StorageKeys.Safe(issuer) + "-" + hex.EncodeToString(sum[:8])
-}
 
 // loadKeyring returns the keyring to sign and verify with. A key from a PEM
 // file is used as it is. Otherwise the keyring is read from storage and, if
@@ -74,30 +36,29 @@ func (a *App) loadKeyring(ctx context.Context) (*oauthjwt.Keyring, error) {
 		return nil, err
 	}
 
-	key := keyringStoreKey(a.Issuer)
-	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
+	if kr, ok, err := a.readKeyring(ctx, alg); err != nil || ok {
 		return kr, err
 	}
-	unlock, err := storeLock(ctx, a.store, keyringLockName(a.Issuer))
+	unlock, err := a.rec.Keyrings.Lock(ctx, a.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("locking the keyring: %v", err)
+		return nil, err
 	}
 	defer unlock()
 	// Another instance may have created it while we waited for the lock.
-	if kr, ok, err := a.readKeyring(ctx, key, alg); err != nil || ok {
+	if kr, ok, err := a.readKeyring(ctx, alg); err != nil || ok {
 		return kr, err
 	}
-	return a.rotateKeyring(ctx, key, alg)
+	return a.rotateKeyring(ctx, alg)
 }
 
 // readKeyring loads the stored keyring; ok is false when there is none or
 // its active key does not use alg (any algorithm when alg is empty).
-func (a *App) readKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyring, bool, error) {
-	sk, err := a.readStoredKeyring(ctx, key)
+func (a *App) readKeyring(ctx context.Context, alg string) (*oauthjwt.Keyring, bool, error) {
+	sk, err := a.storedKeyring(ctx)
 	if err != nil || sk == nil {
 		return nil, false, err
 	}
-	active, others, err := decodeStoredKeys(sk, time.Now())
+	active, others, err := decodeStoredKeys(sk, a.clock())
 	if err != nil {
 		return nil, false, err
 	}
@@ -108,33 +69,27 @@ func (a *App) readKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyri
 	return kr, err == nil, err
 }
 
-func (a *App) readStoredKeyring(ctx context.Context, key string) (*storedKeyring, error) {
-	data, err := a.store.Get(ctx, key)
+// storedKeyring reads the issuer's keyring: nil without an error when
+// there is none.
+func (a *App) storedKeyring(ctx context.Context) (*oauthstore.StoredKeyring, error) {
+	sk, err := a.rec.Keyrings.Get(ctx, a.Issuer)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("loading keyring from the store: %v", err)
-	}
-	var sk storedKeyring
-	if err := json.Unmarshal(data, &sk); err != nil {
-		// A corrupt keyring must not be silently replaced: tokens signed
-		// with it would all fail. Refuse to start and say where it is.
-		return nil, fmt.Errorf("keyring in the store at %s is corrupt: %v", key, err)
-	}
-	return &sk, nil
+	return sk, err
 }
 
 // rotateKeyring generates a new active key for alg, keeps the previous keys
-// for verification until their tokens expire, and saves the result.
-func (a *App) rotateKeyring(ctx context.Context, key, alg string) (*oauthjwt.Keyring, error) {
-	now := time.Now()
-	sk, err := a.readStoredKeyring(ctx, key)
+// for verification until their tokens expire, and saves the result. The
+// caller holds the keyring lock.
+func (a *App) rotateKeyring(ctx context.Context, alg string) (*oauthjwt.Keyring, error) {
+	now := a.clock()
+	sk, err := a.storedKeyring(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if sk == nil {
-		sk = new(storedKeyring)
+		sk = new(oauthstore.StoredKeyring)
 	}
 	nk, err := oauthjwt.GenerateKey(alg)
 	if err != nil {
@@ -148,7 +103,7 @@ func (a *App) rotateKeyring(ctx context.Context, key, alg string) (*oauthjwt.Key
 	// give a token, not the current one: the TTL may have been shortened
 	// in the same reload, while tokens signed before still live.
 	retire := now.Add(maxAccessTokenTTL + maxLeeway)
-	kept := []storedKey{{ID: nk.ID, Algorithm: alg, PrivateKey: string(pemBytes), Created: now}}
+	kept := []oauthstore.StoredKey{{ID: nk.ID, Algorithm: alg, PrivateKey: string(pemBytes), Created: now}}
 	for _, old := range sk.Keys {
 		if old.ID == sk.Active && old.RetireAt.IsZero() {
 			old.RetireAt = retire
@@ -159,14 +114,10 @@ func (a *App) rotateKeyring(ctx context.Context, key, alg string) (*oauthjwt.Key
 		kept = append(kept, old)
 	}
 	sk.Active, sk.Keys = nk.ID, kept
-	data, err := json.MarshalIndent(sk, "", "\t")
-	if err != nil {
+	if err := a.rec.Keyrings.Put(ctx, a.Issuer, sk); err != nil {
 		return nil, err
 	}
-	if err := a.store.Put(ctx, key, data, 0); err != nil {
-		return nil, fmt.Errorf("saving keyring to the store: %v", err)
-	}
-	a.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("store_key", key))
+	a.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("store_key", oauthstore.KeyringKey(a.Issuer)))
 	active, others, err := decodeStoredKeys(sk, now)
 	if err != nil {
 		return nil, err
@@ -175,7 +126,7 @@ func (a *App) rotateKeyring(ctx context.Context, key, alg string) (*oauthjwt.Key
 }
 
 // decodeStoredKeys parses stored keys, dropping those past RetireAt.
-func decodeStoredKeys(sk *storedKeyring, now time.Time) (active *oauthjwt.Key, others []*oauthjwt.Key, err error) {
+func decodeStoredKeys(sk *oauthstore.StoredKeyring, now time.Time) (active *oauthjwt.Key, others []*oauthjwt.Key, err error) {
 	for _, s := range sk.Keys {
 		if !s.RetireAt.IsZero() && now.After(s.RetireAt) {
 			continue
@@ -203,33 +154,11 @@ var (
 	keyringMissRefresh     = 5 * time.Second
 )
 
-// refreshKeyringLoop re-reads the keyring periodically until ctx ends, so
-// an instance starts signing with a key another instance rotated in.
-func (a *App) refreshKeyringLoop(ctx context.Context) {
-	a.every(ctx, keyringRefreshInterval, "keyring refresh", func() {
-		if err := a.refreshKeyring(ctx); err != nil {
-			a.logger.Warn("refreshing the keyring from the store", zap.Error(err))
-		}
-	})
-}
-
-// every runs fn every interval until ctx ends; a panic in fn is logged
-// and ends the loop rather than the process.
-func (a *App) every(ctx context.Context, interval time.Duration, what string, fn func()) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.logger.Error(what+" panicked", zap.Any("panic", r))
-		}
-	}()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
+// refreshKeyringOnce is one turn of the keyring refresh loop, so an
+// instance starts signing with a key another instance rotated in.
+func (a *App) refreshKeyringOnce() {
+	if err := a.refreshKeyring(a.ctx); err != nil {
+		a.logger.Warn("refreshing the keyring from the store", zap.Error(err))
 	}
 }
 
@@ -256,7 +185,7 @@ func (a *App) refreshOnMiss() bool {
 // refreshKeyring replaces the in-memory keyring with the stored one when
 // that differs. A missing or unreadable stored keyring keeps the current one.
 func (a *App) refreshKeyring(ctx context.Context) error {
-	kr, ok, err := a.readKeyring(ctx, keyringStoreKey(a.Issuer), "")
+	kr, ok, err := a.readKeyring(ctx, "")
 	if err != nil || !ok {
 		return err
 	}
@@ -279,12 +208,12 @@ func (a *App) RotateSigningKey(ctx context.Context) (string, error) {
 	if a.SigningKey.File != "" {
 		return "", errKeyFromFile
 	}
-	unlock, err := storeLock(ctx, a.store, keyringLockName(a.Issuer))
+	unlock, err := a.rec.Keyrings.Lock(ctx, a.Issuer)
 	if err != nil {
-		return "", fmt.Errorf("locking the keyring: %v", err)
+		return "", err
 	}
 	defer unlock()
-	kr, err := a.rotateKeyring(ctx, keyringStoreKey(a.Issuer), a.SigningKey.Algorithm)
+	kr, err := a.rotateKeyring(ctx, a.SigningKey.Algorithm)
 	if err != nil {
 		return "", err
 	}

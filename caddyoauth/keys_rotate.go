@@ -44,7 +44,7 @@ func (a *App) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
 	every := time.Duration(a.SigningKey.RotateEvery)
 	// due reports whether the active key is old enough, and which it is.
 	due := func() (bool, string, error) {
-		sk, err := a.readStoredKeyring(ctx, keyringStoreKey(a.Issuer))
+		sk, err := a.storedKeyring(ctx)
 		if err != nil || sk == nil {
 			return false, "", err
 		}
@@ -59,16 +59,16 @@ func (a *App) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	unlock, err := storeLock(ctx, a.store, keyringLockName(a.Issuer))
+	unlock, err := a.rec.Keyrings.Lock(ctx, a.Issuer)
 	if err != nil {
-		return false, fmt.Errorf("locking the keyring: %v", err)
+		return false, err
 	}
 	defer unlock()
 	// Another instance may have rotated while this one waited for the lock.
 	if ok, again, err := due(); err != nil || !ok || again != kid {
 		return false, err
 	}
-	kr, err := a.rotateKeyring(ctx, keyringStoreKey(a.Issuer), a.SigningKey.Algorithm)
+	kr, err := a.rotateKeyring(ctx, a.SigningKey.Algorithm)
 	if err != nil {
 		return false, err
 	}
@@ -77,12 +77,9 @@ func (a *App) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
 	return true, nil
 }
 
-// rotateLoop runs rotateIfDue until ctx ends.
-func (a *App) rotateLoop(ctx context.Context) {
-	every := time.Duration(a.SigningKey.RotateEvery)
-	a.every(ctx, rotationCheckInterval(every), "scheduled key rotation", func() {
-		if _, err := a.rotateIfDue(ctx, time.Now()); err != nil {
-			a.logger.Warn("scheduled key rotation failed; will retry", zap.Error(err))
-		}
-	})
+// rotateOnce is one turn of the scheduled rotation loop.
+func (a *App) rotateOnce() {
+	if _, err := a.rotateIfDue(a.ctx, a.clock()); err != nil {
+		a.logger.Warn("scheduled key rotation failed; will retry", zap.Error(err))
+	}
 }

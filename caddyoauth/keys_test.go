@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
 
 // writeKeyPEM writes a new PKCS #8 private key for alg and returns its path.
@@ -53,13 +54,13 @@ func storeOn(storage certmagic.Storage) Store {
 }
 
 // readStored reads the keyring the app keeps in the store.
-func readStored(t testing.TB, storage certmagic.Storage, issuer string) storedKeyring {
+func readStored(t testing.TB, storage certmagic.Storage, issuer string) oauthstore.StoredKeyring {
 	t.Helper()
-	data, err := storeOn(storage).Get(context.Background(), keyringStoreKey(issuer))
+	data, err := storeOn(storage).Get(context.Background(), oauthstore.KeyringKey(issuer))
 	if err != nil {
 		t.Fatalf("keyring not in storage: %v", err)
 	}
-	var sk storedKeyring
+	var sk oauthstore.StoredKeyring
 	if err := json.Unmarshal(data, &sk); err != nil {
 		t.Fatalf("stored keyring is not JSON: %v", err)
 	}
@@ -101,7 +102,7 @@ func jwksKids(t testing.TB, app *App) map[string]string {
 // thumbprint.
 func TestKeyringGeneratedAndStored(t *testing.T) {
 	storage := newStorage(t)
-	if _, err := storeOn(storage).Get(context.Background(), keyringStoreKey(testIssuer)); err == nil {
+	if _, err := storeOn(storage).Get(context.Background(), oauthstore.KeyringKey(testIssuer)); err == nil {
 		t.Fatal("keyring exists before provision")
 	}
 	app := provisionApp(t, baseConfig(), storage)
@@ -236,7 +237,7 @@ func TestKeyringAlgorithmChange(t *testing.T) {
 	if sk.Active != active.ID {
 		t.Fatalf("stored active = %s, want %s", sk.Active, active.ID)
 	}
-	var old *storedKey
+	var old *oauthstore.StoredKey
 	for i := range sk.Keys {
 		if sk.Keys[i].ID == oldKid {
 			old = &sk.Keys[i]
@@ -317,7 +318,7 @@ func TestKeyringRetiredKeyDropped(t *testing.T) {
 		}
 	}
 	data, _ := json.Marshal(sk)
-	if err := storeOn(storage).Put(context.Background(), keyringStoreKey(testIssuer), data, 0); err != nil {
+	if err := storeOn(storage).Put(context.Background(), oauthstore.KeyringKey(testIssuer), data, 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -339,7 +340,7 @@ func TestKeyringRetiredKeyDropped(t *testing.T) {
 // provisioning fail with an error that says so, and is left as it is:
 // replacing it would silently invalidate every live token.
 func TestKeyringCorruptRefused(t *testing.T) {
-	valid := func(t *testing.T) (certmagic.Storage, storedKeyring) {
+	valid := func(t *testing.T) (certmagic.Storage, oauthstore.StoredKeyring) {
 		storage := newStorage(t)
 		provisionApp(t, baseConfig(), storage)
 		return storage, readStored(t, storage, testIssuer)
@@ -351,7 +352,7 @@ func TestKeyringCorruptRefused(t *testing.T) {
 	}{
 		{"not JSON", func(t *testing.T) (certmagic.Storage, []byte) {
 			return newStorage(t), []byte("{not json")
-		}, []string{"signing_key", "corrupt", keyringStoreKey(testIssuer)}},
+		}, []string{"signing_key", "corrupt", oauthstore.KeyringKey(testIssuer)}},
 		{"truncated JSON", func(t *testing.T) (certmagic.Storage, []byte) {
 			storage, sk := valid(t)
 			data, _ := json.Marshal(sk)
@@ -381,7 +382,7 @@ func TestKeyringCorruptRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			storage, data := tt.corrupt(t)
-			key := keyringStoreKey(testIssuer)
+			key := oauthstore.KeyringKey(testIssuer)
 			if err := storeOn(storage).Put(context.Background(), key, data, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -490,7 +491,7 @@ func TestKeyringStorageKeyDistinct(t *testing.T) {
 	}
 	seen := map[string]string{}
 	for _, iss := range issuers {
-		k := keyringStoreKey(iss)
+		k := oauthstore.KeyringKey(iss)
 		if prev, dup := seen[k]; dup {
 			t.Errorf("%s and %s share keyring %s", prev, iss, k)
 		}

@@ -160,11 +160,14 @@ func TestRevokedAtRestartAndExpiry(t *testing.T) {
 	b, _ := newFlow(t, nil)
 	cc := decodeTokenResponse(t, basicToken(t, b.s, svcID, svcSecret, ccForm()))
 	revokeAs(t, b.s, url.Values{"token": {cc.AccessToken}}, svcID, svcSecret)
-	keys, err := b.s.app.store.List(t.Context(), revocationPrefix)
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("store holds %v (%v), want one revocation", keys, err)
+	revoked, err := b.s.app.rec.Revocations.List(t.Context())
+	if err != nil || len(revoked) != 1 {
+		t.Fatalf("store holds %v (%v), want one revocation", revoked, err)
 	}
-	_, exp, _ := parseRevocationKey(keys[0])
+	var exp int64
+	for _, e := range revoked {
+		exp = e
+	}
 	_, claims := jwtSegments(t, cc.AccessToken)
 	if want := int64(claims["exp"].(float64)) + int64(b.s.app.leeway()/time.Second); exp != want {
 		t.Errorf("revocation kept until %d, want exp plus leeway %d", exp, want)
@@ -180,7 +183,7 @@ func TestPeopleEndpointsStoreDown(t *testing.T) {
 	fs := &flakyStore{Store: NewMemoryStore()}
 	b, _ := newFlow(t, nil)
 	fs.Store = b.s.app.store
-	b.s.app.store = fs
+	b.s.app.useStore(fs)
 	verifier, challenge := pkce()
 	code := b.code(challenge)
 	tok := signedInTokens(t, b)

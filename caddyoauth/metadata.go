@@ -77,7 +77,7 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		ScopesSupported:                                 scopes,
 		ResponseTypesSupported:                          []string{"code"},
 		ResponseModesSupported:                          []string{"query"},
-		GrantTypesSupported:                             slices.Clone(supportedGrants),
+		GrantTypesSupported:                             supportedGrants(),
 		TokenEndpointAuthMethodsSupported:               []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone},
 		// RFC 8414 §2: the algorithms of private_key_jwt and
 		// client_secret_jwt assertions.

@@ -118,7 +118,7 @@ func TestRememberedConsentAndWithdraw(t *testing.T) {
 	f.Set("decision", "allow")
 	f.Set("remember", "yes")
 	b.do(http.MethodPost, "/oauth2/consent", f)
-	if err := b.s.app.rememberConsent(t.Context(), aliceUser, spaID, []string{"notes:read", "profile"}); err != nil {
+	if err := b.s.app.rec.Consents.Put(t.Context(), aliceUser, spaID, []string{"notes:read", "profile"}); err != nil {
 		t.Fatal(err)
 	}
 	if rec := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil); rec.Code != http.StatusOK {

@@ -161,7 +161,7 @@ func TestClientRevocationEndsGrants(t *testing.T) {
 	web := webTokens(t, b)
 	u := b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}}.Encode()) // a code not yet redeemed
 	// Remember the consent.
-	if err := b.s.app.rememberConsent(t.Context(), aliceUser, webID, []string{"notes:read", "profile"}); err != nil {
+	if err := b.s.app.rec.Consents.Put(t.Context(), aliceUser, webID, []string{"notes:read", "profile"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.s.app.revokeClientTokens(t.Context(), webID); err != nil {
@@ -229,7 +229,7 @@ func TestRotationWriteFailureIsNotReuse(t *testing.T) {
 		t.Run(prefix, func(t *testing.T) {
 			b, _ := newFlow(t, nil)
 			tok := signedInTokens(t, b)
-			b.s.app.store = &failPutStore{Store: b.s.app.store, prefix: prefix}
+			b.s.app.useStore(&failPutStore{Store: b.s.app.store, prefix: prefix})
 			assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusServiceUnavailable, errTemporarilyUnavailable)
 			if rec := b.refresh(tok.RefreshToken); rec.Code != http.StatusOK {
 				t.Fatalf("retry after a failed write: %d %s", rec.Code, rec.Body)

@@ -2,22 +2,19 @@ package caddyoauth
 
 import (
 	"context"
-	"errors"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
 
 // Revoked access tokens (RFC 7009). A JWT access token cannot be recalled,
 // so its jti goes on a revocation list until the token expires; oauth_scope
-// asks the list on every request. The list lives in the store, one entry per
-// token at revoked-tokens/<exp>.<jti> (the expiry in the key, so a listing
-// alone rebuilds the list), and each instance keeps a local copy. Every
-// revocation also writes a new random stamp at revoked-tokens-version;
-// each instance reads that one key every revocationRefresh and lists the
+// asks the list on every request. The list lives in the store
+// (oauthstore.Revocations) and each instance keeps a local copy. Each
+// instance reads the list's stamp every revocationRefresh and lists the
 // revocations only when it changed (and every revocationRelist anyway), so
 // the listing, which scans (Redis SCAN walks the whole keyspace), runs
 // once per revocation rather than twice a second. A token revoked on one
@@ -25,8 +22,6 @@ import (
 // revocationRefresh; a store outage leaves the last copy in force.
 
 const (
-	revocationPrefix  = "revoked-tokens/"
-	revocationStamp   = "revoked-tokens-version"
 	revocationRefresh = 500 * time.Millisecond
 	revocationRelist  = time.Minute
 )
@@ -71,64 +66,54 @@ func (l *revocationList) replace(m map[string]int64, now time.Time) {
 	l.m = m
 }
 
-func revocationKey(jti string, exp int64) string {
-	return revocationPrefix + strconv.FormatInt(exp, 10) + "." + storeSafeID(jti)
-}
-
-// parseRevocationKey reads a key revocationKey made; the jti comes back in
-// its store-safe form, which is what lookups use too.
-func parseRevocationKey(key string) (jti string, exp int64, ok bool) {
-	rest, found := strings.CutPrefix(key, revocationPrefix)
-	if !found {
-		return "", 0, false
-	}
-	expText, jti, found := strings.Cut(rest, ".")
-	if !found || jti == "" {
-		return "", 0, false
-	}
-	exp, err := strconv.ParseInt(expText, 10, 64)
-	return jti, exp, err == nil
-}
-
 // Revoked reports whether the access token with this jti was revoked and
 // has not expired. It implements oauthjwt.Authority.
 func (a *App) Revoked(jti string) bool {
-	return a.revoked.has(storeSafeID(jti), time.Now())
+	return a.revoked.has(oauthstore.SafeID(jti), time.Now())
 }
 
 // revokeAccessToken puts a token on the revocation list until exp (plus
 // the verification leeway, during which it would still be accepted).
 func (a *App) revokeAccessToken(ctx context.Context, jti string, exp time.Time) error {
 	until := exp.Add(a.leeway())
-	ttl := time.Until(until)
-	if ttl <= 0 {
+	if !until.After(a.clock()) {
 		return nil
 	}
-	if err := a.store.Put(ctx, revocationKey(jti, until.Unix()), nil, ttl+time.Second); err != nil {
+	if err := a.rec.Revocations.Add(ctx, jti, until); err != nil {
 		return err
 	}
-	a.revoked.add(storeSafeID(jti), until.Unix())
+	a.revoked.add(oauthstore.SafeID(jti), until.Unix())
 	// Tell the other instances; if this fails they still find the entry
 	// at their next periodic listing.
-	stamp, err := randomID()
-	if err == nil {
-		err = a.store.Put(ctx, revocationStamp, []byte(stamp), 0)
-	}
-	if err != nil {
+	if err := a.rec.Revocations.Announce(ctx); err != nil {
 		a.logger.Warn("announcing a revocation failed; other instances see it within a minute", zap.Error(err))
 	}
 	return nil
 }
 
+// revokeFamily ends a refresh-token family and its access tokens. Failures
+// are logged: the callers are already answering something else.
+func (a *App) revokeFamily(ctx context.Context, id string) {
+	refs, err := a.rec.Families.Revoke(ctx, id)
+	if err != nil {
+		a.logger.Error("revoking a refresh token family failed", zap.Error(err))
+	}
+	for _, ref := range refs {
+		if err := a.revokeAccessToken(ctx, ref.JTI, time.Unix(ref.Exp, 0)); err != nil {
+			a.logger.Error("revoking a family's access token failed", zap.Error(err))
+		}
+	}
+}
+
 // refreshRevocationsIfChanged lists the revocations when the stamp moved
 // or the last listing is older than revocationRelist.
 func (a *App) refreshRevocationsIfChanged(ctx context.Context) error {
-	stamp, err := a.store.Get(ctx, revocationStamp)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	stamp, err := a.rec.Revocations.Stamp(ctx)
+	if err != nil {
 		return err
 	}
 	a.revoked.mu.RLock()
-	same := string(stamp) == a.revoked.stamp && time.Since(a.revoked.listedAt) < revocationRelist
+	same := stamp == a.revoked.stamp && time.Since(a.revoked.listedAt) < revocationRelist
 	a.revoked.mu.RUnlock()
 	if same {
 		return nil
@@ -137,47 +122,38 @@ func (a *App) refreshRevocationsIfChanged(ctx context.Context) error {
 		return err
 	}
 	a.revoked.mu.Lock()
-	a.revoked.stamp, a.revoked.listedAt = string(stamp), time.Now()
+	a.revoked.stamp, a.revoked.listedAt = stamp, time.Now()
 	a.revoked.mu.Unlock()
 	return nil
 }
 
 // refreshRevocations re-reads the revocation list from the store.
 func (a *App) refreshRevocations(ctx context.Context) error {
-	keys, err := a.store.List(ctx, revocationPrefix)
+	m, err := a.rec.Revocations.List(ctx)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	m := make(map[string]int64, len(keys))
-	for _, k := range keys {
-		if jti, exp, ok := parseRevocationKey(k); ok && now.Unix() <= exp {
-			m[jti] = exp
-		}
-	}
-	a.revoked.replace(m, now)
+	a.revoked.replace(m, a.clock())
 	return nil
 }
 
-// refreshRevocationsLoop keeps the local revocation list in step with the
-// store until ctx ends. On failure it keeps the last list and logs once
-// per outage.
-func (a *App) refreshRevocationsLoop(ctx context.Context) {
-	a.every(ctx, revocationRefresh, "revocation list refresh", func() {
-		rctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
-		err := a.refreshRevocationsIfChanged(rctx)
-		cancel()
-		a.revoked.mu.Lock()
-		was := a.revoked.failed
-		a.revoked.failed = err != nil
-		a.revoked.mu.Unlock()
-		switch {
-		case err != nil && !was:
-			a.logger.Warn("reading the revocation list from the store failed; keeping the last one", zap.Error(err))
-		case err == nil && was:
-			a.logger.Info("revocation list read from the store again")
-		}
-	})
+// refreshRevocationsOnce is one turn of the loop that keeps the local
+// revocation list in step with the store. On failure it keeps the last
+// list and logs once per outage.
+func (a *App) refreshRevocationsOnce() {
+	rctx, cancel := context.WithTimeout(a.ctx, clientStoreTimeout)
+	err := a.refreshRevocationsIfChanged(rctx)
+	cancel()
+	a.revoked.mu.Lock()
+	was := a.revoked.failed
+	a.revoked.failed = err != nil
+	a.revoked.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		a.logger.Warn("reading the revocation list from the store failed; keeping the last one", zap.Error(err))
+	case err == nil && was:
+		a.logger.Info("revocation list read from the store again")
+	}
 }
 
 // clientRevokedSince reports whether an administrator revoked the client's

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -99,11 +100,11 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	u := &User{Username: d.Username, Name: d.Name, Email: d.Email, PasswordHash: string(hash)}
 	s.app.throttle.addressFailed(ip)
-	err = s.app.createUser(r.Context(), u, s.app.clock())
+	err = s.app.createUser(r.Context(), u)
 	switch {
-	case errors.Is(err, errUsernameTaken):
+	case errors.Is(err, oauthstore.ErrUsernameTaken):
 		d.Error = "That username is taken."
-	case errors.Is(err, errEmailTaken):
+	case errors.Is(err, oauthstore.ErrEmailTaken):
 		// Says the address has an account; the owner of the address
 		// learns it, and so does anyone who types it. A server that must
 		// hide it would confirm sign-ups by e-mail, which this one does

@@ -65,7 +65,11 @@ func TestSignupCreatesAccount(t *testing.T) {
 		t.Fatalf("sub %v, want bob", claims["sub"])
 	}
 
-	raw, err := ms.Get(context.Background(), userStoreKey("bob"))
+	keys, err := ms.List(context.Background(), "users/")
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("store holds users %v (%v), want bob", keys, err)
+	}
+	raw, err := ms.Get(context.Background(), keys[0])
 	if err != nil || strings.Contains(string(raw), "passphrase") || !strings.Contains(string(raw), `$2a$12$`) {
 		t.Fatalf("stored user %s (%v): want a bcrypt hash and no password", raw, err)
 	}
@@ -133,7 +137,7 @@ func TestSignupRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			u := &User{Username: "dave", Email: "dave" + strings.Repeat("x", i%2) + "@example.com", PasswordHash: bcryptHash(t, "whatever-password")}
-			if a.createUser(context.Background(), u, a.clock()) == nil {
+			if a.createUser(context.Background(), u) == nil {
 				mu.Lock()
 				created++
 				mu.Unlock()

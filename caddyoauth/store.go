@@ -3,184 +3,155 @@ package caddyoauth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddyapigw/gateway/internal/oauthstore"
+)
+
+func init() {
+	caddy.RegisterModule(CaddyStoreModule{})
+	caddy.RegisterModule(RedisStoreModule{})
+	// go-redis prints its own connection errors to stderr; send them to
+	// Caddy's log instead, as structured warnings.
+	redis.SetLogger(redisLogger{})
+}
+
+// redisLogger forwards go-redis's messages to Caddy's logger.
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	caddy.Log().Named("oauth.stores.redis").Warn(fmt.Sprintf(format, v...))
+}
+
+// The store contract of the `oauth.stores` namespace and its backends live
+// in internal/oauthstore; these names keep them public here, so a
+// third-party store module implements caddyoauth.Store as before.
+type (
+	// Store keeps the authorization server's state; see oauthstore.Store.
+	Store = oauthstore.Store
+	// MemoryStore is a Store in process memory, for tests.
+	MemoryStore = oauthstore.MemoryStore
+	// CaddyStore is a Store on Caddy's storage, the default.
+	CaddyStore = oauthstore.CaddyStore
+	// RedisStore is a Store on Redis, for a cluster.
+	RedisStore = oauthstore.RedisStore
 )
 
 // ErrNotFound reports a key the store does not hold (or holds expired).
-var ErrNotFound = errors.New("not found in the store")
+var ErrNotFound = oauthstore.ErrNotFound
 
-// Store keeps what the authorization server must not lose across reloads,
-// restarts and instances: signing keys, and (as they arrive) codes, refresh
-// token families, revocations, sessions and store-kept clients. Keys are
-// slash-separated paths made by this package; values are opaque bytes.
-// Every entry may carry a lifetime after which it is gone on its own.
-//
-// Implementations: memory (tests), Caddy storage (the default), Redis.
-// All of them pass the same conformance suite.
-type Store interface {
-	// Get returns the value under key, or ErrNotFound.
-	Get(ctx context.Context, key string) ([]byte, error)
-	// Put stores value under key, replacing what was there. A ttl of zero
-	// means no expiry.
-	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
-	// PutIfAbsent stores value only if key holds nothing, atomically
-	// across every instance sharing the store, and reports whether it did.
-	PutIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
-	// Take returns the value under key and removes it atomically: of any
-	// number of concurrent Takes of one key, on any instance, exactly one
-	// gets the value and the others get ErrNotFound.
-	Take(ctx context.Context, key string) ([]byte, error)
-	// Delete removes key. A missing key is not an error.
-	Delete(ctx context.Context, key string) error
-	// List returns the keys under prefix that hold a live value, sorted.
-	List(ctx context.Context, prefix string) ([]string, error)
+// Constructors of the backends.
+var (
+	NewMemoryStore = oauthstore.NewMemoryStore
+	NewCaddyStore  = oauthstore.NewCaddyStore
+	NewRedisStore  = oauthstore.NewRedisStore
+)
+
+// DefaultRedisKeyPrefix namespaces this package's keys in a shared Redis.
+const DefaultRedisKeyPrefix = oauthstore.DefaultRedisKeyPrefix
+
+// storePrefix is where the default store keeps entries in Caddy storage.
+const storePrefix = "oauth"
+
+// CaddyStoreModule is the `oauth.stores.caddy` module: the Store on Caddy's
+// configured storage, and the default.
+type CaddyStoreModule struct {
+	*CaddyStore `json:"-"`
 }
 
-// validStoreKey accepts the keys this package makes: non-empty segments of
-// A-Z a-z 0-9 . _ - separated by single slashes.
-func validStoreKey(key string) bool {
-	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
-		return false
+// CaddyModule returns the Caddy module information.
+func (CaddyStoreModule) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "oauth.stores.caddy",
+		New: func() caddy.Module { return new(CaddyStoreModule) },
 	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-		for i := 0; i < len(seg); i++ {
-			c := seg[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
-// errBadKey reports a key validStoreKey refuses.
-var errBadKey = errors.New("invalid store key")
-
-// expiry turns a ttl into an absolute deadline; zero means none.
-func expiry(now time.Time, ttl time.Duration) time.Time {
-	if ttl <= 0 {
-		return time.Time{}
-	}
-	return now.Add(ttl)
-}
-
-// MemoryStore is a Store in process memory, for tests: it is lost on
-// restart and not shared between instances.
-type MemoryStore struct {
-	mu  sync.Mutex
-	m   map[string]memEntry
-	now func() time.Time
-}
-
-type memEntry struct {
-	v   []byte
-	exp time.Time
-}
-
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{m: make(map[string]memEntry), now: time.Now}
-}
-
-func (s *MemoryStore) live(key string) (memEntry, bool) {
-	e, ok := s.m[key]
-	if ok && !e.exp.IsZero() && !s.now().Before(e.exp) {
-		delete(s.m, key)
-		return memEntry{}, false
-	}
-	return e, ok
-}
-
-// Get implements Store.
-func (s *MemoryStore) Get(_ context.Context, key string) ([]byte, error) {
-	if !validStoreKey(key) {
-		return nil, errBadKey
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.live(key)
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return append([]byte(nil), e.v...), nil
-}
-
-// Put implements Store.
-func (s *MemoryStore) Put(_ context.Context, key string, value []byte, ttl time.Duration) error {
-	if !validStoreKey(key) {
-		return errBadKey
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[key] = memEntry{v: append([]byte(nil), value...), exp: expiry(s.now(), ttl)}
+// Provision opens the store on ctx.Storage().
+func (m *CaddyStoreModule) Provision(ctx caddy.Context) error {
+	m.CaddyStore = NewCaddyStore(ctx.Storage(), storePrefix, ctx.Logger())
 	return nil
 }
 
-// PutIfAbsent implements Store.
-func (s *MemoryStore) PutIfAbsent(_ context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if !validStoreKey(key) {
-		return false, errBadKey
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.live(key); ok {
-		return false, nil
-	}
-	s.m[key] = memEntry{v: append([]byte(nil), value...), exp: expiry(s.now(), ttl)}
-	return true, nil
+// RedisStoreModule is the `oauth.stores.redis` module: the Store on Redis,
+// shared by every gateway that points at the same Redis and key prefix.
+type RedisStoreModule struct {
+	// URL of the Redis server: redis://[user:password@]host:port/db, or
+	// rediss:// for TLS. Placeholders such as {env.REDIS_URL} are replaced.
+	URL string `json:"url"`
+	// KeyPrefix namespaces the keys. Default: caddyoauth:
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	*RedisStore `json:"-"`
 }
 
-// Take implements Store.
-func (s *MemoryStore) Take(_ context.Context, key string) ([]byte, error) {
-	if !validStoreKey(key) {
-		return nil, errBadKey
+// CaddyModule returns the Caddy module information.
+func (RedisStoreModule) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "oauth.stores.redis",
+		New: func() caddy.Module { return new(RedisStoreModule) },
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.live(key)
-	if !ok {
-		return nil, ErrNotFound
-	}
-	delete(s.m, key)
-	return e.v, nil
 }
 
-// Delete implements Store.
-func (s *MemoryStore) Delete(_ context.Context, key string) error {
-	if !validStoreKey(key) {
-		return errBadKey
+// redisStartTimeout bounds the connection check at load time.
+const redisStartTimeout = 5 * time.Second
+
+// Provision connects and checks that Redis answers: a gateway that cannot
+// reach its store refuses to start rather than run without its state.
+func (m *RedisStoreModule) Provision(ctx caddy.Context) error {
+	raw := caddy.NewReplacer().ReplaceKnown(m.URL, "")
+	if raw == "" {
+		return errors.New("url: required")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, key)
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		// The URL may carry a password: name the field, not the value.
+		return fmt.Errorf("url: not a redis:// or rediss:// URL: %v", redactURLError(err, raw))
+	}
+	if m.KeyPrefix == "" {
+		m.KeyPrefix = DefaultRedisKeyPrefix
+	}
+	m.RedisStore = NewRedisStore(redis.NewClient(opts), m.KeyPrefix)
+	pingCtx, cancel := context.WithTimeout(ctx, redisStartTimeout)
+	defer cancel()
+	if err := m.Ping(pingCtx); err != nil {
+		_ = m.Close()
+		m.RedisStore = nil
+		return fmt.Errorf("redis at %s does not answer: %v", opts.Addr, err)
+	}
 	return nil
 }
 
-// List implements Store.
-func (s *MemoryStore) List(_ context.Context, prefix string) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for k := range s.m {
-		if strings.HasPrefix(k, prefix) {
-			if _, ok := s.live(k); ok {
-				out = append(out, k)
-			}
+// Cleanup closes the connections.
+func (m *RedisStoreModule) Cleanup() error {
+	if m.RedisStore != nil {
+		return m.Close()
+	}
+	return nil
+}
+
+// redactURLError keeps a URL's password out of an error message.
+func redactURLError(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
 		}
 	}
-	sortStrings(out)
-	return out, nil
+	return msg
 }
 
-var _ Store = (*MemoryStore)(nil)
-
-// ttlUntil is the lifetime of an entry that must be gone by t, never zero
-// or negative (which a Store reads as "no expiry").
-func ttlUntil(t time.Time) time.Duration {
-	return max(time.Until(t), time.Second)
-}
+// Interface guards
+var (
+	_ Store              = (*CaddyStoreModule)(nil)
+	_ Store              = (*RedisStoreModule)(nil)
+	_ caddy.Provisioner  = (*CaddyStoreModule)(nil)
+	_ caddy.Provisioner  = (*RedisStoreModule)(nil)
+	_ caddy.CleanerUpper = (*RedisStoreModule)(nil)
+)

@@ -1,7 +1,6 @@
 package caddyoauth
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -57,18 +56,8 @@ func baseConfig() *App {
 	return &App{
 		Issuer: testIssuer,
 		Clients: []*Client{
-			{
-				ID:         svcID,
-				Name:       "Reports service",
-				SecretHash: sha256Hex(svcSecret),
-				Scopes:     []string{"user:read", "user:write"},
-				Metadata:   map[string]string{"tier": "gold"},
-			},
-			{
-				ID:     readerID,
-				Secret: readerSecret,
-				Scopes: []string{"user:read"},
-			},
+			{ClientSettings: ClientSettings{ID: svcID, Name: "Reports service", Scopes: []string{"user:read", "user:write"}, Metadata: map[string]string{"tier": "gold"}}, SecretHash: sha256Hex(svcSecret)},
+			{ClientSettings: ClientSettings{ID: readerID, Scopes: []string{"user:read"}}, Secret: readerSecret},
 		},
 	}
 }
@@ -82,7 +71,7 @@ func newStorage(t testing.TB) certmagic.Storage {
 // provisionApp provisions a on storage and fails the test on error.
 func provisionApp(t testing.TB, a *App, storage certmagic.Storage) *App {
 	t.Helper()
-	if err := a.provision(context.Background(), storage, zaptest.NewLogger(t)); err != nil {
+	if err := a.provision(t.Context(), storage, zaptest.NewLogger(t)); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	return a

@@ -1,10 +1,7 @@
 package caddyoauth
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -59,9 +56,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	cc.audiences = s.assertionAud
 	var client *Client
-	if cc.method == "" && form.Get("grant_type") == GrantJWTBearer {
-		// RFC 7523 §3.1: the grant may come without client authentication.
-		client, oerr = s.app.jwtBearerClient(form.Get("assertion"))
+	if g, ok := findGrant(form.Get("grant_type")); ok && g.anonymous != nil && cc.method == "" {
+		client, oerr = g.anonymous(s.app, form)
 	} else {
 		client, oerr = s.app.authenticate(r.Context(), cc)
 	}
@@ -77,49 +73,18 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, oerr)
 		return
 	}
-
-	grant := form.Get("grant_type")
-	switch grant {
-	case "":
-		writeOAuthError(w, badRequest(errInvalidRequest, "grant_type is required"))
-		return
-	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken, GrantJWTBearer:
-	default:
-		writeOAuthError(w, badRequest(errUnsupportedGrantType, "grant_type is not supported"))
+	g, oerr := grantFor(client, form.Get("grant_type"))
+	if oerr != nil {
+		writeOAuthError(w, oerr)
 		return
 	}
-	if !client.allowsGrant(grant) {
-		writeOAuthError(w, badRequest(errUnauthorizedClient, "client is not allowed this grant_type"))
-		return
-	}
-	var resp *tokenResponse
-	switch grant {
-	case GrantClientCredentials:
-		resp, oerr = s.clientCredentials(client, form)
-	case GrantAuthorizationCode:
-		resp, oerr = s.authorizationCode(r.Context(), client, form)
-	case GrantRefreshToken:
-		resp, oerr = s.refreshGrant(r.Context(), client, form)
-	case GrantJWTBearer:
-		resp, oerr = s.jwtBearer(r.Context(), client, form)
-	}
+	resp, oerr := g.token(s, r.Context(), client, form)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return
 	}
 	noStore(w.Header())
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// clientCredentials is the client credentials grant (RFC 6749 §4.4). It
-// touches no store: the token is the only state.
-func (s *Server) clientCredentials(client *Client, form url.Values) (*tokenResponse, *oauthError) {
-	scopes, oerr := grantedScopes(client, form.Get("scope"))
-	if oerr != nil {
-		return nil, oerr
-	}
-	// RFC 9068 §2.2: for client credentials, sub is the client itself.
-	return s.signAccess(client, client.ID, 0, scopes, time.Now())
 }
 
 // signAccess signs an access token, or answers server_error.
@@ -191,13 +156,4 @@ func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []s
 		ce.Write(zap.String("client_id", c.ID), zap.String("sub", sub), zap.String("jti", jti), zap.String("scope", scope))
 	}
 	return &tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(c.ttl / time.Second), Scope: scope, jti: jti, exp: claims.Expiry}, nil
-}
-
-// randomID returns 128 random bits, base64url-encoded, for jti values.
-func randomID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

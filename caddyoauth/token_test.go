@@ -405,8 +405,8 @@ func TestTokenBasicFormURLEncoded(t *testing.T) {
 	t.Setenv("CADDYOAUTH_TEST_WEIRD_SECRET", weirdSecret)
 	cfg := baseConfig()
 	cfg.Clients = append(cfg.Clients,
-		&Client{ID: "weird", Secret: "{env.CADDYOAUTH_TEST_WEIRD_SECRET}", Scopes: []string{"a"}},
-		&Client{ID: "urn:example:svc", SecretHash: sha256Hex(svcSecret), Scopes: []string{"a"}},
+		&Client{ClientSettings: ClientSettings{ID: "weird", Scopes: []string{"a"}}, Secret: "{env.CADDYOAUTH_TEST_WEIRD_SECRET}"},
+		&Client{ClientSettings: ClientSettings{ID: "urn:example:svc", Scopes: []string{"a"}}, SecretHash: sha256Hex(svcSecret)},
 	)
 	s := newTestServer(t, cfg)
 
@@ -467,7 +467,7 @@ func TestTokenErrorDescriptionCharset(t *testing.T) {
 func TestTokenConcurrent(t *testing.T) {
 	const slowSecret = "slow-secret-0123456789"
 	cfg := baseConfig()
-	cfg.Clients = append(cfg.Clients, &Client{ID: "slow", SecretHash: bcryptHash(t, slowSecret), Scopes: []string{"a"}})
+	cfg.Clients = append(cfg.Clients, &Client{ClientSettings: ClientSettings{ID: "slow", Scopes: []string{"a"}}, SecretHash: bcryptHash(t, slowSecret)})
 	s := newTestServer(t, cfg)
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	var wg sync.WaitGroup

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Server is a running redis-server.
@@ -140,4 +142,17 @@ func freePort(t testing.TB) int {
 	}
 	t.Fatal("no free port for redis-server")
 	return 0
+}
+
+// StartClient starts a redis-server for the test or benchmark and returns
+// a client of its database 0, closed when the test ends.
+func StartClient(tb testing.TB) *redis.Client {
+	srv := Start(tb)
+	opts, err := redis.ParseURL(srv.URL(0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	client := redis.NewClient(opts)
+	tb.Cleanup(func() { client.Close() })
+	return client
 }

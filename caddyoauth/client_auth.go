@@ -132,3 +132,51 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 	}
 	return c, nil
 }
+
+// allowsAuthMethod reports whether the client may authenticate with m.
+func (c *Client) allowsAuthMethod(m string) bool {
+	switch c.AuthMethod {
+	case "":
+		if c.Public {
+			return m == authNone
+		}
+		return m == authBasic || m == authPost
+	default:
+		return m == c.AuthMethod
+	}
+}
+
+// clientTokenRequest reads a POST form and authenticates its client the way
+// the token endpoint does (RFC 7662 §2.1, RFC 7009 §2.1). On failure it
+// has answered.
+func (s *Server) clientTokenRequest(w http.ResponseWriter, r *http.Request, allowPublic bool) (*Client, string, string, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeOAuthError(w, &oauthError{Status: http.StatusMethodNotAllowed, Code: errInvalidRequest, Description: "use POST"})
+		return nil, "", "", false
+	}
+	form, oerr := parseForm(w, r)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return nil, "", "", false
+	}
+	cc, oerr := readClientCredentials(r, form)
+	if oerr == nil && cc.method == authNone && !allowPublic {
+		oerr = invalidClient("client authentication required")
+	}
+	var client *Client
+	cc.audiences = s.assertionAud
+	if oerr == nil {
+		client, oerr = s.app.authenticate(r.Context(), cc)
+	}
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return nil, "", "", false
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		writeOAuthError(w, badRequest(errInvalidRequest, "token is required"))
+		return nil, "", "", false
+	}
+	return client, tok, form.Get("token_type_hint"), true
+}

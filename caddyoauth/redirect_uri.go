@@ -1,64 +1,11 @@
 package caddyoauth
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 )
-
-// checkGrants sets the default grant types and checks that the client's
-// registration fits them: the authorization code grant needs redirect
-// URIs; a public client may not use client credentials (RFC 6749 §4.4:
-// confidential clients only); refresh tokens come only with a grant that
-// issues them.
-func (c *Client) checkGrants() error {
-	if len(c.GrantTypes) == 0 {
-		switch {
-		case c.Public || len(c.RedirectURIs) > 0:
-			c.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
-		default:
-			c.GrantTypes = []string{GrantClientCredentials}
-		}
-	}
-	for i, g := range c.GrantTypes {
-		if !slices.Contains(supportedGrants, g) {
-			hint := ""
-			if g == "implicit" || g == "password" {
-				hint = "; RFC 9700 §2.1.2 and §2.4 say not to use the implicit and password grants: use authorization_code with PKCE"
-			}
-			return fmt.Errorf("grant_types: unknown or unsupported grant type %q (supported: %s)%s", g, strings.Join(supportedGrants, ", "), hint)
-		}
-		if slices.Contains(c.GrantTypes[:i], g) {
-			return fmt.Errorf("grant_types: %q listed twice", g)
-		}
-	}
-	code := c.allowsGrant(GrantAuthorizationCode)
-	switch {
-	case c.Public && c.allowsGrant(GrantClientCredentials):
-		return errors.New("grant_types: a public client cannot use client_credentials (RFC 6749 §4.4)")
-	case c.Public && !code:
-		return errors.New("grant_types: a public client needs authorization_code")
-	case code && len(c.RedirectURIs) == 0:
-		return errors.New("redirect_uris: the authorization_code grant needs at least one redirect URI")
-	case !code && len(c.RedirectURIs) > 0:
-		return errors.New("redirect_uris: only used with the authorization_code grant; add it to grant_types")
-	case c.allowsGrant(GrantRefreshToken) && !code:
-		return errors.New("grant_types: refresh_token is issued with authorization_code; add it or remove refresh_token")
-	case c.RequirePKCE && !code:
-		return errors.New("require_pkce: only applies to the authorization_code grant")
-	}
-	for i, u := range c.RedirectURIs {
-		if err := validateRedirectURI(u); err != nil {
-			return fmt.Errorf("redirect_uris: %v", err)
-		}
-		if slices.Contains(c.RedirectURIs[:i], u) {
-			return fmt.Errorf("redirect_uris: %q listed twice", u)
-		}
-	}
-	return nil
-}
 
 // validateRedirectURI applies RFC 6749 §3.1.2 (absolute, no fragment) and
 // RFC 9700 §2.6/RFC 8252 §7: https, or http on a loopback host, or a

@@ -1,4 +1,4 @@
-package caddyoauth
+package oauthstore
 
 import (
 	"context"

@@ -2,7 +2,6 @@ package caddyoauth
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,25 +20,9 @@ const (
 	defaultUserinfoScope      = "profile"
 )
 
-// provisionUsers checks the users and the settings of the flows that
-// involve a person: sessions, refresh tokens, consent texts.
-func (a *App) provisionUsers() error {
-	a.users = make(map[string]*User, len(a.Users))
-	for i, u := range a.Users {
-		if u == nil {
-			return fmt.Errorf("users[%d]: empty", i)
-		}
-		if err := u.provision(); err != nil {
-			return fmt.Errorf("user %q: %v", u.Username, err)
-		}
-		if slices.Contains(demoPasswordHashes, u.PasswordHash) && !issuerIsLoopback(a.Issuer) {
-			return fmt.Errorf("user %q: password_hash: this is a demo password published in the README; make a real hash with `caddy hash-password` (demo passwords work only with a localhost issuer)", u.Username)
-		}
-		if _, dup := a.users[u.Username]; dup {
-			return fmt.Errorf("user %q: username: defined twice", u.Username)
-		}
-		a.users[u.Username] = u
-	}
+// provisionPersonSettings checks the settings of the flows that involve a
+// person: sessions, refresh tokens, consent texts, userinfo, sign-up.
+func (a *App) provisionPersonSettings() error {
 	for _, d := range []struct {
 		name     string
 		v        *caddy.Duration
@@ -83,7 +66,5 @@ func (a *App) provisionUsers() error {
 			return fmt.Errorf("signup: min_password_length %d is outside 8..%d", a.Signup.MinPasswordLength, maxPasswordBytes)
 		}
 	}
-	a.throttle = newLoginThrottle()
-	a.dummyPassword = a.pickDummyPassword()
 	return nil
 }

@@ -1,4 +1,4 @@
-package caddyoauth
+package oauthstore
 
 import (
 	"context"
@@ -20,14 +20,14 @@ const (
 // errLockTimeout reports a lock not obtained before the context ended.
 var errLockTimeout = errors.New("timed out waiting for the lock")
 
-// storeLock takes the named lock, waiting up to lockTTL, and returns the
+// Lock takes the named lock, waiting up to lockTTL, and returns the
 // function that releases it.
-func storeLock(ctx context.Context, s Store, name string) (func(), error) {
+func Lock(ctx context.Context, s Store, name string) (func(), error) {
 	var tok [16]byte
 	if _, err := rand.Read(tok[:]); err != nil {
 		return nil, err
 	}
-	key := "locks/" + name
+	key := lockKey(name)
 	ctx, cancel := context.WithTimeout(ctx, lockTTL)
 	defer cancel()
 	for {

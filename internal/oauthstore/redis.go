@@ -1,4 +1,4 @@
-package caddyoauth
+package oauthstore
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func (s *RedisStore) Close() error { return s.client.Close() }
 
 // Get implements Store.
 func (s *RedisStore) Get(ctx context.Context, key string) ([]byte, error) {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return nil, errBadKey
 	}
 	v, err := s.client.Get(ctx, s.key(key)).Bytes()
@@ -48,7 +48,7 @@ func (s *RedisStore) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Put implements Store.
 func (s *RedisStore) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return errBadKey
 	}
 	return s.client.Set(ctx, s.key(key), value, redisTTL(ttl)).Err()
@@ -56,7 +56,7 @@ func (s *RedisStore) Put(ctx context.Context, key string, value []byte, ttl time
 
 // PutIfAbsent implements Store.
 func (s *RedisStore) PutIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return false, errBadKey
 	}
 	// SET NX; go-redis's SetNX is deprecated in favour of SetArgs.
@@ -69,7 +69,7 @@ func (s *RedisStore) PutIfAbsent(ctx context.Context, key string, value []byte, 
 
 // Take implements Store.
 func (s *RedisStore) Take(ctx context.Context, key string) ([]byte, error) {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return nil, errBadKey
 	}
 	v, err := s.client.GetDel(ctx, s.key(key)).Bytes()
@@ -81,7 +81,7 @@ func (s *RedisStore) Take(ctx context.Context, key string) ([]byte, error) {
 
 // Delete implements Store.
 func (s *RedisStore) Delete(ctx context.Context, key string) error {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return errBadKey
 	}
 	return s.client.Del(ctx, s.key(key)).Err()
@@ -89,7 +89,7 @@ func (s *RedisStore) Delete(ctx context.Context, key string) error {
 
 // List implements Store with SCAN, which does not block Redis.
 func (s *RedisStore) List(ctx context.Context, prefix string) ([]string, error) {
-	if prefix != "" && !validStoreKey(prefix+"x") {
+	if prefix != "" && !ValidKey(prefix+"x") {
 		return nil, errBadKey // also keeps glob characters out of MATCH
 	}
 	var out []string

@@ -2,9 +2,7 @@ package caddyoauth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -12,11 +10,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// Store-kept clients and per-client revocation marks. Clients from the
-// Caddyfile live in the config; clients created through the admin API live
-// in the store at clients/<id>, so every instance sharing the store knows
-// them. A revocation mark (client-revocations/<id>) refuses every token of
-// the client issued before it, whichever kind the client is.
+// The client registry: which clients exist and whether their tokens were
+// revoked. Clients from the Caddyfile live in the config; clients created
+// through the admin API live in the store (oauthstore.Clients), so every
+// instance sharing the store knows them. A client revocation mark refuses
+// every token of the client issued before it, whichever kind the client is.
 //
 // Each instance caches what it read for clientCacheTTL. A stale entry is
 // served while one background read refreshes it, so a slow store never
@@ -29,52 +27,17 @@ const (
 	clientStoreTimeout = 2 * time.Second
 )
 
-func clientStoreKey(id string) string     { return "clients/" + storeSafeID(id) }
-func revocationStoreKey(id string) string { return "client-revocations/" + storeSafeID(id) }
-
-// storeSafeID maps a client_id (which may hold ~ and :) to a store key
-// segment without collisions: ids that are already safe stay readable.
-func storeSafeID(id string) string {
-	safe := true
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			safe = false
-			break
-		}
-	}
-	if safe && id != "." && id != ".." && (len(id) < 2 || id[:2] != "x-") {
-		return id
-	}
-	// x- prefix plus hex: cannot collide with a safe id (those never start
-	// with x- in this branch's output unless they are hex-encoded).
-	const hexdigits = "0123456789abcdef"
-	b := make([]byte, 2, 2+2*len(id))
-	copy(b, "x-")
-	for i := 0; i < len(id); i++ {
-		b = append(b, hexdigits[id[i]>>4], hexdigits[id[i]&15])
-	}
-	return string(b)
-}
-
-// storedClient is a store-kept client as saved.
+// storedClient is a client registered through the admin API, as kept in
+// the store (oauthstore.Clients).
 type storedClient struct {
-	ID             string            `json:"client_id"`
-	Name           string            `json:"name,omitempty"`
-	SecretHash     string            `json:"secret_hash"`
-	GrantTypes     []string          `json:"grant_types,omitempty"`
-	Scopes         []string          `json:"scopes"`
-	AccessTokenTTL caddy.Duration    `json:"access_token_ttl,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	Created        time.Time         `json:"created"`
-	Updated        time.Time         `json:"updated"`
+	ClientSettings
+	SecretHash string    `json:"secret_hash"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
 }
 
 func (sc *storedClient) client() *Client {
-	return &Client{
-		ID: sc.ID, Name: sc.Name, SecretHash: sc.SecretHash, GrantTypes: sc.GrantTypes,
-		Scopes: sc.Scopes, AccessTokenTTL: sc.AccessTokenTTL, Metadata: sc.Metadata,
-	}
+	return &Client{ClientSettings: sc.ClientSettings, SecretHash: sc.SecretHash}
 }
 
 // clientEntry is what an instance knows of one client_id.
@@ -196,18 +159,11 @@ func (a *App) readClientEntry(ctx context.Context, id string) (clientEntry, erro
 		}
 		e.client = c
 	}
-	v, err := a.store.Get(ctx, revocationStoreKey(id))
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
+	revoked, err := a.clientStore.RevokedBefore(ctx, id)
+	if err != nil {
 		return e, err
-	default:
-		if n, perr := strconv.ParseInt(string(v), 10, 64); perr == nil {
-			e.revokedBefore = time.Unix(n, 0)
-		} else {
-			a.logger.Error("corrupt client revocation mark treated as absent", zap.String("client_id", id))
-		}
 	}
+	e.revokedBefore = revoked
 	return e, nil
 }
 
@@ -215,14 +171,9 @@ func (a *App) readClientEntry(ctx context.Context, id string) (clientEntry, erro
 // client that no longer provisions (say, a grant type since removed) is
 // logged and treated as absent.
 func (a *App) readStoredClient(ctx context.Context, id string) (*Client, error) {
-	b, err := a.store.Get(ctx, clientStoreKey(id))
+	sc, err := a.clientStore.Get(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	var sc storedClient
-	if err := json.Unmarshal(b, &sc); err != nil || sc.ID != id {
-		a.logger.Error("corrupt stored client treated as absent", zap.String("client_id", id))
-		return nil, ErrNotFound
 	}
 	c := sc.client()
 	if err := c.provision(caddy.NewReplacer(), a); err != nil {

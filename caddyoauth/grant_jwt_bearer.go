@@ -19,9 +19,6 @@ import (
 // golang.org/x/oauth2/jwt does), or another party whose keys the client's
 // jwks/jwks_uri hold. Which subjects a client may present is configured.
 
-// GrantJWTBearer is the grant type of RFC 7523 §2.1.
-const GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
 // maxBearerAssertionLifetime bounds exp - now for the grant: one hour, as
 // the service-account libraries that use this grant make them.
 const maxBearerAssertionLifetime = time.Hour
@@ -51,9 +48,9 @@ func (c *Client) provisionJWTBearer() error {
 // request (RFC 7523 §3.1: client authentication is optional): the one
 // configured for the assertion's issuer, which must hold no secret (a
 // client that has one authenticates).
-func (a *App) jwtBearerClient(assertion string) (*Client, *oauthError) {
+func (a *App) jwtBearerClient(form url.Values) (*Client, *oauthError) {
 	var unverified jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(assertion, &unverified); err != nil || unverified.Issuer == "" {
+	if _, _, err := jwt.NewParser().ParseUnverified(form.Get("assertion"), &unverified); err != nil || unverified.Issuer == "" {
 		return nil, badRequest(errInvalidGrant, "assertion is malformed")
 	}
 	var found *Client

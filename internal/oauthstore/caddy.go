@@ -1,4 +1,4 @@
-package caddyoauth
+package oauthstore
 
 import (
 	"context"
@@ -109,7 +109,7 @@ func (s *CaddyStore) locked(ctx context.Context, key string, fn func() error) er
 
 // Get implements Store.
 func (s *CaddyStore) Get(ctx context.Context, key string) ([]byte, error) {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return nil, errBadKey
 	}
 	return s.load(ctx, key)
@@ -117,7 +117,7 @@ func (s *CaddyStore) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Put implements Store.
 func (s *CaddyStore) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return errBadKey
 	}
 	return s.storage.Store(ctx, s.path(key), encodeEntry(value, expiry(s.now(), ttl)))
@@ -125,7 +125,7 @@ func (s *CaddyStore) Put(ctx context.Context, key string, value []byte, ttl time
 
 // PutIfAbsent implements Store.
 func (s *CaddyStore) PutIfAbsent(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return false, errBadKey
 	}
 	stored := false
@@ -144,7 +144,7 @@ func (s *CaddyStore) PutIfAbsent(ctx context.Context, key string, value []byte, 
 
 // Take implements Store.
 func (s *CaddyStore) Take(ctx context.Context, key string) ([]byte, error) {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return nil, errBadKey
 	}
 	var v []byte
@@ -163,7 +163,7 @@ func (s *CaddyStore) Take(ctx context.Context, key string) ([]byte, error) {
 
 // Delete implements Store.
 func (s *CaddyStore) Delete(ctx context.Context, key string) error {
-	if !validStoreKey(key) {
+	if !ValidKey(key) {
 		return errBadKey
 	}
 	if err := s.storage.Delete(ctx, s.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -191,17 +191,69 @@ func (s *CaddyStore) List(ctx context.Context, prefix string) ([]string, error) 
 	var out []string
 	for _, p := range paths {
 		key := strings.TrimPrefix(p, s.prefix+"/")
-		if !strings.HasPrefix(key, prefix) || !validStoreKey(key) {
+		if !strings.HasPrefix(key, prefix) || !ValidKey(key) {
 			continue
 		}
 		if _, err := s.load(ctx, key); err == nil {
 			out = append(out, key)
 		}
 	}
-	sortStrings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
-func sortStrings(s []string) { slices.Sort(s) }
-
 var _ Store = (*CaddyStore)(nil)
+
+// Sweep deletes the expired entries under the store's prefix, as Caddy
+// cleans expired certificates out of its storage: codes, sessions and
+// replay markers that nobody reads again would otherwise pile up, since on
+// Caddy storage an entry expires only when it is read. Each expired entry
+// is deleted under its key's lock after a second look, so a PutIfAbsent or
+// Take racing the sweep is not undone; corrupt entries are left for an
+// operator (a read logs them). It returns how many entries it removed.
+func (s *CaddyStore) Sweep(ctx context.Context) (int, error) {
+	paths, err := s.storage.List(ctx, s.prefix, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		key := strings.TrimPrefix(p, s.prefix+"/")
+		if !ValidKey(key) || !s.expired(ctx, key) {
+			continue
+		}
+		err := s.locked(ctx, key, func() error {
+			if !s.expired(ctx, key) {
+				return nil
+			}
+			if err := s.storage.Delete(ctx, s.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed++
+			return nil
+		})
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// expired reports whether key holds a well-formed entry past its expiry.
+func (s *CaddyStore) expired(ctx context.Context, key string) bool {
+	b, err := s.storage.Load(ctx, s.path(key))
+	if err != nil {
+		return false // a directory, gone meanwhile, or unreadable
+	}
+	_, exp, err := decodeEntry(b)
+	return err == nil && !exp.IsZero() && !s.now().Before(exp)
+}
+
+// SweepEvery is how often a running gateway sweeps its Caddy-storage store.
+const SweepEvery = time.Hour

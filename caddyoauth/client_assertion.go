@@ -4,23 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
-
-	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
 
 // JWT client authentication (RFC 7523 §2.2; OpenID Connect Core §9
@@ -45,102 +39,6 @@ const (
 
 // tokenAuthMethods are the values of Client.AuthMethod.
 var tokenAuthMethods = []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone}
-
-// clientKeys is where a private_key_jwt client's public keys come from.
-type clientKeys struct {
-	inline map[string]*oauthjwt.Key // kid → key, from jwks
-	single *oauthjwt.Key            // the key to use when the assertion has no kid
-
-	uri    string // jwks_uri, fetched on first use
-	once   sync.Once
-	kf     keyfunc.Keyfunc
-	kfErr  error
-	ctx    context.Context
-	logger *zap.Logger
-}
-
-// lookup finds the key for kid.
-func (k *clientKeys) lookup(kid string) (*oauthjwt.Key, error) {
-	if k.uri == "" {
-		if kid == "" && k.single != nil {
-			return k.single, nil
-		}
-		if key, ok := k.inline[kid]; ok {
-			return key, nil
-		}
-		return nil, errors.New("no key with this kid in the client's jwks")
-	}
-	k.once.Do(func() {
-		k.kf, k.kfErr = keyfunc.NewDefaultOverrideCtx(k.ctx, []string{k.uri}, keyfunc.Override{
-			HTTPTimeout:       5 * time.Second,
-			RefreshInterval:   time.Hour,
-			RefreshUnknownKID: rate.NewLimiter(rate.Every(30*time.Second), 1),
-			RateLimitWaitMax:  5 * time.Second,
-			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-				return func(_ context.Context, err error) {
-					k.logger.Warn("client jwks_uri refresh failed: keys already fetched stay in use", zap.String("jwks_uri", u), zap.Error(err))
-				}
-			},
-		})
-	})
-	if k.kfErr != nil {
-		return nil, k.kfErr
-	}
-	if kid == "" {
-		return nil, errors.New("an assertion checked against a jwks_uri needs a kid")
-	}
-	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Second)
-	defer cancel()
-	jwk, err := k.kf.Storage().KeyRead(ctx, kid)
-	if err != nil {
-		return nil, fmt.Errorf("kid not in the client's jwks_uri: %v", err)
-	}
-	return oauthjwt.PinJWK(jwk, kid, nil, "")
-}
-
-// provisionClientKeys reads the client's jwks (inline) or prepares its
-// jwks_uri.
-func (c *Client) provisionClientKeys(ctx context.Context, logger *zap.Logger) error {
-	if len(c.JWKS) > 0 && c.JWKSURI != "" {
-		return errors.New("jwks and jwks_uri: set one, not both")
-	}
-	if c.JWKSURI != "" {
-		if err := oauthjwt.CheckEndpointURL(c.JWKSURI); err != nil {
-			return fmt.Errorf("jwks_uri: %v", err)
-		}
-		c.keys = &clientKeys{uri: c.JWKSURI, ctx: ctx, logger: logger}
-		return nil
-	}
-	var set jwkset.JWKSMarshal
-	if err := json.Unmarshal(c.JWKS, &set); err != nil {
-		return fmt.Errorf("jwks: %v", err)
-	}
-	keys := &clientKeys{inline: make(map[string]*oauthjwt.Key)}
-	for i, m := range set.Keys {
-		jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
-		if err != nil {
-			return fmt.Errorf("jwks: key %d: %v", i, err)
-		}
-		key, err := oauthjwt.PinJWK(jwk, m.KID, nil, "")
-		if err != nil {
-			return fmt.Errorf("jwks: key %d: %v", i, err)
-		}
-		if _, dup := keys.inline[m.KID]; dup {
-			return fmt.Errorf("jwks: kid %q twice", m.KID)
-		}
-		keys.inline[m.KID] = key
-	}
-	switch len(keys.inline) {
-	case 0:
-		return errors.New("jwks: no keys")
-	case 1:
-		for _, k := range keys.inline {
-			keys.single = k
-		}
-	}
-	c.keys = keys
-	return nil
-}
 
 // assertionClaims are the claims of a client assertion (RFC 7523 §3).
 type assertionClaims struct {
@@ -240,7 +138,7 @@ func (a *App) verifyAssertion(c *Client, assertion, iss, sub string, audiences [
 func (a *App) claimAssertionID(ctx context.Context, c *Client, claims *assertionClaims, replayed *oauthError) *oauthError {
 	now := a.clock()
 	sum := sha256.Sum256([]byte(claims.ID))
-	fresh, err := a.store.PutIfAbsent(ctx, "client-assertions/"+storeSafeID(c.ID)+"/"+hex.EncodeToString(sum[:]), []byte{1}, claims.ExpiresAt.Add(a.leeway()).Sub(now)+time.Second)
+	fresh, err := a.store.PutIfAbsent(ctx, "client-assertions/"+oauthstore.SafeID(c.ID)+"/"+hex.EncodeToString(sum[:]), []byte{1}, claims.ExpiresAt.Add(a.leeway()).Sub(now)+time.Second)
 	if err != nil {
 		return unavailable()
 	}
@@ -268,59 +166,4 @@ func readAssertion(r *http.Request, form url.Values) (string, bool, *oauthError)
 		return "", true, badRequest(errInvalidRequest, "client_assertion is required with client_assertion_type")
 	}
 	return assertion, true, nil
-}
-
-// provisionAuthMethod checks AuthMethod against the rest of the client's
-// registration and loads what JWT client authentication needs.
-func (c *Client) provisionAuthMethod(secret string, a *App) error {
-	if c.AuthMethod != "" && !slices.Contains(tokenAuthMethods, c.AuthMethod) {
-		return fmt.Errorf("token_endpoint_auth_method: %q is not one of %v", c.AuthMethod, tokenAuthMethods)
-	}
-	hasKeys := len(c.JWKS) > 0 || c.JWKSFile != "" || c.JWKSURI != ""
-	switch {
-	case c.Public && c.AuthMethod != "" && c.AuthMethod != authNone:
-		return errors.New("token_endpoint_auth_method: a public client authenticates with none")
-	case !c.Public && c.AuthMethod == authNone:
-		return errors.New("token_endpoint_auth_method: none is for public clients; mark the client public")
-	case hasKeys && c.AuthMethod != authPrivateKeyJWT && !slices.Contains(c.GrantTypes, GrantJWTBearer):
-		return errors.New("jwks: keys are for token_endpoint_auth_method private_key_jwt or the " + GrantJWTBearer + " grant")
-	case c.AuthMethod == authPrivateKeyJWT && !hasKeys:
-		return errors.New("token_endpoint_auth_method: private_key_jwt needs jwks, jwks_file or jwks_uri")
-	case c.AuthMethod == authPrivateKeyJWT && (c.Secret != "" || c.SecretHash != ""):
-		return errors.New("token_endpoint_auth_method: a private_key_jwt client has no secret")
-	case c.AuthMethod == authClientSecretJWT && c.SecretHash != "":
-		return errors.New("token_endpoint_auth_method: client_secret_jwt needs the plain secret (the HMAC key), not secret_hash")
-	case c.AuthMethod == authClientSecretJWT && len(secret) < 32:
-		return errors.New("secret: client_secret_jwt needs at least 32 characters (RFC 7518 §3.2: an HS256 key is 256 bits or more)")
-	}
-	if c.AuthMethod == authClientSecretJWT {
-		c.hmacKey = []byte(secret)
-	}
-	if !hasKeys {
-		return nil
-	}
-	if c.JWKSFile != "" {
-		if len(c.JWKS) > 0 {
-			return errors.New("jwks and jwks_file: set one, not both")
-		}
-		b, err := os.ReadFile(c.JWKSFile)
-		if err != nil {
-			return fmt.Errorf("jwks_file: %v", err)
-		}
-		c.JWKS = b
-	}
-	return c.provisionClientKeys(a.keysCtx, a.logger)
-}
-
-// allowsAuthMethod reports whether the client may authenticate with m.
-func (c *Client) allowsAuthMethod(m string) bool {
-	switch c.AuthMethod {
-	case "":
-		if c.Public {
-			return m == authNone
-		}
-		return m == authBasic || m == authPost
-	default:
-		return m == c.AuthMethod
-	}
 }

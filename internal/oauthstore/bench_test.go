@@ -1,4 +1,4 @@
-package caddyoauth
+package oauthstore
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/testredis"
@@ -15,13 +14,13 @@ import (
 // BenchmarkStore measures Put, Get and Take (the single-use redemption of a
 // code or refresh token) on each implementation.
 func BenchmarkStore(b *testing.B) {
-	client := benchRedis(b)
+	client := testredis.StartClient(b)
 	backends := []struct {
 		name  string
 		store Store
 	}{
 		{"memory", NewMemoryStore()},
-		{"caddy", NewCaddyStore(fileStorage(b.TempDir()), storePrefix, zap.NewNop())},
+		{"caddy", NewCaddyStore(fileStorage(b.TempDir()), "oauth", zap.NewNop())},
 		{"redis", NewRedisStore(client, DefaultRedisKeyPrefix)},
 	}
 	ctx := context.Background()
@@ -60,16 +59,4 @@ func BenchmarkStore(b *testing.B) {
 			}
 		})
 	}
-}
-
-// benchRedis starts a real redis-server and returns a client of it.
-func benchRedis(b *testing.B) *redis.Client {
-	rds := testredis.Start(b)
-	opts, err := redis.ParseURL(rds.URL(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := redis.NewClient(opts)
-	b.Cleanup(func() { client.Close() })
-	return client
 }

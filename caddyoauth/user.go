@@ -1,7 +1,6 @@
 package caddyoauth
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -144,46 +143,9 @@ var signupDummyPassword = sync.OnceValue(func() passwordHash {
 	return passwordHash{hash: h, comparer: caddyauth.BcryptHash{}}
 })
 
-// pickDummyPassword chooses what an unknown username is checked against,
-// so that it costs what a known one does (no enumeration by timing): the
-// hash of the most expensive Caddyfile user (argon2id over bcrypt, then
-// the highest bcrypt cost). Comparing a wrong password against a real
-// user's hash costs the same and, whatever it answers, the login fails.
-// The sign-up dummy is made on first use, not at provision: a gateway
-// whose login page nobody opens pays nothing for it.
-func (a *App) pickDummyPassword() func() passwordHash {
-	var best passwordHash
-	bestCost := -1
-	for _, u := range a.users {
-		cost := 1000 // argon2id: the most expensive kind
-		if c, err := bcrypt.Cost(u.password.hash); err == nil {
-			cost = c
-		}
-		if cost > bestCost {
-			best, bestCost = u.password, cost
-		}
-	}
-	// Accounts from the sign-up page use bcrypt at signupBcryptCost.
-	if bestCost < 0 || a.Signup != nil && bestCost < signupBcryptCost {
-		return signupDummyPassword
-	}
-	return func() passwordHash { return best }
-}
-
-// checkLogin returns the user if the password is theirs. Unknown user and
-// wrong password are the same failure and cost a comparable slow hash. An
-// error means the store did not answer.
-func (a *App) checkLogin(ctx context.Context, username, password string) (*User, bool, error) {
-	u, ok, err := a.lookupUser(ctx, username)
-	if err != nil {
-		return nil, false, err
-	}
-	if !ok {
-		_, err := a.dummyPassword().check(password)
-		return nil, false, err
-	}
-	if ok, err := u.password.check(password); !ok {
-		return nil, false, err
-	}
-	return u, true, nil
+// demoPasswordHashes are the password hashes of the demo users in
+// Caddyfile.example, whose passwords the README publishes; refused unless
+// the issuer is a loopback address, as demoSecretHashes are.
+var demoPasswordHashes = []string{
+	"$2a$10$rUPoffQ7gPKBtaMxw6kwCOLBLmjci2.BfVxiYhffvXiszgq6HivWC", // alice-demo-password
 }

@@ -1,0 +1,153 @@
+package caddyoauth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+)
+
+// Client secrets: how a presented secret is checked against what the
+// configuration holds (a SHA-256 digest, or a bcrypt or argon2id hash),
+// and what bounds the cost of the slow hashes.
+
+// secretCacheTTL bounds how long a slow-hash verification is remembered.
+const secretCacheTTL = 10 * time.Minute
+
+// checkSecret compares a presented secret with the client's, in constant
+// time for the fast hashes.
+func (c *Client) checkSecret(presented string) bool {
+	if c.secret == nil {
+		return false
+	}
+	return c.secret.check(presented)
+}
+
+// secretChecker verifies a presented client secret.
+type secretChecker interface {
+	check(presented string) bool
+}
+
+// digestChecker compares SHA-256 digests in constant time.
+type digestChecker struct{ digest [32]byte }
+
+func newDigestChecker(d [32]byte) *digestChecker { return &digestChecker{digest: d} }
+
+func (d *digestChecker) check(presented string) bool {
+	got := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(got[:], d.digest[:]) == 1
+}
+
+// slowHashChecker verifies bcrypt or argon2id hashes and remembers the
+// digest of the last secret that matched for a while, so the token endpoint
+// pays for the slow hash once per secret, not once per request. Only a
+// successful comparison is remembered; a wrong secret always pays in full.
+type slowHashChecker struct {
+	hash     []byte
+	comparer caddyauth.Comparer
+
+	mu     sync.Mutex
+	good   [32]byte
+	expiry time.Time
+}
+
+func (s *slowHashChecker) check(presented string) bool {
+	digest := sha256.Sum256([]byte(presented))
+	now := time.Now()
+	s.mu.Lock()
+	cached := now.Before(s.expiry) && subtle.ConstantTimeCompare(digest[:], s.good[:]) == 1
+	s.mu.Unlock()
+	if cached {
+		return true
+	}
+	if !acquireSlowHashSlot() {
+		return false
+	}
+	ok, err := s.comparer.Compare(s.hash, []byte(presented))
+	releaseSlowHashSlot()
+	if err != nil || !ok {
+		return false
+	}
+	s.mu.Lock()
+	s.good, s.expiry = digest, now.Add(secretCacheTTL)
+	s.mu.Unlock()
+	return true
+}
+
+// slowHashSlots bounds how many bcrypt or argon2id comparisons run at once.
+// Client ids are not secret, so anyone can send wrong secrets for a client
+// with a slow hash; unbounded, a few hundred concurrent guesses would take
+// every core (bcrypt) or gigabytes (argon2id at 46 MiB each). A request
+// that finds no slot within slowHashWait fails authentication; secrets
+// already verified are served from the cache without a slot.
+var slowHashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+const slowHashWait = time.Second
+
+func acquireSlowHashSlot() bool {
+	select {
+	case slowHashSlots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(slowHashWait)
+	defer t.Stop()
+	select {
+	case slowHashSlots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func releaseSlowHashSlot() { <-slowHashSlots }
+
+// parseSecretHash reads `sha256:<64 hex>`, a bcrypt hash ($2a$, $2b$, $2y$)
+// or an argon2id hash ($argon2id$), each optionally base64-encoded as older
+// `caddy hash-password` versions printed them.
+func parseSecretHash(h string) (secretChecker, error) {
+	if chk, err := parseSecretHashText(h); err == nil || strings.HasPrefix(h, "sha256:") || strings.HasPrefix(h, "$") {
+		return chk, err
+	}
+	if dec, err := base64.StdEncoding.DecodeString(h); err == nil && len(dec) > 0 && dec[0] == '$' {
+		return parseSecretHashText(string(dec))
+	}
+	return nil, errors.New("not a recognized hash: use sha256:<hex> (`caddy oauth-secret`) or a bcrypt/argon2id hash (`caddy hash-password`)")
+}
+
+func parseSecretHashText(h string) (secretChecker, error) {
+	switch {
+	case strings.HasPrefix(h, "sha256:"):
+		raw, err := hex.DecodeString(strings.TrimPrefix(h, "sha256:"))
+		if err != nil || len(raw) != sha256.Size {
+			return nil, errors.New("sha256: needs 64 hex digits")
+		}
+		return newDigestChecker([32]byte(raw)), nil
+	case strings.HasPrefix(h, "$"):
+		ph, err := parseSlowHash(h)
+		if err != nil {
+			return nil, err
+		}
+		return &slowHashChecker{hash: ph.hash, comparer: ph.comparer}, nil
+	}
+	return nil, errors.New("not a recognized hash: use sha256:<hex> (`caddy oauth-secret`) or a bcrypt/argon2id hash (`caddy hash-password`)")
+}
+
+// demoSecretHashes are the secret hashes of the demo clients in
+// Caddyfile.example, whose secrets the README publishes. They are refused
+// unless the issuer is a loopback address, so a copied example cannot serve
+// tokens to anyone who read the README. A test keeps this list in step
+// with the example.
+var demoSecretHashes = []string{
+	"sha256:6fdd8e6008f83508d05d0878666ffb26f70af13148bf21dff63f2c918bcb190b", // reports-demo-secret-not-for-production
+	"sha256:09407dba61308017ab8e85a26126f7477c2d796eafe986a30001e0e33ae1c4f1", // provisioning-demo-secret-not-for-production
+	"sha256:9b7b7a49182930707a9ba543c0ea8c417a01a04b44c8ac256cf0a58771f4732a", // partner-demo-secret-not-for-production
+	"sha256:b8d5967ef8785ed5c840febc4bc51bbc9d8ac143d06d6941fd52e02485b72375", // notes-web-demo-secret-not-for-production
+}

@@ -1,0 +1,157 @@
+package caddyoauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthstore"
+)
+
+// errCodeInvalid is the one answer for a code that does not work, whatever
+// the reason (RFC 6749 §5.2 invalid_grant).
+var errCodeInvalid = badRequest(errInvalidGrant, "authorization code is invalid, expired or already used")
+
+// authorizationCode is the authorization code grant's token request (RFC
+// 6749 §4.1.3): the code becomes an access token for the person who
+// approved it, and a refresh token when the client may refresh.
+func (s *Server) authorizationCode(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
+	a := s.app
+	code := form.Get("code")
+	rec, oerr := a.redeemCode(ctx, client, code, form)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if _, ok, err := a.lookupUser(ctx, rec.User); err != nil {
+		return nil, unavailable()
+	} else if !ok {
+		return nil, badRequest(errInvalidGrant, "the user who approved the request no longer exists")
+	}
+	now := a.clock()
+	var scopes []string
+	for _, sc := range rec.Scopes { // the client may have lost some since
+		if slices.Contains(client.Scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	// Name what the code will issue and record it before issuing, so a
+	// replay arriving at any moment after the take revokes it (a jti or a
+	// family revoked before it exists is refused once it does).
+	jti, err := randomID()
+	familyID, err2 := randomID()
+	if err != nil || err2 != nil {
+		return nil, &oauthError{Status: http.StatusInternalServerError, Code: errServerError}
+	}
+	exp := now.Add(client.ttl).Unix()
+	use := oauthstore.CodeUse{JTI: jti, Exp: exp, ExpiresAt: exp + int64(a.leeway()/time.Second)}
+	refresh := client.allowsGrant(GrantRefreshToken)
+	if refresh {
+		use.FamilyID, use.ExpiresAt = familyID, now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
+	}
+	if err := a.rec.Codes.MarkUsed(ctx, code, use); err != nil {
+		a.logger.Warn("could not record a redeemed authorization code; a replay will not revoke its tokens", zap.Error(err))
+	}
+	resp, oerr := s.signAccessID(client, rec.User, rec.AuthTime, scopes, now, jti)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if refresh {
+		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
+		tok, err := a.rec.Families.Start(ctx, familyID, fam)
+		if err != nil {
+			s.logger.Error("storing a refresh token failed", zap.Error(err))
+			return nil, unavailable()
+		}
+		resp.RefreshToken = tok
+	}
+	return resp, nil
+}
+
+// redeemCode takes the code (RFC 6749 §4.1.3, RFC 7636 §4.6), checks it was
+// issued to this client for this redirect URI and this PKCE verifier, and
+// returns what it stands for.
+func (a *App) redeemCode(ctx context.Context, c *Client, code string, form url.Values) (*oauthstore.Code, *oauthError) {
+	if code == "" {
+		return nil, badRequest(errInvalidRequest, "code is required")
+	}
+	rec, err := a.rec.Codes.Take(ctx, code)
+	if errors.Is(err, ErrNotFound) {
+		a.codeReplayed(ctx, code, c.ID)
+		return nil, errCodeInvalid
+	}
+	if err != nil {
+		return nil, unavailable()
+	}
+	// RFC 6749 §4.1.3: issued to this client; same redirect_uri if one was
+	// sent with the authorization request.
+	if subtle.ConstantTimeCompare([]byte(rec.ClientID), []byte(c.ID)) != 1 {
+		return nil, badRequest(errInvalidGrant, "authorization code was issued to another client")
+	}
+	if ru := form.Get("redirect_uri"); (rec.RedirectGiven || ru != "") && ru != rec.RedirectURI {
+		return nil, badRequest(errInvalidGrant, "redirect_uri does not match the authorization request")
+	}
+	if revoked, err := a.clientRevokedSince(ctx, c.ID, rec.Created); err != nil {
+		return nil, unavailable()
+	} else if revoked {
+		return nil, errCodeInvalid
+	}
+	verifier := form.Get("code_verifier")
+	switch {
+	case rec.Challenge == "" && verifier != "":
+		// A verifier for a code issued without a challenge is a PKCE
+		// downgrade attempt (RFC 9700 §2.1.1).
+		return nil, badRequest(errInvalidGrant, "code_verifier sent but the authorization request had no code_challenge")
+	case rec.Challenge != "" && verifier == "":
+		return nil, badRequest(errInvalidGrant, "code_verifier is required (RFC 7636 section 4.5)")
+	case rec.Challenge != "" && !validVerifier(verifier):
+		return nil, badRequest(errInvalidGrant, "code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)")
+	case rec.Challenge != "":
+		sum := sha256.Sum256([]byte(verifier))
+		got := base64.RawURLEncoding.EncodeToString(sum[:])
+		if subtle.ConstantTimeCompare([]byte(got), []byte(rec.Challenge)) != 1 {
+			return nil, badRequest(errInvalidGrant, "code_verifier does not match the code_challenge (RFC 7636 section 4.6)")
+		}
+	}
+	return rec, nil
+}
+
+// validVerifier applies RFC 7636 §4.1: 43 to 128 of [A-Z a-z 0-9 - . _ ~].
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !isBase64URLChar(c) && c != '.' && c != '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// codeReplayed revokes what a code issued when it is presented again (RFC
+// 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued
+// based on that authorization code").
+func (a *App) codeReplayed(ctx context.Context, code, clientID string) {
+	use, err := a.rec.Codes.Used(ctx, code)
+	if err != nil {
+		return // never issued, expired, or the store is down
+	}
+	a.logger.Warn("authorization code replayed: revoking the tokens it issued", zap.String("client_id", clientID))
+	if use.JTI != "" {
+		if err := a.revokeAccessToken(ctx, use.JTI, time.Unix(use.Exp, 0)); err != nil {
+			a.logger.Error("revoking the access token of a replayed code failed", zap.Error(err))
+		}
+	}
+	if use.FamilyID != "" {
+		a.revokeFamily(ctx, use.FamilyID)
+	}
+}

@@ -1,0 +1,17 @@
+package caddyoauth
+
+import (
+	"context"
+	"net/url"
+)
+
+// clientCredentials is the client credentials grant (RFC 6749 §4.4). It
+// touches no store: the token is the only state.
+func (s *Server) clientCredentials(_ context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
+	scopes, oerr := grantedScopes(client, form.Get("scope"))
+	if oerr != nil {
+		return nil, oerr
+	}
+	// RFC 9068 §2.2: for client credentials, sub is the client itself.
+	return s.signAccess(client, client.ID, 0, scopes, s.app.clock())
+}

@@ -1,0 +1,110 @@
+package caddyoauth
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// The login page: {prefix}/login checks the username and password, with
+// the sign-in throttle in front (throttle.go), and starts a session.
+
+// loginPageData is the data of login.html.
+type loginPageData struct {
+	pageData
+	Action, Request, CSRF string
+	ClientName            string
+	Username, Error       string
+	SignupURL             string
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, req *authzRequest, status int, username, message string) {
+	secret, ok := s.formSecret(w, r)
+	if !ok {
+		return
+	}
+	nonce := newNonce()
+	data := loginPageData{
+		pageData: pageData{nonce}, Action: s.loginPath, Request: req.query, CSRF: csrfToken(secret, formLogin),
+		ClientName: clientDisplayName(req.client), Username: username, Error: message,
+		SignupURL: s.signupURL(req),
+	}
+	s.renderPage(w, status, "login", data, nonce, req.redirectURI)
+}
+
+// serveLogin handles the login form (POST {prefix}/login).
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	form, req, ok := s.readRequestForm(w, r, formLogin)
+	if !ok {
+		return
+	}
+	username, password := form.Get("username"), form.Get("password")
+	if len(username) > 256 || len(password) > 1024 {
+		s.showLogin(w, r, req, http.StatusBadRequest, "", loginFailed)
+		return
+	}
+	ip := clientIP(r)
+	delay, retryAfter := s.app.throttle.verdict(username, ip)
+	if retryAfter > 0 {
+		s.logger.Warn("sign-in refused: too many failures", zap.String("remote_ip", ip))
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+		s.showLogin(w, r, req, http.StatusTooManyRequests, username, "Too many failed sign-in attempts. Try again later.")
+		return
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	user, ok, err := s.app.checkLogin(r.Context(), username, password)
+	if errors.Is(err, errBusy) {
+		// Not a failure: the password was not checked. Not counted.
+		w.Header().Set("Retry-After", "2")
+		s.showLogin(w, r, req, http.StatusServiceUnavailable, username, "The server is busy. Please try again in a moment.")
+		return
+	}
+	if err != nil {
+		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
+		return
+	}
+	if !ok {
+		s.app.throttle.failed(username, ip)
+		s.logger.Info("sign-in failed", zap.String("remote_ip", ip))
+		s.showLogin(w, r, req, http.StatusBadRequest, username, loginFailed)
+		return
+	}
+	s.app.throttle.succeeded(username)
+	s.continueSignedIn(w, r, req, user.Username, "signed in")
+}
+
+// continueSignedIn starts a session for username (always a new id: no
+// session fixation) and sends the browser back to the authorization
+// request, which goes on to consent.
+func (s *Server) continueSignedIn(w http.ResponseWriter, r *http.Request, req *authzRequest, username, event string) {
+	if err := s.app.startSession(r.Context(), w, username); err != nil {
+		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
+		return
+	}
+	s.logger.Info(event, zap.String("user", username), zap.String("client_id", req.client.ID))
+	http.Redirect(w, r, s.authorizePath+"?"+req.query, http.StatusSeeOther)
+}
+
+// loginFailed is the one message for an unknown user and a wrong password.
+const loginFailed = "The username or password is incorrect."
+
+// clientIP is the client address Caddy determined (trusted proxies
+// applied), or the connection's.
+func clientIP(r *http.Request) string {
+	if v, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && v != "" {
+		return v
+	}
+	return r.RemoteAddr
+}

@@ -1,0 +1,205 @@
+package oauthstore
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Refresh tokens (RFC 6749 §6, RFC 9700 §4.14). A refresh token is 256
+// random bits, opaque to the client; the store keeps its SHA-256, pointing
+// to its family (the chain of tokens that one sign-in started) and its place
+// in the chain. Each use rotates it: the family moves to the next
+// generation and the presented token is claimed with an atomic
+// PutIfAbsent, so of two concurrent uses, on any instances, one wins. A
+// token lapses after the idle lifetime without use; a family ends the
+// maximum lifetime after its sign-in. A family is indexed under its person
+// and client, so withdrawing a consent can end it.
+
+// Family is the chain of refresh tokens from one sign-in.
+type Family struct {
+	ClientID string   `json:"client_id"`
+	User     string   `json:"user"`
+	AuthTime int64    `json:"auth_time"`
+	Scopes   []string `json:"scopes"` // as first granted; never widened
+	Gen      int      `json:"gen"`    // generation of the live token
+	Created  int64    `json:"created"`
+	MaxExp   int64    `json:"max_exp"`
+	// Access lists the family's access tokens that have not expired, so
+	// revoking the family revokes all of them (RFC 7009 §2.1).
+	Access []AccessRef `json:"access,omitempty"`
+}
+
+// AccessRef names an issued access token.
+type AccessRef struct {
+	JTI string `json:"jti"`
+	Exp int64  `json:"exp"`
+}
+
+// RefreshToken is one token of a family.
+type RefreshToken struct {
+	Family  string `json:"family"`
+	Gen     int    `json:"gen"`
+	IdleExp int64  `json:"idle_exp"`
+}
+
+// Families keeps refresh-token families. Errors are ErrNotFound or a store
+// failure, never a protocol answer.
+type Families struct {
+	owner
+	idle, max time.Duration
+}
+
+// Start begins family id for a sign-in (its Created and MaxExp are set
+// from now) and returns its first token.
+func (o Families) Start(ctx context.Context, id string, fam *Family) (string, error) {
+	now := o.now()
+	fam.MaxExp = now.Add(o.max).Unix()
+	fam.Created = now.Unix()
+	tok, err := o.put(ctx, id, fam, now)
+	if err != nil {
+		return "", err
+	}
+	if err := o.kv.Put(ctx, userFamilyKey(fam.User, fam.ClientID, id), nil, TTLUntil(now, time.Unix(fam.MaxExp, 0))); err != nil {
+		o.log.Warn("indexing a refresh token family failed; withdrawing consent will not end it")
+	}
+	return tok, nil
+}
+
+// put saves the family at its current generation and a new token for that
+// generation. The token first, then the family that makes it the live
+// one: if the second write fails, the presented token is still the live
+// one and a retry works. The token's entry outlives its idle deadline,
+// until the family ends, so that its reuse after rotation is recognised.
+func (o Families) put(ctx context.Context, id string, fam *Family, now time.Time) (string, error) {
+	tok, err := NewSecret()
+	if err != nil {
+		return "", err
+	}
+	maxExp := time.Unix(fam.MaxExp, 0)
+	life := maxExp.Sub(now)
+	if life <= 0 {
+		return "", errEnded
+	}
+	idle := now.Add(o.idle)
+	if idle.After(maxExp) {
+		idle = maxExp
+	}
+	if err := o.putJSON(ctx, refreshKey(tok), RefreshToken{Family: id, Gen: fam.Gen, IdleExp: idle.Unix()}, life); err != nil {
+		return "", err
+	}
+	if err := o.putJSON(ctx, familyKey(id), fam, life); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// Lookup returns a refresh token's record and its family, or ErrNotFound
+// when the token is malformed, unknown, corrupt, or its family has ended,
+// been revoked or is corrupt. It checks no deadline: the caller compares
+// IdleExp and MaxExp with its clock.
+func (o Families) Lookup(ctx context.Context, token string) (*RefreshToken, *Family, error) {
+	if len(token) != secretLen {
+		return nil, nil, ErrNotFound
+	}
+	rt := new(RefreshToken)
+	if err := o.getJSON(ctx, refreshKey(token), "refresh token", rt, func() bool {
+		return rt.Family != "" && ValidKey(familyKey(rt.Family))
+	}); err != nil {
+		return nil, nil, err
+	}
+	fam, err := o.Get(ctx, rt.Family)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rt, fam, nil
+}
+
+// Get returns a live, unrevoked family, or ErrNotFound.
+func (o Families) Get(ctx context.Context, id string) (*Family, error) {
+	if revoked, err := o.exists(ctx, familyRevokedKey(id)); err != nil {
+		return nil, err
+	} else if revoked {
+		return nil, ErrNotFound
+	}
+	fam := new(Family)
+	if err := o.getJSON(ctx, familyKey(id), "refresh token family", fam, func() bool { return fam.ClientID != "" }); err != nil {
+		return nil, err
+	}
+	return fam, nil
+}
+
+// Claim marks token used, atomically across instances, and reports
+// whether this call did: false means it was used before (reuse).
+func (o Families) Claim(ctx context.Context, token string, fam *Family) (bool, error) {
+	return o.kv.PutIfAbsent(ctx, refreshUsedKey(token), []byte{1}, TTLUntil(o.now(), time.Unix(fam.MaxExp, 0)))
+}
+
+// Unclaim gives a claim back, after a rotation that could not be stored,
+// so that the client's retry is not taken for reuse.
+func (o Families) Unclaim(ctx context.Context, token string) error {
+	return o.kv.Delete(ctx, refreshUsedKey(token))
+}
+
+// Rotate moves family id to its next generation and returns the new token.
+func (o Families) Rotate(ctx context.Context, id string, fam *Family) (string, error) {
+	fam.Gen++
+	return o.put(ctx, id, fam, o.now())
+}
+
+// AddAccess records an access token the family issued (dropping those
+// expired), so revoking the family revokes it too.
+func (o Families) AddAccess(ctx context.Context, id string, fam *Family, ref AccessRef) error {
+	now := o.now()
+	kept := fam.Access[:0]
+	for _, r := range fam.Access {
+		if r.Exp > now.Unix() {
+			kept = append(kept, r)
+		}
+	}
+	fam.Access = append(kept, ref)
+	return o.putJSON(ctx, familyKey(id), fam, TTLUntil(now, time.Unix(fam.MaxExp, 0)))
+}
+
+// Revoke ends family id: its revocation is an entry of its own, which no
+// rotation overwrites. It returns the family's access tokens for the
+// caller to revoke (none when the family is unknown), also when writing
+// the revocation failed.
+func (o Families) Revoke(ctx context.Context, id string) ([]AccessRef, error) {
+	fam := new(Family)
+	if b, err := o.kv.Get(ctx, familyKey(id)); err == nil {
+		if json.Unmarshal(b, fam) != nil {
+			fam = new(Family)
+		}
+	}
+	now := o.now()
+	ttl := o.max
+	if fam.MaxExp != 0 {
+		ttl = time.Unix(fam.MaxExp, 0).Sub(now)
+	}
+	if ttl <= 0 {
+		return fam.Access, nil
+	}
+	return fam.Access, o.kv.Put(ctx, familyRevokedKey(id), []byte{1}, ttl)
+}
+
+// OfUser returns the ids of the families indexed under user for client, or
+// for every client when client is "". The index may name families that
+// have since ended; Get tells.
+func (o Families) OfUser(ctx context.Context, user, client string) ([]string, error) {
+	keys, err := o.kv.List(ctx, userFamiliesPrefix(user, client))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		ids = append(ids, k[strings.LastIndexByte(k, '/')+1:])
+	}
+	return ids, nil
+}
+
+// Unindex drops family id from user's index for client.
+func (o Families) Unindex(ctx context.Context, user, client, id string) error {
+	return o.kv.Delete(ctx, userFamilyKey(user, client, id))
+}
