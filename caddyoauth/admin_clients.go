@@ -141,13 +141,13 @@ func (a *App) view(c *Client, source string, revoked time.Time, sc *storedClient
 func (a *App) adminListClients(w http.ResponseWriter, r *http.Request) error {
 	out := []clientView{}
 	for _, c := range a.Clients {
-		e, err := a.readClientEntry(r.Context(), c.ID)
+		e, err := a.registry.read(r.Context(), c.ID)
 		if err != nil {
 			return storeErr(err)
 		}
 		out = append(out, a.view(c, "caddyfile", e.revokedBefore, nil))
 	}
-	stored, err := a.clientStore.List(r.Context())
+	stored, err := a.registry.store.List(r.Context())
 	if err != nil {
 		return storeErr(err)
 	}
@@ -155,7 +155,7 @@ func (a *App) adminListClients(w http.ResponseWriter, r *http.Request) error {
 		if _, static := a.clients[sc.ID]; static {
 			continue
 		}
-		e, err := a.readClientEntry(r.Context(), sc.ID)
+		e, err := a.registry.read(r.Context(), sc.ID)
 		if err != nil {
 			return storeErr(err)
 		}
@@ -170,7 +170,7 @@ func (a *App) adminListClients(w http.ResponseWriter, r *http.Request) error {
 // findClient returns the client, its source and, for a store-kept one,
 // the stored record.
 func (a *App) findClient(ctx context.Context, id string) (*Client, string, *storedClient, time.Time, error) {
-	e, err := a.readClientEntry(ctx, id)
+	e, err := a.registry.read(ctx, id)
 	if err != nil {
 		return nil, "", nil, time.Time{}, storeErr(err)
 	}
@@ -180,7 +180,7 @@ func (a *App) findClient(ctx context.Context, id string) (*Client, string, *stor
 	if e.client == nil {
 		return nil, "", nil, time.Time{}, apiErr(http.StatusNotFound, "no client %q", id)
 	}
-	sc, err := a.clientStore.Get(ctx, id)
+	sc, err := a.registry.store.Get(ctx, id)
 	if err != nil {
 		return nil, "", nil, time.Time{}, storeErr(err)
 	}
@@ -240,14 +240,14 @@ func (a *App) adminCreateClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ok, err := a.clientStore.Create(r.Context(), sc)
+	ok, err := a.registry.store.Create(r.Context(), sc)
 	if err != nil {
 		return storeErr(err)
 	}
 	if !ok {
 		return apiErr(http.StatusConflict, "client %q exists", sc.ID)
 	}
-	a.forgetClient(sc.ID)
+	a.registry.forget(sc.ID)
 	a.logger.Info("client created through the admin API", zap.String("client_id", sc.ID))
 	v := a.view(c, "store", time.Time{}, sc)
 	v.ClientSecret = secret
@@ -261,7 +261,7 @@ func (a *App) storeKept(ctx context.Context, id string) (*storedClient, error) {
 	if _, static := a.clients[id]; static {
 		return nil, apiErr(http.StatusConflict, "client %q is defined in the Caddyfile; change it there", id)
 	}
-	sc, err := a.clientStore.Get(ctx, id)
+	sc, err := a.registry.store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, apiErr(http.StatusNotFound, "no client %q", id)
 	}
@@ -300,10 +300,10 @@ func (a *App) saveStoredClient(ctx context.Context, sc *storedClient, logMsg str
 	if err != nil {
 		return nil, err
 	}
-	if err := a.clientStore.Put(ctx, sc); err != nil {
+	if err := a.registry.store.Put(ctx, sc); err != nil {
 		return nil, storeErr(err)
 	}
-	a.forgetClient(sc.ID)
+	a.registry.forget(sc.ID)
 	a.logger.Info(logMsg, zap.String("client_id", sc.ID))
 	return c, nil
 }
@@ -317,10 +317,10 @@ func (a *App) adminDeleteClient(w http.ResponseWriter, r *http.Request, id strin
 	if err := a.revokeClientTokens(r.Context(), id); err != nil {
 		return storeErr(err)
 	}
-	if err := a.clientStore.Delete(r.Context(), id); err != nil {
+	if err := a.registry.store.Delete(r.Context(), id); err != nil {
 		return storeErr(err)
 	}
-	a.forgetClient(id)
+	a.registry.forget(id)
 	a.logger.Info("client deleted through the admin API", zap.String("client_id", id))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -352,7 +352,7 @@ func (a *App) adminRevokeClient(w http.ResponseWriter, r *http.Request, id strin
 	if err := a.revokeClientTokens(r.Context(), id); err != nil {
 		return storeErr(err)
 	}
-	a.forgetClient(id)
+	a.registry.forget(id)
 	a.logger.Info("client tokens revoked through the admin API", zap.String("client_id", id))
 	return a.adminGetClient(w, r, id)
 }
@@ -363,5 +363,5 @@ func (a *App) adminRevokeClient(w http.ResponseWriter, r *http.Request, id strin
 // predate it (the longest refresh-token family), then expires.
 func (a *App) revokeClientTokens(ctx context.Context, id string) error {
 	ttl := max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute
-	return a.clientStore.Revoke(ctx, id, ttl)
+	return a.registry.store.Revoke(ctx, id, ttl)
 }

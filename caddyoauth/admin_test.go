@@ -53,7 +53,7 @@ func TestRotationSeenByOtherInstance(t *testing.T) {
 			t.Errorf("%s dropped the old key", name)
 		}
 	}
-	if err := b.refreshKeyring(context.Background()); err != nil {
+	if err := b.keys.refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if b.Keyring().Active().ID != newKid {
@@ -78,7 +78,7 @@ func TestUnknownKidRefreshBounded(t *testing.T) {
 	if got := cs.gets.Load() - start; got != 1 {
 		t.Fatalf("%d keyring reads for 100 unknown kids, want 1", got)
 	}
-	a.lastRefreshNs.Store(time.Now().Add(-keyringMissRefresh - time.Second).UnixNano())
+	a.keys.lastRefreshNs.Store(time.Now().Add(-keyringMissRefresh - time.Second).UnixNano())
 	ks.Lookup("another")
 	if got := cs.gets.Load() - start; got != 2 {
 		t.Fatalf("%d keyring reads after the interval, want 2", got)

@@ -104,21 +104,19 @@ type App struct {
 	throttle *loginThrottle
 	// dummyPassword is checked for unknown usernames (pickDummyPassword).
 	dummyPassword func() passwordHash
-	keys          *atomic.Pointer[oauthjwt.Keyring]
+	keys          *signingKeys
 	verifier      *oauthjwt.Verifier
 	logger        *zap.Logger
 	fake          *Client // authenticated against when the client is unknown
 
-	// store is the key-value store; rec and clientStore own its records.
-	store       Store
-	rec         *oauthstore.Records
-	clientStore oauthstore.Clients[storedClient]
+	// store is the key-value store; rec and registry own its records.
+	store Store
+	rec   *oauthstore.Records
 
-	clientCache   *clientCache
-	revoked       *revocationList
-	clock         func() time.Time // time.Now; tests move it
-	ctx           context.Context  // the Caddy context: ends every loop and fetcher
-	lastRefreshNs *atomic.Int64    // last keyring read prompted by an unknown kid
+	registry *clientRegistry
+	revoked  *revocationList
+	clock    func() time.Time // time.Now; tests move it
+	ctx      context.Context  // the Caddy context: ends every loop and fetcher
 }
 
 // SigningKeyConfig chooses how access tokens are signed.
@@ -216,14 +214,12 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	}
 	a.useStore(a.store)
 
-	a.keys = new(atomic.Pointer[oauthjwt.Keyring])
-	a.lastRefreshNs = new(atomic.Int64)
-	a.clientCache = &clientCache{m: make(map[string]*clientEntry)}
-	kr, err := a.loadKeyring(ctx)
+	a.keys = &signingKeys{issuer: a.Issuer, cfg: a.SigningKey, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger}
+	kr, err := a.keys.load(ctx)
 	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)
 	}
-	a.keys.Store(kr)
+	a.keys.current.Store(kr)
 	a.verifier = oauthjwt.NewVerifier(oauthjwt.VerifierConfig{
 		Issuer:                 a.Issuer,
 		Keys:                   keySet{a},
@@ -233,8 +229,8 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	})
 	// A restart knows every revocation before it serves a request; a store
 	// that does not answer now is retried by the refresh loop.
-	a.revoked = newRevocationList()
-	if err := a.refreshRevocations(ctx); err != nil {
+	a.revoked = newRevocationList(a.rec.Revocations, a.clock, a.logger)
+	if err := a.revoked.refresh(ctx); err != nil {
 		a.logger.Warn("reading the revocation list from the store failed; will retry", zap.Error(err))
 	}
 	return nil
@@ -271,15 +267,15 @@ var activeApp atomic.Pointer[App]
 // storage store.
 func (a *App) Start() error {
 	if a.SigningKey.File == "" {
-		go a.every(keyringRefreshInterval, "keyring refresh", a.refreshKeyringOnce)
+		go a.every(keyringRefreshInterval, "keyring refresh", a.keys.refreshOnce)
 	}
 	if a.SigningKey.RotateEvery > 0 {
 		every := time.Duration(a.SigningKey.RotateEvery)
-		go a.every(rotationCheckInterval(every), "scheduled key rotation", a.rotateOnce)
+		go a.every(rotationCheckInterval(every), "scheduled key rotation", a.keys.rotateOnce)
 	}
-	go a.every(revocationRefresh, "revocation list refresh", a.refreshRevocationsOnce)
+	go a.every(revocationRefresh, "revocation list refresh", a.revoked.refreshOnce)
 	if sw, ok := a.store.(sweeper); ok {
-		go a.every(oauthstore.SweepEvery, "store sweep", func() { a.sweep(sw) })
+		go a.every(oauthstore.SweepEvery, "store sweep", func(ctx context.Context) { a.sweep(ctx, sw) })
 	}
 	activeApp.Store(a)
 	return nil
@@ -301,7 +297,21 @@ func (a *App) useStore(s Store) {
 		SessionIdle: time.Duration(a.SessionTTL),
 		SessionMax:  time.Duration(a.SessionMaxTTL),
 	})
-	a.clientStore = oauthstore.NewClients(s, a.clock, a.logger, func(c *storedClient) string { return c.ID })
+	if a.keys != nil {
+		a.keys.rings = a.rec.Keyrings
+	}
+	if a.revoked != nil {
+		a.revoked.store = a.rec.Revocations
+	}
+	a.registry = &clientRegistry{
+		static: a.clients,
+		store:  oauthstore.NewClients(s, a.clock, a.logger, func(c *storedClient) string { return c.ID }),
+		provision: func(c *Client) error {
+			return c.provision(caddy.NewReplacer(), a)
+		},
+		logger: a.logger,
+		cache:  make(map[string]*clientEntry),
+	}
 }
 
 // Verifier returns the verifier for tokens this app issues. It implements
@@ -316,7 +326,7 @@ func (a *App) TokenAudience() string { return a.Audience }
 func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
 	// A store-kept client this instance cannot read now is unknown: its
 	// tokens are refused until the store answers again.
-	c, revokedBefore, ok, _ := a.lookupClient(context.Background(), id)
+	c, revokedBefore, ok, _ := a.registry.lookup(context.Background(), id)
 	if !ok {
 		return oauthjwt.ClientInfo{}, false
 	}
@@ -324,7 +334,12 @@ func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
 }
 
 // Keyring returns the current signing keyring.
-func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.Load() }
+func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.current.Load() }
+
+// RotateSigningKey makes a new active signing key, keeps the previous ones
+// for verification until the tokens they signed have expired, saves the
+// keyring in the store for every instance, and returns the new kid.
+func (a *App) RotateSigningKey(ctx context.Context) (string, error) { return a.keys.rotate(ctx) }
 
 // keySet resolves kids against the app's current keyring, so a keyring swap
 // is seen by the verifier at once.
@@ -338,13 +353,13 @@ func (k keySet) Lookup(kid string) (*oauthjwt.Key, bool) {
 		}
 		return nil, false
 	}
-	if key, ok := k.a.keys.Load().Lookup(kid); ok {
+	if key, ok := k.a.keys.current.Load().Lookup(kid); ok {
 		return key, true
 	}
 	// Another instance may have rotated the key: read the keyring again,
 	// at most once per keyringMissRefresh whatever kids are sent.
-	if k.a.refreshOnMiss() {
-		return k.a.keys.Load().Lookup(kid)
+	if k.a.keys.refreshOnMiss() {
+		return k.a.keys.current.Load().Lookup(kid)
 	}
 	return nil, false
 }

@@ -69,7 +69,7 @@ func (a *App) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*auth
 	if id == "" {
 		return nil, pageError(http.StatusBadRequest, "The request does not name a client (client_id).")
 	}
-	c, _, ok, err := a.lookupClient(ctx, id)
+	c, _, ok, err := a.registry.lookup(ctx, id)
 	if err != nil {
 		return nil, pageError(http.StatusServiceUnavailable, "The service is temporarily unavailable. Please try again shortly.")
 	}

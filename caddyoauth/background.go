@@ -10,7 +10,7 @@ import (
 // every runs fn every interval until the app's Caddy context ends (as
 // caddy-ratelimit's sweeper does); a panic in fn is logged and ends the
 // loop rather than the process.
-func (a *App) every(interval time.Duration, what string, fn func()) {
+func (a *App) every(interval time.Duration, what string, fn func(ctx context.Context)) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.logger.Error(what+" panicked", zap.Any("panic", r))
@@ -23,7 +23,7 @@ func (a *App) every(interval time.Duration, what string, fn func()) {
 		case <-a.ctx.Done():
 			return
 		case <-t.C:
-			fn()
+			fn(a.ctx)
 		}
 	}
 }
@@ -35,8 +35,8 @@ type sweeper interface {
 }
 
 // sweep removes expired entries from the store once.
-func (a *App) sweep(sw sweeper) {
-	n, err := sw.Sweep(a.ctx)
+func (a *App) sweep(ctx context.Context, sw sweeper) {
+	n, err := sw.Sweep(ctx)
 	switch {
 	case err != nil && a.ctx.Err() == nil:
 		a.logger.Warn("sweeping expired entries from the store failed; will retry", zap.Int("removed", n), zap.Error(err))

@@ -59,7 +59,7 @@ func (a *App) authenticateAssertion(ctx context.Context, assertion string, audie
 	if _, _, err := jwt.NewParser().ParseUnverified(assertion, &unverified); err != nil || unverified.Subject == "" {
 		return nil, invalidClient("client assertion is malformed")
 	}
-	c, _, ok, err := a.lookupClient(ctx, unverified.Subject)
+	c, _, ok, err := a.registry.lookup(ctx, unverified.Subject)
 	if err != nil {
 		return nil, unavailable()
 	}

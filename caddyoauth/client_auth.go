@@ -113,7 +113,7 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 		}
 		return c, oerr
 	}
-	c, _, ok, err := a.lookupClient(ctx, cc.id)
+	c, _, ok, err := a.registry.lookup(ctx, cc.id)
 	if err != nil {
 		return nil, unavailable()
 	}

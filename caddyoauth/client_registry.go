@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 	"go.uber.org/zap"
 )
 
@@ -51,24 +51,31 @@ type clientEntry struct {
 	refreshing  bool
 }
 
-// clientCache holds clientEntry values by client_id.
-type clientCache struct {
-	mu sync.Mutex
-	m  map[string]*clientEntry
+// clientRegistry finds clients: from the Caddyfile first, else from the
+// store, through a cache of what this instance read.
+type clientRegistry struct {
+	static map[string]*Client // the Caddyfile's, by client_id
+	store  oauthstore.Clients[storedClient]
+	// provision checks a stored client as a configured one is checked.
+	provision func(*Client) error
+	logger    *zap.Logger
+
+	mu    sync.Mutex
+	cache map[string]*clientEntry
 }
 
 // errStoreUnavailable reports that a client's state could not be read:
 // the answer depends on a store that does not answer.
 var errStoreUnavailable = errors.New("the store is unavailable")
 
-// lookupClient finds a client: from the Caddyfile first, else from the
+// lookup finds a client: from the Caddyfile first, else from the
 // store. ok is false for an unknown client. err is errStoreUnavailable when
 // the client is not in the Caddyfile, this instance has not seen it, and
 // the store does not answer. A Caddyfile client whose revocation mark
 // cannot be read is served with the last mark known (none if never read).
-func (a *App) lookupClient(ctx context.Context, id string) (*Client, time.Time, bool, error) {
-	e := a.clientEntry(ctx, id)
-	if c, ok := a.clients[id]; ok {
+func (r *clientRegistry) lookup(ctx context.Context, id string) (*Client, time.Time, bool, error) {
+	e := r.entry(ctx, id)
+	if c, ok := r.static[id]; ok {
 		return c, e.revokedBefore, true, nil
 	}
 	if e.unavailable {
@@ -77,42 +84,42 @@ func (a *App) lookupClient(ctx context.Context, id string) (*Client, time.Time, 
 	return e.client, e.revokedBefore, e.client != nil, nil
 }
 
-// clientEntry returns the cached entry for id, reading it from the store
+// entry returns the cached entry for id, reading it from the store
 // inline the first time and in the background once stale. A first read
 // that fails is cached as unavailable too, so while the store is down each
 // id costs one inline read per clientCacheTTL, not one per request.
-func (a *App) clientEntry(ctx context.Context, id string) clientEntry {
+func (r *clientRegistry) entry(ctx context.Context, id string) clientEntry {
 	now := time.Now()
-	cc := a.clientCache
-	cc.mu.Lock()
-	e, ok := cc.m[id]
+	r.mu.Lock()
+	e, ok := r.cache[id]
 	if ok {
 		cur := *e
 		if now.Sub(e.fetched) >= clientCacheTTL && !e.refreshing {
 			e.refreshing = true
-			go a.refreshClientEntry(id)
+			go r.refreshEntry(id)
 		}
-		cc.mu.Unlock()
+		r.mu.Unlock()
 		return cur
 	}
-	cc.mu.Unlock()
+	r.mu.Unlock()
 
-	fresh, err := a.readClientEntry(ctx, id)
+	fresh, err := r.read(ctx, id)
 	if err != nil {
-		a.logger.Warn("reading client from the store", zap.String("client_id", id), zap.Error(err))
+		r.logger.Warn("reading client from the store", zap.String("client_id", id), zap.Error(err))
 		fresh = clientEntry{unavailable: true, fetched: time.Now()}
 	}
-	a.putClientEntry(id, fresh)
+	r.put(id, fresh)
 	return fresh
 }
 
-func (a *App) refreshClientEntry(id string) {
+// refreshEntry reads id again in the background.
+func (r *clientRegistry) refreshEntry(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), clientStoreTimeout)
 	defer cancel()
-	fresh, err := a.readClientEntry(ctx, id)
-	a.clientCache.mu.Lock()
-	defer a.clientCache.mu.Unlock()
-	e, ok := a.clientCache.m[id]
+	fresh, err := r.read(ctx, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.cache[id]
 	if !ok {
 		return
 	}
@@ -120,46 +127,46 @@ func (a *App) refreshClientEntry(id string) {
 		// Keep serving what we knew; try again after another TTL.
 		e.refreshing = false
 		e.fetched = time.Now()
-		a.logger.Warn("refreshing client from the store; keeping the last known state", zap.String("client_id", id), zap.Error(err))
+		r.logger.Warn("refreshing client from the store; keeping the last known state", zap.String("client_id", id), zap.Error(err))
 		return
 	}
 	*e = fresh
 }
 
-func (a *App) putClientEntry(id string, e clientEntry) {
-	cc := a.clientCache
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if len(cc.m) >= clientCacheMax {
-		for k := range cc.m { // drop an arbitrary entry; it is re-read on use
-			delete(cc.m, k)
+// put caches e as what is known of id.
+func (r *clientRegistry) put(id string, e clientEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.cache) >= clientCacheMax {
+		for k := range r.cache { // drop an arbitrary entry; it is re-read on use
+			delete(r.cache, k)
 			break
 		}
 	}
-	cc.m[id] = &e
+	r.cache[id] = &e
 }
 
-// forgetClient drops the cached entry after a change made here.
-func (a *App) forgetClient(id string) {
-	a.clientCache.mu.Lock()
-	delete(a.clientCache.m, id)
-	a.clientCache.mu.Unlock()
+// forget drops the cached entry after a change made here.
+func (r *clientRegistry) forget(id string) {
+	r.mu.Lock()
+	delete(r.cache, id)
+	r.mu.Unlock()
 }
 
-// readClientEntry reads a client's revocation mark and, unless the client
+// read reads a client's revocation mark and, unless the client
 // is in the Caddyfile, its stored definition.
-func (a *App) readClientEntry(ctx context.Context, id string) (clientEntry, error) {
+func (r *clientRegistry) read(ctx context.Context, id string) (clientEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
 	defer cancel()
 	e := clientEntry{fetched: time.Now()}
-	if _, static := a.clients[id]; !static && clientIDPattern.MatchString(id) {
-		c, err := a.readStoredClient(ctx, id)
+	if _, static := r.static[id]; !static && clientIDPattern.MatchString(id) {
+		c, err := r.readStored(ctx, id)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return e, err
 		}
 		e.client = c
 	}
-	revoked, err := a.clientStore.RevokedBefore(ctx, id)
+	revoked, err := r.store.RevokedBefore(ctx, id)
 	if err != nil {
 		return e, err
 	}
@@ -167,18 +174,28 @@ func (a *App) readClientEntry(ctx context.Context, id string) (clientEntry, erro
 	return e, nil
 }
 
-// readStoredClient loads and provisions a store-kept client. A stored
+// readStored loads and provisions a store-kept client. A stored
 // client that no longer provisions (say, a grant type since removed) is
 // logged and treated as absent.
-func (a *App) readStoredClient(ctx context.Context, id string) (*Client, error) {
-	sc, err := a.clientStore.Get(ctx, id)
+func (r *clientRegistry) readStored(ctx context.Context, id string) (*Client, error) {
+	sc, err := r.store.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	c := sc.client()
-	if err := c.provision(caddy.NewReplacer(), a); err != nil {
-		a.logger.Error("stored client no longer valid, treated as absent", zap.String("client_id", id), zap.Error(err))
+	if err := r.provision(c); err != nil {
+		r.logger.Error("stored client no longer valid, treated as absent", zap.String("client_id", id), zap.Error(err))
 		return nil, ErrNotFound
 	}
 	return c, nil
+}
+
+// revokedSince reports whether an administrator revoked the client's
+// tokens at or after the unix time t (a sign-in, a code, a consent).
+func (r *clientRegistry) revokedSince(ctx context.Context, clientID string, t int64) (bool, error) {
+	_, revokedBefore, ok, err := r.lookup(ctx, clientID)
+	if err != nil {
+		return false, err
+	}
+	return ok && !revokedBefore.IsZero() && t <= revokedBefore.Unix(), nil
 }

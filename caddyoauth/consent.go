@@ -96,7 +96,7 @@ func (a *App) consented(ctx context.Context, user, client string, scopes []strin
 	}
 	// A consent given before the client's tokens were revoked (or before
 	// it was deleted and made again under its id) no longer counts.
-	revoked, err := a.clientRevokedSince(ctx, client, rec.Given)
+	revoked, err := a.registry.revokedSince(ctx, client, rec.Given)
 	return err == nil && !revoked, err
 }
 
@@ -148,7 +148,7 @@ func (a *App) listConsents(ctx context.Context, user string) ([]consentLine, err
 			}
 		}
 		name := clientID
-		if c, _, ok, _ := a.lookupClient(ctx, clientID); ok && c.Name != "" {
+		if c, _, ok, _ := a.registry.lookup(ctx, clientID); ok && c.Name != "" {
 			name = c.Name
 		}
 		out = append(out, consentLine{ClientID: clientID, ClientName: name, Scopes: slices.Clone(scopes)})

@@ -98,7 +98,7 @@ func (a *App) redeemCode(ctx context.Context, c *Client, code string, form url.V
 	if ru := form.Get("redirect_uri"); (rec.RedirectGiven || ru != "") && ru != rec.RedirectURI {
 		return nil, badRequest(errInvalidGrant, "redirect_uri does not match the authorization request")
 	}
-	if revoked, err := a.clientRevokedSince(ctx, c.ID, rec.Created); err != nil {
+	if revoked, err := a.registry.revokedSince(ctx, c.ID, rec.Created); err != nil {
 		return nil, unavailable()
 	} else if revoked {
 		return nil, errCodeInvalid

@@ -64,7 +64,7 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 		return nil, "", "", nil, errRefreshInvalid
 	}
 	// An administrator revoked the client's tokens after this sign-in.
-	if revoked, err := a.clientRevokedSince(ctx, c.ID, fam.Created); err != nil {
+	if revoked, err := a.registry.revokedSince(ctx, c.ID, fam.Created); err != nil {
 		return nil, "", "", nil, unavailable()
 	} else if revoked {
 		a.revokeFamily(ctx, rt.Family)
@@ -147,7 +147,7 @@ func (a *App) liveRefreshToken(ctx context.Context, tok string) (*oauthstore.Fam
 	if _, ok, err := a.lookupUser(ctx, fam.User); err != nil || !ok {
 		return nil, nil, err
 	}
-	if revoked, err := a.clientRevokedSince(ctx, fam.ClientID, fam.Created); err != nil || revoked {
+	if revoked, err := a.registry.revokedSince(ctx, fam.ClientID, fam.Created); err != nil || revoked {
 		return nil, nil, err
 	}
 	if _, ok := a.Client(fam.ClientID); !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,52 +14,67 @@ import (
 	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
 
-// loadKeyring returns the keyring to sign and verify with. A key from a PEM
+// signingKeys keeps the issuer's signing keyring: loaded at provision,
+// re-read from the store where another instance may have rotated it, and
+// rotated under the keyring's store lock. Its current keyring signs every
+// access token; a swap is seen by the verifier at once.
+type signingKeys struct {
+	issuer string
+	cfg    *SigningKeyConfig
+	rings  oauthstore.Keyrings
+	clock  func() time.Time
+	logger *zap.Logger
+
+	current       atomic.Pointer[oauthjwt.Keyring]
+	lastRefreshNs atomic.Int64 // last read prompted by an unknown kid
+}
+
+// load returns the keyring to sign and verify with. A key from a PEM
 // file is used as it is. Otherwise the keyring is read from storage and, if
 // it is missing or its active key uses another algorithm than configured, a
 // new key is generated under a storage lock, so instances sharing storage
 // agree on one keyring. A replaced key stays for verification until the
 // tokens it signed have expired.
-func (a *App) loadKeyring(ctx context.Context) (*oauthjwt.Keyring, error) {
-	alg := a.SigningKey.Algorithm
-	if a.SigningKey.File != "" {
-		data, err := os.ReadFile(a.SigningKey.File)
+func (k *signingKeys) load(ctx context.Context) (*oauthjwt.Keyring, error) {
+	alg := k.cfg.Algorithm
+	if k.cfg.File != "" {
+		data, err := os.ReadFile(k.cfg.File)
 		if err != nil {
 			return nil, err
 		}
-		k, err := oauthjwt.ParsePrivateKeyPEM(alg, data)
+		key, err := oauthjwt.ParsePrivateKeyPEM(alg, data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", a.SigningKey.File, err)
+			return nil, fmt.Errorf("%s: %v", k.cfg.File, err)
 		}
-		return oauthjwt.NewKeyring(k)
+		return oauthjwt.NewKeyring(key)
 	}
 	if err := oauthjwt.CheckAlg(alg); err != nil {
 		return nil, err
 	}
 
-	if kr, ok, err := a.readKeyring(ctx, alg); err != nil || ok {
+	if kr, ok, err := k.read(ctx, alg); err != nil || ok {
 		return kr, err
 	}
-	unlock, err := a.rec.Keyrings.Lock(ctx, a.Issuer)
+	unlock, err := k.rings.Lock(ctx, k.issuer)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	// Another instance may have created it while we waited for the lock.
-	if kr, ok, err := a.readKeyring(ctx, alg); err != nil || ok {
+	if kr, ok, err := k.read(ctx, alg); err != nil || ok {
 		return kr, err
 	}
-	return a.rotateKeyring(ctx, alg)
+	return k.rotateLocked(ctx, alg)
 }
 
 // readKeyring loads the stored keyring; ok is false when there is none or
 // its active key does not use alg (any algorithm when alg is empty).
-func (a *App) readKeyring(ctx context.Context, alg string) (*oauthjwt.Keyring, bool, error) {
-	sk, err := a.storedKeyring(ctx)
+func (k *signingKeys) read(ctx context.Context, alg string) (*oauthjwt.Keyring, bool, error) {
+	sk, err := k.stored(ctx)
 	if err != nil || sk == nil {
 		return nil, false, err
 	}
-	active, others, err := decodeStoredKeys(sk, a.clock())
+	active, others, err := decodeStoredKeys(sk, k.clock())
 	if err != nil {
 		return nil, false, err
 	}
@@ -71,8 +87,8 @@ func (a *App) readKeyring(ctx context.Context, alg string) (*oauthjwt.Keyring, b
 
 // storedKeyring reads the issuer's keyring: nil without an error when
 // there is none.
-func (a *App) storedKeyring(ctx context.Context) (*oauthstore.StoredKeyring, error) {
-	sk, err := a.rec.Keyrings.Get(ctx, a.Issuer)
+func (k *signingKeys) stored(ctx context.Context) (*oauthstore.StoredKeyring, error) {
+	sk, err := k.rings.Get(ctx, k.issuer)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
@@ -82,9 +98,9 @@ func (a *App) storedKeyring(ctx context.Context) (*oauthstore.StoredKeyring, err
 // rotateKeyring generates a new active key for alg, keeps the previous keys
 // for verification until their tokens expire, and saves the result. The
 // caller holds the keyring lock.
-func (a *App) rotateKeyring(ctx context.Context, alg string) (*oauthjwt.Keyring, error) {
-	now := a.clock()
-	sk, err := a.storedKeyring(ctx)
+func (k *signingKeys) rotateLocked(ctx context.Context, alg string) (*oauthjwt.Keyring, error) {
+	now := k.clock()
+	sk, err := k.stored(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +130,10 @@ func (a *App) rotateKeyring(ctx context.Context, alg string) (*oauthjwt.Keyring,
 		kept = append(kept, old)
 	}
 	sk.Active, sk.Keys = nk.ID, kept
-	if err := a.rec.Keyrings.Put(ctx, a.Issuer, sk); err != nil {
+	if err := k.rings.Put(ctx, k.issuer, sk); err != nil {
 		return nil, err
 	}
-	a.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("store_key", oauthstore.KeyringKey(a.Issuer)))
+	k.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("store_key", oauthstore.KeyringKey(k.issuer)))
 	active, others, err := decodeStoredKeys(sk, now)
 	if err != nil {
 		return nil, err
@@ -156,27 +172,27 @@ var (
 
 // refreshKeyringOnce is one turn of the keyring refresh loop, so an
 // instance starts signing with a key another instance rotated in.
-func (a *App) refreshKeyringOnce() {
-	if err := a.refreshKeyring(a.ctx); err != nil {
-		a.logger.Warn("refreshing the keyring from the store", zap.Error(err))
+func (k *signingKeys) refreshOnce(ctx context.Context) {
+	if err := k.refresh(ctx); err != nil {
+		k.logger.Warn("refreshing the keyring from the store", zap.Error(err))
 	}
 }
 
 // refreshOnMiss re-reads the keyring unless that was done recently, and
 // reports whether it did.
-func (a *App) refreshOnMiss() bool {
-	if a.SigningKey.File != "" {
+func (k *signingKeys) refreshOnMiss() bool {
+	if k.cfg.File != "" {
 		return false
 	}
 	now := time.Now().UnixNano()
-	last := a.lastRefreshNs.Load()
-	if now-last < int64(keyringMissRefresh) || !a.lastRefreshNs.CompareAndSwap(last, now) {
+	last := k.lastRefreshNs.Load()
+	if now-last < int64(keyringMissRefresh) || !k.lastRefreshNs.CompareAndSwap(last, now) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := a.refreshKeyring(ctx); err != nil {
-		a.logger.Warn("refreshing the keyring after an unknown kid", zap.Error(err))
+	if err := k.refresh(ctx); err != nil {
+		k.logger.Warn("refreshing the keyring after an unknown kid", zap.Error(err))
 		return false
 	}
 	return true
@@ -184,39 +200,39 @@ func (a *App) refreshOnMiss() bool {
 
 // refreshKeyring replaces the in-memory keyring with the stored one when
 // that differs. A missing or unreadable stored keyring keeps the current one.
-func (a *App) refreshKeyring(ctx context.Context) error {
-	kr, ok, err := a.readKeyring(ctx, "")
+func (k *signingKeys) refresh(ctx context.Context) error {
+	kr, ok, err := k.read(ctx, "")
 	if err != nil || !ok {
 		return err
 	}
-	cur := a.keys.Load()
+	cur := k.current.Load()
 	if cur.Active().ID == kr.Active().ID && len(cur.Keys()) == len(kr.Keys()) {
 		return nil
 	}
-	a.keys.Store(kr)
-	a.logger.Info("signing keyring updated from the store", zap.String("active_kid", kr.Active().ID), zap.Int("keys", len(kr.Keys())))
+	k.current.Store(kr)
+	k.logger.Info("signing keyring updated from the store", zap.String("active_kid", kr.Active().ID), zap.Int("keys", len(kr.Keys())))
 	return nil
 }
 
 // errKeyFromFile reports a rotation asked of a keyring read from a file.
 var errKeyFromFile = errors.New("the signing key comes from a PEM file: rotate it by changing the file and reloading")
 
-// RotateSigningKey makes a new active signing key, keeps the previous ones
+// rotate makes a new active signing key, keeps the previous ones
 // for verification until the tokens they signed have expired, saves the
 // keyring in the store for every instance, and returns the new kid.
-func (a *App) RotateSigningKey(ctx context.Context) (string, error) {
-	if a.SigningKey.File != "" {
+func (k *signingKeys) rotate(ctx context.Context) (string, error) {
+	if k.cfg.File != "" {
 		return "", errKeyFromFile
 	}
-	unlock, err := a.rec.Keyrings.Lock(ctx, a.Issuer)
+	unlock, err := k.rings.Lock(ctx, k.issuer)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	kr, err := a.rotateKeyring(ctx, a.SigningKey.Algorithm)
+	kr, err := k.rotateLocked(ctx, k.cfg.Algorithm)
 	if err != nil {
 		return "", err
 	}
-	a.keys.Store(kr)
+	k.current.Store(kr)
 	return kr.Active().ID, nil
 }

@@ -40,11 +40,11 @@ func (k *SigningKeyConfig) checkRotateEvery() error {
 
 // rotateIfDue rotates the signing key if the active one is older than the
 // configured period, and reports whether it did.
-func (a *App) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
-	every := time.Duration(a.SigningKey.RotateEvery)
+func (k *signingKeys) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
+	every := time.Duration(k.cfg.RotateEvery)
 	// due reports whether the active key is old enough, and which it is.
 	due := func() (bool, string, error) {
-		sk, err := a.storedKeyring(ctx)
+		sk, err := k.stored(ctx)
 		if err != nil || sk == nil {
 			return false, "", err
 		}
@@ -59,7 +59,7 @@ func (a *App) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	unlock, err := a.rec.Keyrings.Lock(ctx, a.Issuer)
+	unlock, err := k.rings.Lock(ctx, k.issuer)
 	if err != nil {
 		return false, err
 	}
@@ -68,18 +68,18 @@ func (a *App) rotateIfDue(ctx context.Context, now time.Time) (bool, error) {
 	if ok, again, err := due(); err != nil || !ok || again != kid {
 		return false, err
 	}
-	kr, err := a.rotateKeyring(ctx, a.SigningKey.Algorithm)
+	kr, err := k.rotateLocked(ctx, k.cfg.Algorithm)
 	if err != nil {
 		return false, err
 	}
-	a.keys.Store(kr)
-	a.logger.Info("signing key rotated on schedule", zap.String("active_kid", kr.Active().ID), zap.Duration("rotate_every", every))
+	k.current.Store(kr)
+	k.logger.Info("signing key rotated on schedule", zap.String("active_kid", kr.Active().ID), zap.Duration("rotate_every", every))
 	return true, nil
 }
 
 // rotateOnce is one turn of the scheduled rotation loop.
-func (a *App) rotateOnce() {
-	if _, err := a.rotateIfDue(a.ctx, a.clock()); err != nil {
-		a.logger.Warn("scheduled key rotation failed; will retry", zap.Error(err))
+func (k *signingKeys) rotateOnce(ctx context.Context) {
+	if _, err := k.rotateIfDue(ctx, k.clock()); err != nil {
+		k.logger.Warn("scheduled key rotation failed; will retry", zap.Error(err))
 	}
 }

@@ -29,7 +29,7 @@ func TestScheduledRotation(t *testing.T) {
 	old := decodeTokenResponse(t, basicToken(t, newServer(t, apps[0], ""), svcID, svcSecret, ccForm()))
 	firstKid := apps[0].Keyring().Active().ID
 
-	if rotated, err := apps[0].rotateIfDue(ctx, time.Now().Add(47*time.Hour)); err != nil || rotated {
+	if rotated, err := apps[0].keys.rotateIfDue(ctx, time.Now().Add(47*time.Hour)); err != nil || rotated {
 		t.Fatalf("a 47h-old key rotated (%v, %v) with rotate_every 48h", rotated, err)
 	}
 	var wg sync.WaitGroup
@@ -39,7 +39,7 @@ func TestScheduledRotation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rotated, err := a.rotateIfDue(ctx, time.Now().Add(49*time.Hour))
+			rotated, err := a.keys.rotateIfDue(ctx, time.Now().Add(49*time.Hour))
 			if err != nil {
 				t.Error(err)
 			}
@@ -55,7 +55,7 @@ func TestScheduledRotation(t *testing.T) {
 		t.Fatalf("%d instances rotated, want exactly 1", count)
 	}
 	for i, a := range apps {
-		if err := a.refreshKeyring(ctx); err != nil {
+		if err := a.keys.refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if a.Keyring().Active().ID == firstKid {

@@ -297,7 +297,7 @@ func TestJWKSFollowsKeyringSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.app.keys.Store(kr)
+	s.app.keys.current.Store(kr)
 	second := jwksOf(t, s)
 	if len(first) != 1 || len(second) != 2 || second[0] != k.ID || second[1] != first[0] {
 		t.Fatalf("JWKS kids before %v, after %v; want the new key added", first, second)

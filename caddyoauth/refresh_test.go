@@ -167,7 +167,7 @@ func TestClientRevocationEndsGrants(t *testing.T) {
 	if err := b.s.app.revokeClientTokens(t.Context(), webID); err != nil {
 		t.Fatal(err)
 	}
-	b.s.app.forgetClient(webID)
+	b.s.app.registry.forget(webID)
 
 	rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {web.RefreshToken}})
 	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant)

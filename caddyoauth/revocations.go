@@ -26,17 +26,22 @@ const (
 	revocationRelist  = time.Minute
 )
 
-// revocationList is an instance's copy of the revoked jtis and their expiry.
+// revocationList is an instance's copy of the revoked jtis and their
+// expiry, kept in step with the store.
 type revocationList struct {
+	store  oauthstore.Revocations
+	clock  func() time.Time
+	logger *zap.Logger
+
 	mu       sync.RWMutex
 	m        map[string]int64 // jti → exp (unix seconds)
 	failed   bool             // the last refresh failed (logged once)
-	stamp    string           // revocationStamp when last listed
+	stamp    string           // the store's stamp when last listed
 	listedAt time.Time
 }
 
-func newRevocationList() *revocationList {
-	return &revocationList{m: make(map[string]int64)}
+func newRevocationList(store oauthstore.Revocations, clock func() time.Time, logger *zap.Logger) *revocationList {
+	return &revocationList{store: store, clock: clock, logger: logger, m: make(map[string]int64)}
 }
 
 func (l *revocationList) has(jti string, now time.Time) bool {
@@ -75,18 +80,23 @@ func (a *App) Revoked(jti string) bool {
 // revokeAccessToken puts a token on the revocation list until exp (plus
 // the verification leeway, during which it would still be accepted).
 func (a *App) revokeAccessToken(ctx context.Context, jti string, exp time.Time) error {
-	until := exp.Add(a.leeway())
-	if !until.After(a.clock()) {
+	return a.revoked.revoke(ctx, jti, exp.Add(a.leeway()))
+}
+
+// revoke puts jti on the list, in the store and here, until until, and
+// tells the other instances.
+func (l *revocationList) revoke(ctx context.Context, jti string, until time.Time) error {
+	if !until.After(l.clock()) {
 		return nil
 	}
-	if err := a.rec.Revocations.Add(ctx, jti, until); err != nil {
+	if err := l.store.Add(ctx, jti, until); err != nil {
 		return err
 	}
-	a.revoked.add(oauthstore.SafeID(jti), until.Unix())
-	// Tell the other instances; if this fails they still find the entry
-	// at their next periodic listing.
-	if err := a.rec.Revocations.Announce(ctx); err != nil {
-		a.logger.Warn("announcing a revocation failed; other instances see it within a minute", zap.Error(err))
+	l.add(oauthstore.SafeID(jti), until.Unix())
+	// If this fails the others still find the entry at their next
+	// periodic listing.
+	if err := l.store.Announce(ctx); err != nil {
+		l.logger.Warn("announcing a revocation failed; other instances see it within a minute", zap.Error(err))
 	}
 	return nil
 }
@@ -105,63 +115,53 @@ func (a *App) revokeFamily(ctx context.Context, id string) {
 	}
 }
 
-// refreshRevocationsIfChanged lists the revocations when the stamp moved
+// refreshIfChanged lists the revocations when the stamp moved
 // or the last listing is older than revocationRelist.
-func (a *App) refreshRevocationsIfChanged(ctx context.Context) error {
-	stamp, err := a.rec.Revocations.Stamp(ctx)
+func (l *revocationList) refreshIfChanged(ctx context.Context) error {
+	stamp, err := l.store.Stamp(ctx)
 	if err != nil {
 		return err
 	}
-	a.revoked.mu.RLock()
-	same := stamp == a.revoked.stamp && time.Since(a.revoked.listedAt) < revocationRelist
-	a.revoked.mu.RUnlock()
+	l.mu.RLock()
+	same := stamp == l.stamp && time.Since(l.listedAt) < revocationRelist
+	l.mu.RUnlock()
 	if same {
 		return nil
 	}
-	if err := a.refreshRevocations(ctx); err != nil {
+	if err := l.refresh(ctx); err != nil {
 		return err
 	}
-	a.revoked.mu.Lock()
-	a.revoked.stamp, a.revoked.listedAt = stamp, time.Now()
-	a.revoked.mu.Unlock()
+	l.mu.Lock()
+	l.stamp, l.listedAt = stamp, time.Now()
+	l.mu.Unlock()
 	return nil
 }
 
-// refreshRevocations re-reads the revocation list from the store.
-func (a *App) refreshRevocations(ctx context.Context) error {
-	m, err := a.rec.Revocations.List(ctx)
+// refresh re-reads the revocation list from the store.
+func (l *revocationList) refresh(ctx context.Context) error {
+	m, err := l.store.List(ctx)
 	if err != nil {
 		return err
 	}
-	a.revoked.replace(m, a.clock())
+	l.replace(m, l.clock())
 	return nil
 }
 
-// refreshRevocationsOnce is one turn of the loop that keeps the local
+// refreshOnce is one turn of the loop that keeps the local
 // revocation list in step with the store. On failure it keeps the last
 // list and logs once per outage.
-func (a *App) refreshRevocationsOnce() {
-	rctx, cancel := context.WithTimeout(a.ctx, clientStoreTimeout)
-	err := a.refreshRevocationsIfChanged(rctx)
+func (l *revocationList) refreshOnce(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
+	err := l.refreshIfChanged(rctx)
 	cancel()
-	a.revoked.mu.Lock()
-	was := a.revoked.failed
-	a.revoked.failed = err != nil
-	a.revoked.mu.Unlock()
+	l.mu.Lock()
+	was := l.failed
+	l.failed = err != nil
+	l.mu.Unlock()
 	switch {
 	case err != nil && !was:
-		a.logger.Warn("reading the revocation list from the store failed; keeping the last one", zap.Error(err))
+		l.logger.Warn("reading the revocation list from the store failed; keeping the last one", zap.Error(err))
 	case err == nil && was:
-		a.logger.Info("revocation list read from the store again")
+		l.logger.Info("revocation list read from the store again")
 	}
-}
-
-// clientRevokedSince reports whether an administrator revoked the client's
-// tokens at or after the unix time t (a sign-in, a code, a consent).
-func (a *App) clientRevokedSince(ctx context.Context, clientID string, t int64) (bool, error) {
-	_, revokedBefore, ok, err := a.lookupClient(ctx, clientID)
-	if err != nil {
-		return false, err
-	}
-	return ok && !revokedBefore.IsZero() && t <= revokedBefore.Unix(), nil
 }

@@ -28,7 +28,7 @@ func TestRevocationListShared(t *testing.T) {
 	if b.Revoked("j1") {
 		t.Fatal("other instance knew before its refresh (test is not testing the refresh)")
 	}
-	if err := b.refreshRevocations(ctx); err != nil {
+	if err := b.revoked.refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Revoked("j1") || b.Revoked("j2") {
@@ -61,7 +61,7 @@ func TestRevocationListKeepsLastOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs.down.Store(true)
-	if err := a.refreshRevocations(context.Background()); err == nil {
+	if err := a.revoked.refresh(context.Background()); err == nil {
 		t.Fatal("refresh from a dead store reported no error")
 	}
 	if !a.Revoked("j1") {
@@ -91,7 +91,7 @@ func TestRevocationListedOnlyWhenChanged(t *testing.T) {
 	a, b := newApp(t, cfgA), newApp(t, cfgB)
 	ctx := context.Background()
 	for range 5 {
-		if err := b.refreshRevocationsIfChanged(ctx); err != nil {
+		if err := b.revoked.refreshIfChanged(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -102,13 +102,13 @@ func TestRevocationListedOnlyWhenChanged(t *testing.T) {
 	if err := a.revokeAccessToken(ctx, "j9", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.refreshRevocationsIfChanged(ctx); err != nil {
+	if err := b.revoked.refreshIfChanged(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Revoked("j9") || cs.lists != idle+1 {
 		t.Fatalf("after a revocation: revoked %v, listings %d (want %d)", b.Revoked("j9"), cs.lists, idle+1)
 	}
-	_ = b.refreshRevocationsIfChanged(ctx)
+	_ = b.revoked.refreshIfChanged(ctx)
 	if cs.lists != idle+1 {
 		t.Errorf("listed again without a change: %d", cs.lists)
 	}

@@ -147,7 +147,7 @@ func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []s
 	if c.hsKey != nil {
 		tok, err = c.hsKey.SignAccessToken(claims)
 	} else {
-		tok, err = a.keys.Load().SignAccessToken(claims)
+		tok, err = a.keys.current.Load().SignAccessToken(claims)
 	}
 	if err != nil {
 		return nil, err
