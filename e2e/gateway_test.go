@@ -102,8 +102,9 @@ func checkAPIHeaders(t *testing.T, g *gateway, what string, h http.Header) {
 	}
 }
 
-// TestMachineClientScenario is the README walkthrough with x/oauth2 as the
-// client: token, call through the proxy, spoofing, refusals, redirect.
+// TestMachineClientScenario is the walkthrough (docs/walkthrough.md) with
+// x/oauth2 as the client: token, call through the proxy, spoofing,
+// refusals, redirect.
 func TestMachineClientScenario(t *testing.T) {
 	g := startExample(t)
 
