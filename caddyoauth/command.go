@@ -30,6 +30,7 @@ SHA-256 hash to paste into a client block of the oauth global option:
 
 	client reports-service {
 		secret_hash sha256:...
+		scopes user:read
 	}
 
 Give the secret to the client application; it is not stored anywhere. A
@@ -38,7 +39,8 @@ token endpoint fast. For a human-chosen secret use bcrypt or argon2id
 (caddy hash-password) instead.
 
 --client
-    Print a complete client block for this client_id.
+    Print a complete client block for this client_id, with a placeholder
+    scope to replace by the scopes the client may be granted.
 
 --hash
     Do not generate: read an existing secret from stdin (not echoed on a
@@ -75,6 +77,10 @@ func cmdOAuthSecret(fl caddycmd.Flags) (int, error) {
 	return 0, nil
 }
 
+// placeholderScope is the scope of the client block --client prints, for
+// the user to replace.
+const placeholderScope = "example:read"
+
 // minHashedSecretLen is the shortest secret --hash turns into a SHA-256
 // hash (32 characters of base64url carry 192 bits).
 const minHashedSecretLen = 32
@@ -100,7 +106,11 @@ func writeSecretReport(w io.Writer, client, secret string, generated bool) {
 	}
 	fmt.Fprintf(w, "secret_hash: %s\n", HashSecret(secret))
 	if client != "" {
-		fmt.Fprintf(w, "\n\tclient %s {\n\t\tsecret_hash %s\n\t}\n", client, HashSecret(secret))
+		// scopes is required: a block without it would not load. The
+		// placeholder is a valid scope so the block loads as pasted.
+		fmt.Fprintf(w, "\n\tclient %s {\n\t\tsecret_hash %s\n"+
+			"\t\t# the scopes this client may be granted: replace the placeholder\n"+
+			"\t\tscopes %s\n\t}\n", client, HashSecret(secret), placeholderScope)
 	}
 	if generated {
 		fmt.Fprintln(w, "\nGive the secret to the client; only the hash goes into the Caddyfile.")

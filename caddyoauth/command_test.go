@@ -9,10 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile" // the caddyfile adapter
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
 )
 
 // TestGenerateSecret: 256 random bits, base64url without padding (RFC 4648
@@ -68,35 +71,49 @@ func TestHashSecret(t *testing.T) {
 }
 
 // TestWriteSecretReport: the report shows the secret only when generated,
-// always the hash, and a client block that the Caddyfile parser reads back
-// to the same secret_hash.
+// always the hash, and a client block that loads as printed: pasted into
+// the oauth global option of a Caddyfile, it adapts, and Caddy provisions
+// the app from it with the same secret_hash.
 func TestWriteSecretReport(t *testing.T) {
 	const secret = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
-	hash := sha256Hex(secret)
+	hash := HashSecret(secret) // checked against test vectors in TestHashSecret
 
 	var buf bytes.Buffer
 	writeSecretReport(&buf, "reports-service", secret, true)
 	out := buf.String()
-	for _, want := range []string{"secret:      " + secret + "\n", "secret_hash: " + hash + "\n", "client reports-service {", "secret_hash " + hash} {
+	for _, want := range []string{
+		"secret:      " + secret + "\n",
+		"secret_hash: " + hash + "\n",
+		"client reports-service {",
+		"secret_hash " + hash,
+		"scopes " + placeholderScope, // a client without scopes is refused at load
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 
-	// The client block, pasted into the oauth option, parses to that hash.
-	start := strings.Index(out, "client reports-service {")
-	end := strings.Index(out[start:], "}") + start + 1
-	block := out[start:end]
-	v, err := parseOAuthOption(caddyfile.NewTestDispenser("oauth {\n issuer https://as.example\n"+block+"\n}"), nil)
-	if err != nil {
-		t.Fatalf("client block does not parse: %v\n%s", err, block)
+	block := printedClientBlock(t, out, "reports-service")
+	cfgJSON := adaptPastedBlock(t, block)
+	var cfg struct {
+		Apps struct {
+			OAuth App `json:"oauth"`
+		} `json:"apps"`
 	}
-	var app App
-	if err := json.Unmarshal(v.(httpcaddyfile.App).Value, &app); err != nil {
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if len(app.Clients) != 1 || app.Clients[0].ID != "reports-service" || app.Clients[0].SecretHash != hash {
-		t.Fatalf("parsed clients %+v", app.Clients)
+	clients := cfg.Apps.OAuth.Clients
+	if len(clients) != 1 || clients[0].ID != "reports-service" || clients[0].SecretHash != hash || len(clients[0].Scopes) == 0 {
+		t.Fatalf("adapted clients %+v", clients)
+	}
+	// Loads: Caddy provisions and validates the oauth app from it.
+	var loaded caddy.Config
+	if err := json.Unmarshal(cfgJSON, &loaded); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&loaded); err != nil {
+		t.Fatalf("the printed client block does not load: %v\n%s", err, block)
 	}
 
 	buf.Reset()
@@ -170,4 +187,46 @@ func TestCmdOAuthSecretRefusesBadClientID(t *testing.T) {
 	if err == nil || code == 0 || !strings.Contains(err.Error(), "--client") {
 		t.Fatalf("cmdOAuthSecret(--client 'bad id') = %d, %v", code, err)
 	}
+}
+
+// printedClientBlock returns the client block of a report, from its
+// `client <id> {` line to its closing brace, as a user would copy it.
+func printedClientBlock(t *testing.T, report, id string) string {
+	t.Helper()
+	lines := strings.Split(report, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "client "+id+" {" {
+			continue
+		}
+		for j := i + 1; j < len(lines); j++ {
+			if strings.TrimSpace(lines[j]) == "}" {
+				return strings.Join(lines[i:j+1], "\n")
+			}
+		}
+	}
+	t.Fatalf("no client block for %s in the report:\n%s", id, report)
+	return ""
+}
+
+// adaptPastedBlock pastes a client block into the oauth global option of
+// an otherwise minimal Caddyfile (storage in a temporary directory) and
+// returns the JSON config the Caddyfile adapter makes of it.
+func adaptPastedBlock(t *testing.T, block string) []byte {
+	t.Helper()
+	// Indented one level deeper, where it goes: in oauth, in the global options.
+	pasted := "\t" + strings.ReplaceAll(block, "\n", "\n\t")
+	caddyfileText := "{\n\tstorage file_system " + t.TempDir() + "\n\toauth {\n\t\tissuer https://localhost:8443\n" +
+		pasted + "\n\t}\n}\n"
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		t.Fatal("caddyfile adapter not registered")
+	}
+	out, warnings, err := adapter.Adapt([]byte(caddyfileText), nil)
+	if err != nil {
+		t.Fatalf("the printed client block does not adapt: %v\n%s", err, caddyfileText)
+	}
+	for _, w := range warnings {
+		t.Errorf("adapt warning: %s:%d: %s", w.File, w.Line, w.Message)
+	}
+	return out
 }

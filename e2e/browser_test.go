@@ -57,8 +57,9 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // screenshotDir is where the page screenshots go: $E2E_SCREENSHOTS if set
-// (the README's images are made with E2E_SCREENSHOTS=docs/screenshots from
-// the repository root), else the test's temporary directory.
+// (the images of docs/walkthrough.md are made with
+// E2E_SCREENSHOTS=docs/screenshots from the repository root), else the
+// test's temporary directory.
 func screenshotDir(t *testing.T) string {
 	if d := os.Getenv("E2E_SCREENSHOTS"); d != "" {
 		if !filepath.IsAbs(d) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,8 +73,38 @@ func decodeEcho(t *testing.T, body []byte) upstreamEcho {
 	return e
 }
 
-// TestMachineClientScenario is the README walkthrough with x/oauth2 as the
-// client: token, call through the proxy, spoofing, refusals, redirect.
+// appOrigin is the origin of the example's browser app, which CORS allows.
+func (g *gateway) appOrigin() string {
+	return "https://app.localhost:" + strconv.Itoa(g.ports.https)
+}
+
+// checkAPIHeaders checks that an answer on /api/* carries the API's
+// headers (the example's api_headers snippet), whoever wrote it: a browser
+// app on the allowed origin can read it and its Retry-After, nothing caches
+// it, and no Server header names the software.
+func checkAPIHeaders(t *testing.T, g *gateway, what string, h http.Header) {
+	t.Helper()
+	if got := h.Get("Access-Control-Allow-Origin"); got != g.appOrigin() {
+		t.Errorf("%s: Access-Control-Allow-Origin %q, want %q", what, got, g.appOrigin())
+	}
+	exposed := strings.Split(h.Get("Access-Control-Expose-Headers"), ",")
+	for i := range exposed {
+		exposed[i] = strings.TrimSpace(exposed[i])
+	}
+	if !slices.Contains(exposed, "Retry-After") {
+		t.Errorf("%s: Access-Control-Expose-Headers %q lacks Retry-After", what, h.Get("Access-Control-Expose-Headers"))
+	}
+	if got := h.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("%s: Cache-Control %q, want no-store", what, got)
+	}
+	if got := h.Values("Server"); len(got) != 0 {
+		t.Errorf("%s: Server header %q, want none", what, got)
+	}
+}
+
+// TestMachineClientScenario is the walkthrough (docs/walkthrough.md) with
+// x/oauth2 as the client: token, call through the proxy, spoofing,
+// refusals, redirect.
 func TestMachineClientScenario(t *testing.T) {
 	g := startExample(t)
 
@@ -143,7 +174,7 @@ func TestMachineClientScenario(t *testing.T) {
 	})
 
 	t.Run("CORS preflight is answered by the gateway, never passed on", func(t *testing.T) {
-		for _, origin := range []string{"https://app.localhost:" + strconv.Itoa(g.ports.https), "https://evil.example"} {
+		for _, origin := range []string{g.appOrigin(), "https://evil.example"} {
 			status, h, body := g.do("OPTIONS", "/api/users/42", "", map[string]string{
 				"Origin":                        origin,
 				"Access-Control-Request-Method": "DELETE",
@@ -248,6 +279,17 @@ func TestMachineClientScenario(t *testing.T) {
 		}
 	})
 
+	t.Run("a 404 on /api/* carries the API's headers", func(t *testing.T) {
+		// handle_errors writes it, where the site's header directive does
+		// not run: the example imports the same headers there.
+		status, h, body := g.do("GET", "/api/users-admin", tok, map[string]string{"Origin": g.appOrigin()})
+		var e struct{ Error string }
+		if status != http.StatusNotFound || json.Unmarshal(body, &e) != nil || e.Error != "not_found" {
+			t.Fatalf("status %d body %s", status, body)
+		}
+		checkAPIHeaders(t, g, "404", h)
+	})
+
 	t.Run("metadata issuer equals the configured issuer (RFC 8414 §3.3)", func(t *testing.T) {
 		status, _, body := g.do("GET", "/.well-known/oauth-authorization-server", "", nil)
 		var md struct {
@@ -277,13 +319,16 @@ func TestMachineClientScenario(t *testing.T) {
 
 // TestRateLimitPerClient: 150 requests from one client with a limit of
 // 100/min: 100 pass, 50 get 429 with Retry-After; another client is not
-// affected; responses advertise the caller's policy.
+// affected; responses advertise the caller's policy. The 429 carries the
+// API's headers, so a browser app on the allowed origin can read it and
+// its Retry-After.
 func TestRateLimitPerClient(t *testing.T) {
 	g := startExample(t)
 	tok := g.token(reportsClient)
+	origin := map[string]string{"Origin": g.appOrigin()}
 	var ok, limited int
 	for i := range 150 {
-		status, h, body := g.do("GET", "/api/users", tok, nil)
+		status, h, body := g.do("GET", "/api/users", tok, origin)
 		switch status {
 		case http.StatusOK:
 			ok++
@@ -300,8 +345,11 @@ func TestRateLimitPerClient(t *testing.T) {
 			if json.Unmarshal(body, &e) != nil || e.Error != "rate_limited" {
 				t.Fatalf("429 body %s", body)
 			}
-			if h.Get("RateLimit-Policy") == "" {
-				t.Fatal("429 without RateLimit-Policy")
+			if got := h.Get("RateLimit-Policy"); got != `"standard";q=100;w=60` {
+				t.Fatalf("429 with RateLimit-Policy %q", got)
+			}
+			if limited == 1 {
+				checkAPIHeaders(t, g, "429", h)
 			}
 		default:
 			t.Fatalf("request %d: status %d: %s", i, status, body)
@@ -343,7 +391,7 @@ func TestUpstreamDown(t *testing.T) {
 	cfg = cfg[:i] + "reverse_proxy 127.0.0.1:" + strconv.Itoa(dead) + cfg[i+len(live):]
 	g := startGateway(t, p, cfg, "")
 	tok := g.token(goldClient)
-	status, h, body := g.do("GET", "/api/notes", tok, nil)
+	status, h, body := g.do("GET", "/api/notes", tok, map[string]string{"Origin": g.appOrigin()})
 	var e struct{ Error string }
 	if status != http.StatusBadGateway || json.Unmarshal(body, &e) != nil || e.Error != "upstream_unavailable" {
 		t.Fatalf("status %d body %s", status, body)
@@ -351,6 +399,7 @@ func TestUpstreamDown(t *testing.T) {
 	if ct := h.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
+	checkAPIHeaders(t, g, "502", h)
 	// The other API is unaffected.
 	if status, _, _ := g.do("GET", "/api/users", tok, nil); status != http.StatusOK {
 		t.Errorf("users API: %d", status)

@@ -178,8 +178,8 @@ func TestOrderProblem(t *testing.T) {
 	}
 }
 
-// TestCaddyfileExample adapts the repository's Caddyfile.example, which the
-// README walks through, and checks the facts the walkthrough relies on.
+// TestCaddyfileExample adapts the repository's Caddyfile.example, which
+// docs/walkthrough.md walks through, and checks the facts the walkthrough relies on.
 func TestCaddyfileExample(t *testing.T) {
 	data, err := os.ReadFile("../../Caddyfile.example")
 	if err != nil {
