@@ -37,7 +37,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, message string) {
-	sess, err := s.app.currentSession(r.Context(), r)
+	sess, err := s.currentSession(r.Context(), r)
 	if err != nil {
 		s.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again shortly.")
 		return
@@ -47,7 +47,7 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, message str
 		s.renderPage(w, http.StatusOK, "signedout", pageData{nonce}, nonce)
 		return
 	}
-	consents, err := s.app.listConsents(r.Context(), sess.User)
+	consents, err := s.listConsents(r.Context(), sess.User)
 	if err != nil {
 		s.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again shortly.")
 		return
@@ -70,7 +70,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sess, err := s.app.currentSession(r.Context(), r)
+	sess, err := s.currentSession(r.Context(), r)
 	if err != nil || sess == nil {
 		s.showAccount(w, r, "")
 		return
@@ -80,7 +80,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusBadRequest, "Bad request", "The form did not name an application.")
 		return
 	}
-	if err := s.app.withdrawConsent(r.Context(), sess.User, client); err != nil {
+	if err := s.withdrawConsent(r.Context(), sess.User, client); err != nil {
 		s.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again shortly.")
 		return
 	}
@@ -97,7 +97,7 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.readPageForm(w, r, formLogout); !ok {
 		return
 	}
-	if err := s.app.endSession(r.Context(), w, r); err != nil {
+	if err := s.endSession(r.Context(), w, r); err != nil {
 		s.logger.Warn("deleting a session from the store failed; its cookie is cleared", zap.Error(err))
 	}
 	nonce := newNonce()

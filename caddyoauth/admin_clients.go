@@ -76,19 +76,25 @@ func (req *clientRequest) check() error {
 
 const maxAdminBody = 64 << 10
 
+// clientsAPI is the admin API's /oauth/clients endpoints on the running
+// app.
+type clientsAPI struct{ *App }
+
+// handleClients routes /oauth/clients and /oauth/clients/<id>[/<action>].
 func handleClients(w http.ResponseWriter, r *http.Request) error {
-	a, err := runningApp()
+	app, err := runningApp()
 	if err != nil {
 		return err
 	}
+	a := clientsAPI{app}
 	rest := strings.TrimPrefix(r.URL.Path, "/oauth/clients")
 	rest = strings.TrimPrefix(rest, "/")
 	if rest == "" {
 		switch r.Method {
 		case http.MethodGet:
-			return a.adminListClients(w, r)
+			return a.list(w, r)
 		case http.MethodPost:
-			return a.adminCreateClient(w, r)
+			return a.create(w, r)
 		}
 		return methodNotAllowed(w, "GET, POST")
 	}
@@ -100,11 +106,11 @@ func handleClients(w http.ResponseWriter, r *http.Request) error {
 	case "":
 		switch r.Method {
 		case http.MethodGet:
-			return a.adminGetClient(w, r, id)
+			return a.get(w, r, id)
 		case http.MethodPut:
-			return a.adminReplaceClient(w, r, id)
+			return a.replace(w, r, id)
 		case http.MethodDelete:
-			return a.adminDeleteClient(w, r, id)
+			return a.delete(w, r, id)
 		}
 		return methodNotAllowed(w, "GET, PUT, DELETE")
 	case "secret", "revoke":
@@ -112,9 +118,9 @@ func handleClients(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(w, http.MethodPost)
 		}
 		if action == "secret" {
-			return a.adminRotateSecret(w, r, id)
+			return a.rotateSecret(w, r, id)
 		}
-		return a.adminRevokeClient(w, r, id)
+		return a.revoke(w, r, id)
 	}
 	return apiErr(http.StatusNotFound, "no such endpoint")
 }
@@ -127,7 +133,7 @@ func storeErr(err error) error {
 	return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("the store is unavailable: %v", err)}
 }
 
-func (a *App) view(c *Client, source string, revoked time.Time, sc *storedClient) clientView {
+func (a clientsAPI) view(c *Client, source string, revoked time.Time, sc *storedClient) clientView {
 	v := clientView{ClientSettings: c.ClientSettings, Source: source, AccessTokenTTL: c.ttl.String()}
 	if !revoked.IsZero() {
 		v.TokensRevoked = &revoked
@@ -138,7 +144,7 @@ func (a *App) view(c *Client, source string, revoked time.Time, sc *storedClient
 	return v
 }
 
-func (a *App) adminListClients(w http.ResponseWriter, r *http.Request) error {
+func (a clientsAPI) list(w http.ResponseWriter, r *http.Request) error {
 	out := []clientView{}
 	for _, c := range a.Clients {
 		e, err := a.registry.read(r.Context(), c.ID)
@@ -169,7 +175,7 @@ func (a *App) adminListClients(w http.ResponseWriter, r *http.Request) error {
 
 // findClient returns the client, its source and, for a store-kept one,
 // the stored record.
-func (a *App) findClient(ctx context.Context, id string) (*Client, string, *storedClient, time.Time, error) {
+func (a clientsAPI) findClient(ctx context.Context, id string) (*Client, string, *storedClient, time.Time, error) {
 	e, err := a.registry.read(ctx, id)
 	if err != nil {
 		return nil, "", nil, time.Time{}, storeErr(err)
@@ -187,7 +193,7 @@ func (a *App) findClient(ctx context.Context, id string) (*Client, string, *stor
 	return e.client, "store", sc, e.revokedBefore, nil
 }
 
-func (a *App) adminGetClient(w http.ResponseWriter, r *http.Request, id string) error {
+func (a clientsAPI) get(w http.ResponseWriter, r *http.Request, id string) error {
 	c, src, sc, revoked, err := a.findClient(r.Context(), id)
 	if err != nil {
 		return err
@@ -207,15 +213,15 @@ func decodeClientRequest(r *http.Request) (clientRequest, error) {
 
 // validate provisions sc as a client would be, so the admin API refuses
 // exactly what a Caddyfile would.
-func (a *App) validate(sc *storedClient) (*Client, error) {
+func (a clientsAPI) validate(sc *storedClient) (*Client, error) {
 	c := sc.client()
-	if err := c.provision(caddy.NewReplacer(), a); err != nil {
+	if err := c.provision(caddy.NewReplacer(), a.App); err != nil {
 		return nil, apiErr(http.StatusBadRequest, "client %q: %v", sc.ID, err)
 	}
 	return c, nil
 }
 
-func (a *App) adminCreateClient(w http.ResponseWriter, r *http.Request) error {
+func (a clientsAPI) create(w http.ResponseWriter, r *http.Request) error {
 	req, err := decodeClientRequest(r)
 	if err != nil {
 		return err
@@ -257,7 +263,7 @@ func (a *App) adminCreateClient(w http.ResponseWriter, r *http.Request) error {
 
 // storeKept returns the stored record of a store-kept client, refusing
 // Caddyfile clients with 409.
-func (a *App) storeKept(ctx context.Context, id string) (*storedClient, error) {
+func (a clientsAPI) storeKept(ctx context.Context, id string) (*storedClient, error) {
 	if _, static := a.clients[id]; static {
 		return nil, apiErr(http.StatusConflict, "client %q is defined in the Caddyfile; change it there", id)
 	}
@@ -271,7 +277,7 @@ func (a *App) storeKept(ctx context.Context, id string) (*storedClient, error) {
 	return sc, nil
 }
 
-func (a *App) adminReplaceClient(w http.ResponseWriter, r *http.Request, id string) error {
+func (a clientsAPI) replace(w http.ResponseWriter, r *http.Request, id string) error {
 	req, err := decodeClientRequest(r)
 	if err != nil {
 		return err
@@ -294,7 +300,7 @@ func (a *App) adminReplaceClient(w http.ResponseWriter, r *http.Request, id stri
 
 // saveStoredClient validates a changed store-kept client, saves it and
 // drops this instance's cached copy.
-func (a *App) saveStoredClient(ctx context.Context, sc *storedClient, logMsg string) (*Client, error) {
+func (a clientsAPI) saveStoredClient(ctx context.Context, sc *storedClient, logMsg string) (*Client, error) {
 	sc.Updated = time.Now().UTC().Truncate(time.Second)
 	c, err := a.validate(sc)
 	if err != nil {
@@ -308,13 +314,13 @@ func (a *App) saveStoredClient(ctx context.Context, sc *storedClient, logMsg str
 	return c, nil
 }
 
-func (a *App) adminDeleteClient(w http.ResponseWriter, r *http.Request, id string) error {
+func (a clientsAPI) delete(w http.ResponseWriter, r *http.Request, id string) error {
 	if _, err := a.storeKept(r.Context(), id); err != nil {
 		return err
 	}
 	// Mark its tokens revoked first: a client created again under the
 	// same id must not inherit them.
-	if err := a.revokeClientTokens(r.Context(), id); err != nil {
+	if err := a.registry.revokeTokens(r.Context(), id); err != nil {
 		return storeErr(err)
 	}
 	if err := a.registry.store.Delete(r.Context(), id); err != nil {
@@ -326,7 +332,7 @@ func (a *App) adminDeleteClient(w http.ResponseWriter, r *http.Request, id strin
 	return nil
 }
 
-func (a *App) adminRotateSecret(w http.ResponseWriter, r *http.Request, id string) error {
+func (a clientsAPI) rotateSecret(w http.ResponseWriter, r *http.Request, id string) error {
 	sc, err := a.storeKept(r.Context(), id)
 	if err != nil {
 		return err
@@ -345,23 +351,15 @@ func (a *App) adminRotateSecret(w http.ResponseWriter, r *http.Request, id strin
 	return writeAdminJSON(w, http.StatusOK, v)
 }
 
-func (a *App) adminRevokeClient(w http.ResponseWriter, r *http.Request, id string) error {
+func (a clientsAPI) revoke(w http.ResponseWriter, r *http.Request, id string) error {
 	if _, _, _, _, err := a.findClient(r.Context(), id); err != nil {
 		return err
 	}
-	if err := a.revokeClientTokens(r.Context(), id); err != nil {
+	if err := a.registry.revokeTokens(r.Context(), id); err != nil {
 		return storeErr(err)
 	}
 	a.registry.forget(id)
 	a.logger.Info("client tokens revoked through the admin API", zap.String("client_id", id))
-	return a.adminGetClient(w, r, id)
+	return a.get(w, r, id)
 }
 
-// revokeClientTokens refuses every token of id issued up to now: access
-// tokens, refresh-token families and codes, and it voids remembered
-// consents given before it. The mark outlives every token that could
-// predate it (the longest refresh-token family), then expires.
-func (a *App) revokeClientTokens(ctx context.Context, id string) error {
-	ttl := max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute
-	return a.registry.store.Revoke(ctx, id, ttl)
-}

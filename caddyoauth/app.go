@@ -99,15 +99,14 @@ type App struct {
 	// (`oauth.stores.caddy`); `oauth.stores.redis` for a cluster.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=oauth.stores inline_key=module"`
 
-	clients  map[string]*Client
-	users    map[string]*User
-	throttle *loginThrottle
-	// dummyPassword is checked for unknown usernames (pickDummyPassword).
-	dummyPassword func() passwordHash
-	keys          *signingKeys
-	verifier      *oauthjwt.Verifier
-	logger        *zap.Logger
-	fake          *Client // authenticated against when the client is unknown
+	clients   map[string]*Client
+	users     map[string]*User
+	throttle  *loginThrottle
+	directory *userDirectory
+	keys      *signingKeys
+	verifier  *oauthjwt.Verifier
+	logger    *zap.Logger
+	fake      *Client // authenticated against when the client is unknown
 
 	// store is the key-value store; rec and registry own its records.
 	store Store
@@ -209,10 +208,10 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if err := a.provisionPersonSettings(); err != nil {
 		return err
 	}
+	a.useStore(a.store)
 	if err := a.provisionUsers(); err != nil {
 		return err
 	}
-	a.useStore(a.store)
 
 	a.keys = &signingKeys{issuer: a.Issuer, cfg: a.SigningKey, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger}
 	kr, err := a.keys.load(ctx)
@@ -303,14 +302,18 @@ func (a *App) useStore(s Store) {
 	if a.revoked != nil {
 		a.revoked.store = a.rec.Revocations
 	}
+	if a.directory != nil {
+		a.directory.store = a.rec.Users
+	}
 	a.registry = &clientRegistry{
 		static: a.clients,
 		store:  oauthstore.NewClients(s, a.clock, a.logger, func(c *storedClient) string { return c.ID }),
 		provision: func(c *Client) error {
 			return c.provision(caddy.NewReplacer(), a)
 		},
-		logger: a.logger,
-		cache:  make(map[string]*clientEntry),
+		markTTL: max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute,
+		logger:  a.logger,
+		cache:   make(map[string]*clientEntry),
 	}
 }
 

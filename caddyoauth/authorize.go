@@ -31,7 +31,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sess, err := s.app.currentSession(r.Context(), r)
+	sess, err := s.currentSession(r.Context(), r)
 	if err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusFound, err)
 		return
@@ -46,7 +46,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // authorizeRequest validates a request and answers its refusal: a page
 // while the client or redirect URI is unverified, a redirect after.
 func (s *Server) authorizeRequest(w http.ResponseWriter, r *http.Request, raw string, redirectStatus int) (*authzRequest, bool) {
-	req, aerr := s.app.parseAuthorizeRequest(r.Context(), raw)
+	req, aerr := s.parseAuthorizeRequest(r.Context(), raw)
 	if aerr == nil {
 		return req, true
 	}
@@ -54,13 +54,13 @@ func (s *Server) authorizeRequest(w http.ResponseWriter, r *http.Request, raw st
 		s.errorPage(w, aerr.status, "This sign-in request cannot be completed", aerr.desc)
 		return nil, false
 	}
-	http.Redirect(w, r, s.app.errorRedirect(req, aerr), redirectStatus)
+	http.Redirect(w, r, s.errorRedirect(req, aerr), redirectStatus)
 	return nil, false
 }
 
 func (s *Server) unavailableRedirect(w http.ResponseWriter, r *http.Request, req *authzRequest, status int, err error) {
 	s.logger.Warn("authorization request failed: the store is unavailable", zap.String("client_id", req.client.ID), zap.Error(err))
-	http.Redirect(w, r, s.app.errorRedirect(req, redirectError(errTemporarilyUnavailable, "the authorization server's store is unavailable; retry shortly")), status)
+	http.Redirect(w, r, s.errorRedirect(req, redirectError(errTemporarilyUnavailable, "the authorization server's store is unavailable; retry shortly")), status)
 }
 
 // afterLogin continues a request for a signed-in person: consent page, or
@@ -74,7 +74,7 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *authzRe
 		s.showConsent(w, r, req, sess)
 		return
 	}
-	ok, err := s.app.consented(r.Context(), sess.User, req.client.ID, req.scopes)
+	ok, err := s.consented(r.Context(), sess.User, req.client.ID, req.scopes)
 	if err != nil {
 		s.unavailableRedirect(w, r, req, redirectStatus, err)
 		return
@@ -88,12 +88,12 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *authzRe
 
 // sendCode issues a code and sends the person back to the client.
 func (s *Server) sendCode(w http.ResponseWriter, r *http.Request, req *authzRequest, sess *session, status int) {
-	code, err := s.app.issueCode(r.Context(), req, sess)
+	code, err := s.issueCode(r.Context(), req, sess)
 	if err != nil {
 		s.unavailableRedirect(w, r, req, status, err)
 		return
 	}
-	http.Redirect(w, r, s.app.redirectBack(req, url.Values{"code": {code}}), status)
+	http.Redirect(w, r, s.redirectBack(req, url.Values{"code": {code}}), status)
 }
 
 func clientDisplayName(c *Client) string {
@@ -137,7 +137,8 @@ func (s *Server) readRequestForm(w http.ResponseWriter, r *http.Request, form st
 
 // issueCode stores a new code for an approved request (RFC 6749 §4.1.2)
 // and returns it.
-func (a *App) issueCode(ctx context.Context, req *authzRequest, sess *session) (string, error) {
+func (s *Server) issueCode(ctx context.Context, req *authzRequest, sess *session) (string, error) {
+	a := s.app
 	return a.rec.Codes.Issue(ctx, &oauthstore.Code{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, User: sess.User, AuthTime: sess.AuthTime, Scopes: req.scopes,

@@ -31,8 +31,9 @@ func FuzzAuthorizeRequest(f *testing.F) {
 	}
 	a := newApp(f, flowConfig(f))
 	a.logger = zap.NewNop()
+	srv := newServer(f, a, "")
 	f.Fuzz(func(t *testing.T, raw string) {
-		req, aerr := a.parseAuthorizeRequest(context.Background(), raw)
+		req, aerr := srv.parseAuthorizeRequest(context.Background(), raw)
 		if aerr != nil {
 			if !errorCharsOK(aerr.desc) {
 				t.Fatalf("description %q outside RFC 6749 §4.1.2.1", aerr.desc)
@@ -50,7 +51,7 @@ func FuzzAuthorizeRequest(f *testing.F) {
 		if !contains(req.client.RedirectURIs, req.redirectURI) {
 			t.Fatalf("redirect URI %q is not registered for %s", req.redirectURI, req.client.ID)
 		}
-		loc, err := url.Parse(a.redirectBack(req, url.Values{"code": {"x"}}))
+		loc, err := url.Parse(srv.redirectBack(req, url.Values{"code": {"x"}}))
 		if err != nil || !strings.HasPrefix(loc.String(), strings.SplitN(req.redirectURI, "?", 2)[0]) {
 			t.Fatalf("redirect %v leaves the registered URI %q", loc, req.redirectURI)
 		}
@@ -60,7 +61,7 @@ func FuzzAuthorizeRequest(f *testing.F) {
 		if req.client.Public && req.challenge == "" {
 			t.Fatal("public client accepted without PKCE")
 		}
-		if again, aerr := a.parseAuthorizeRequest(context.Background(), req.query); aerr != nil || again.query != req.query {
+		if again, aerr := srv.parseAuthorizeRequest(context.Background(), req.query); aerr != nil || again.query != req.query {
 			t.Fatalf("re-encoded request %q does not parse to itself: %v", req.query, aerr)
 		}
 	})

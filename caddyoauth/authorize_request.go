@@ -55,7 +55,8 @@ var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope"
 // raw query of GET {prefix}/authorize (or carried through a form). It
 // returns the request, or the refusal and, once the redirect URI is
 // trusted, the partial request to redirect it to.
-func (a *App) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*authzRequest, *authzError) {
+func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*authzRequest, *authzError) {
+	a := s.app
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil, pageError(http.StatusBadRequest, "The request is malformed.")
@@ -158,7 +159,8 @@ func isBase64URLChar(c byte) bool {
 // params (RFC 6749 §4.1.2), keeping the redirect URI's own query (§3.1.2)
 // and adding iss (RFC 9207 §2) so the client can tell which server
 // answered. state is returned exactly as received.
-func (a *App) redirectBack(req *authzRequest, params url.Values) string {
+func (s *Server) redirectBack(req *authzRequest, params url.Values) string {
+	a := s.app
 	if req.state != "" {
 		params.Set("state", req.state)
 	}
@@ -176,18 +178,19 @@ func (a *App) redirectBack(req *authzRequest, params url.Values) string {
 }
 
 // errorRedirect is redirectBack for an error (RFC 6749 §4.1.2.1).
-func (a *App) errorRedirect(req *authzRequest, e *authzError) string {
+func (s *Server) errorRedirect(req *authzRequest, e *authzError) string {
 	p := url.Values{"error": {e.code}}
 	if e.desc != "" {
 		p.Set("error_description", e.desc)
 	}
-	return a.redirectBack(req, p)
+	return s.redirectBack(req, p)
 }
 
 // scopeLine is a consent page's list of scopes with their descriptions.
 type scopeLine struct{ Name, Description string }
 
-func (a *App) describeScopes(scopes []string) []scopeLine {
+func (s *Server) describeScopes(scopes []string) []scopeLine {
+	a := s.app
 	out := make([]scopeLine, 0, len(scopes))
 	for _, sc := range scopes {
 		d := a.ScopeDescriptions[sc]

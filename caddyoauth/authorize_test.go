@@ -428,10 +428,10 @@ func TestUnknownUserCostsTheSame(t *testing.T) {
 				cfg.Signup = &SignupConfig{}
 			}
 			a := newApp(t, cfg)
-			cost, err := bcrypt.Cost(a.dummyPassword().hash)
+			cost, err := bcrypt.Cost(a.directory.dummy().hash)
 			if tc.want == 0 {
-				if !strings.HasPrefix(string(a.dummyPassword().hash), "$argon2id$") {
-					t.Errorf("dummy %q, want the argon2id user's", a.dummyPassword().hash)
+				if !strings.HasPrefix(string(a.directory.dummy().hash), "$argon2id$") {
+					t.Errorf("dummy %q, want the argon2id user's", a.directory.dummy().hash)
 				}
 				return
 			}

@@ -58,6 +58,9 @@ type clientRegistry struct {
 	store  oauthstore.Clients[storedClient]
 	// provision checks a stored client as a configured one is checked.
 	provision func(*Client) error
+	// markTTL is how long a client revocation mark is kept: longer than
+	// any token or refresh-token family that could predate it.
+	markTTL time.Duration
 	logger    *zap.Logger
 
 	mu    sync.Mutex
@@ -198,4 +201,16 @@ func (r *clientRegistry) revokedSince(ctx context.Context, clientID string, t in
 		return false, err
 	}
 	return ok && !revokedBefore.IsZero() && t <= revokedBefore.Unix(), nil
+}
+
+// revokeTokens refuses every token of id issued up to now: access tokens,
+// refresh-token families and codes, and it voids remembered consents given
+// before it. The mark outlives every token that could predate it, then
+// expires.
+func (r *clientRegistry) revokeTokens(ctx context.Context, id string) error {
+	if err := r.store.Revoke(ctx, id, r.markTTL); err != nil {
+		return err
+	}
+	r.forget(id)
+	return nil
 }

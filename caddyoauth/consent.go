@@ -36,7 +36,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 	data := consentPageData{
 		pageData: pageData{nonce}, Action: s.consentPath, Request: req.query, CSRF: csrfToken(secret, formConsent),
 		ClientName: clientDisplayName(req.client), ClientID: req.client.ID, UserName: sess.user.displayName(),
-		Scopes: s.app.describeScopes(req.scopes), RedirectOrigin: cspSource(req.redirectURI),
+		Scopes: s.describeScopes(req.scopes), RedirectOrigin: cspSource(req.redirectURI),
 		CanRemember: !req.client.Public,
 	}
 	s.renderPage(w, http.StatusOK, "consent", data, nonce, req.redirectURI)
@@ -48,7 +48,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sess, err := s.app.currentSession(r.Context(), r)
+	sess, err := s.currentSession(r.Context(), r)
 	if err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
 		return
@@ -61,7 +61,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	case "allow":
 	case "deny":
 		s.logger.Info("consent denied", zap.String("user", sess.User), zap.String("client_id", req.client.ID))
-		http.Redirect(w, r, s.app.errorRedirect(req, redirectError(errAccessDenied, "the resource owner denied the request")), http.StatusSeeOther)
+		http.Redirect(w, r, s.errorRedirect(req, redirectError(errAccessDenied, "the resource owner denied the request")), http.StatusSeeOther)
 		return
 	default:
 		s.errorPage(w, http.StatusBadRequest, "Bad request", "The form did not say whether you allow the request.")
@@ -83,7 +83,8 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 
 // consented reports whether user has a remembered consent covering scopes
 // for client.
-func (a *App) consented(ctx context.Context, user, client string, scopes []string) (bool, error) {
+func (s *Server) consented(ctx context.Context, user, client string, scopes []string) (bool, error) {
+	a := s.app
 	rec, err := a.rec.Consents.Get(ctx, user, client)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -103,7 +104,8 @@ func (a *App) consented(ctx context.Context, user, client string, scopes []strin
 // withdrawConsent forgets user's approval for client and ends what the
 // approvals gave the client: its refresh tokens for the person and their
 // access tokens. Withdrawing is how a person takes access back.
-func (a *App) withdrawConsent(ctx context.Context, user, client string) error {
+func (s *Server) withdrawConsent(ctx context.Context, user, client string) error {
+	a := s.app
 	if err := a.rec.Consents.Delete(ctx, user, client); err != nil {
 		return err
 	}
@@ -130,7 +132,8 @@ type consentLine struct {
 // listConsents returns the applications that hold something of user's: a
 // remembered consent, or refresh tokens (a public client's consent is
 // never remembered, but its refresh tokens still are access to take back).
-func (a *App) listConsents(ctx context.Context, user string) ([]consentLine, error) {
+func (s *Server) listConsents(ctx context.Context, user string) ([]consentLine, error) {
+	a := s.app
 	consents, err := a.rec.Consents.List(ctx, user)
 	if err != nil {
 		return nil, err

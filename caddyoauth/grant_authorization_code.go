@@ -26,11 +26,11 @@ var errCodeInvalid = badRequest(errInvalidGrant, "authorization code is invalid,
 func (s *Server) authorizationCode(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
 	a := s.app
 	code := form.Get("code")
-	rec, oerr := a.redeemCode(ctx, client, code, form)
+	rec, oerr := s.redeemCode(ctx, client, code, form)
 	if oerr != nil {
 		return nil, oerr
 	}
-	if _, ok, err := a.lookupUser(ctx, rec.User); err != nil {
+	if _, ok, err := a.directory.lookup(ctx, rec.User); err != nil {
 		return nil, unavailable()
 	} else if !ok {
 		return nil, badRequest(errInvalidGrant, "the user who approved the request no longer exists")
@@ -78,13 +78,14 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 // redeemCode takes the code (RFC 6749 §4.1.3, RFC 7636 §4.6), checks it was
 // issued to this client for this redirect URI and this PKCE verifier, and
 // returns what it stands for.
-func (a *App) redeemCode(ctx context.Context, c *Client, code string, form url.Values) (*oauthstore.Code, *oauthError) {
+func (s *Server) redeemCode(ctx context.Context, c *Client, code string, form url.Values) (*oauthstore.Code, *oauthError) {
+	a := s.app
 	if code == "" {
 		return nil, badRequest(errInvalidRequest, "code is required")
 	}
 	rec, err := a.rec.Codes.Take(ctx, code)
 	if errors.Is(err, ErrNotFound) {
-		a.codeReplayed(ctx, code, c.ID)
+		s.codeReplayed(ctx, code, c.ID)
 		return nil, errCodeInvalid
 	}
 	if err != nil {
@@ -140,7 +141,8 @@ func validVerifier(v string) bool {
 // codeReplayed revokes what a code issued when it is presented again (RFC
 // 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued
 // based on that authorization code").
-func (a *App) codeReplayed(ctx context.Context, code, clientID string) {
+func (s *Server) codeReplayed(ctx context.Context, code, clientID string) {
+	a := s.app
 	use, err := a.rec.Codes.Used(ctx, code)
 	if err != nil {
 		return // never issued, expired, or the store is down

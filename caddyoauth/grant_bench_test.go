@@ -63,14 +63,14 @@ func BenchmarkGrantsByStore(b *testing.B) {
 		verifier, challenge := pkce()
 		sess := &session{Session: &oauthstore.Session{User: aliceUser, AuthTime: 1}}
 		b.Run(be.name+"/authorization_code", func(b *testing.B) {
-			req, aerr := cfg.parseAuthorizeRequest(context.Background(), authorizeQuery(challenge))
+			req, aerr := s.parseAuthorizeRequest(context.Background(), authorizeQuery(challenge))
 			if aerr != nil {
 				b.Fatal(aerr.desc)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
-				code, err := cfg.issueCode(context.Background(), req, sess)
+				code, err := s.issueCode(context.Background(), req, sess)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -80,8 +80,8 @@ func BenchmarkGrantsByStore(b *testing.B) {
 			}
 		})
 		b.Run(be.name+"/refresh_token", func(b *testing.B) {
-			req, _ := cfg.parseAuthorizeRequest(context.Background(), authorizeQuery(challenge))
-			code, _ := cfg.issueCode(context.Background(), req, sess)
+			req, _ := s.parseAuthorizeRequest(context.Background(), authorizeQuery(challenge))
+			code, _ := s.issueCode(context.Background(), req, sess)
 			rt := decodeRefresh(b, post(b, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier},
 				"redirect_uri": {spaRedirect}, "client_id": {spaID}}, ""))
 			b.ReportAllocs()

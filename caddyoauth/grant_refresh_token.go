@@ -28,7 +28,7 @@ var errRefreshInvalid = badRequest(errInvalidGrant, "refresh token is invalid, e
 func (s *Server) refreshGrant(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
 	a := s.app
 	now := a.clock()
-	fam, id, tok, scopes, oerr := a.rotateRefresh(ctx, client, form.Get("refresh_token"), form.Get("scope"))
+	fam, id, tok, scopes, oerr := s.rotateRefresh(ctx, client, form.Get("refresh_token"), form.Get("scope"))
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -47,7 +47,8 @@ func (s *Server) refreshGrant(ctx context.Context, client *Client, form url.Valu
 // rotates the token and returns the family at its new generation, the
 // family id, the new refresh token and the scopes of the new access token.
 // Nothing is rotated when the request fails for another reason than reuse.
-func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested string) (*oauthstore.Family, string, string, []string, *oauthError) {
+func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented, requested string) (*oauthstore.Family, string, string, []string, *oauthError) {
+	a := s.app
 	if presented == "" {
 		return nil, "", "", nil, badRequest(errInvalidRequest, "refresh_token is required")
 	}
@@ -73,7 +74,7 @@ func (a *App) rotateRefresh(ctx context.Context, c *Client, presented, requested
 	// Everything that can fail without the token being reused is checked
 	// before the use is claimed, so a retry after a store hiccup or an
 	// invalid_scope is not mistaken for theft.
-	if _, ok, err := a.lookupUser(ctx, fam.User); err != nil {
+	if _, ok, err := a.directory.lookup(ctx, fam.User); err != nil {
 		return nil, "", "", nil, unavailable()
 	} else if !ok {
 		return nil, "", "", nil, errRefreshInvalid
@@ -132,7 +133,8 @@ func narrowScopes(c *Client, fam *oauthstore.Family, requested string) ([]string
 
 // liveRefreshToken returns the family of a refresh token that would be
 // accepted now (not rotated, not revoked, not lapsed), or nil.
-func (a *App) liveRefreshToken(ctx context.Context, tok string) (*oauthstore.Family, *oauthstore.RefreshToken, error) {
+func (s *Server) liveRefreshToken(ctx context.Context, tok string) (*oauthstore.Family, *oauthstore.RefreshToken, error) {
+	a := s.app
 	rt, fam, err := a.rec.Families.Lookup(ctx, tok)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, nil
@@ -144,7 +146,7 @@ func (a *App) liveRefreshToken(ctx context.Context, tok string) (*oauthstore.Fam
 	if fam.Gen != rt.Gen || now >= rt.IdleExp || now >= fam.MaxExp {
 		return nil, nil, nil
 	}
-	if _, ok, err := a.lookupUser(ctx, fam.User); err != nil || !ok {
+	if _, ok, err := a.directory.lookup(ctx, fam.User); err != nil || !ok {
 		return nil, nil, err
 	}
 	if revoked, err := a.registry.revokedSince(ctx, fam.ClientID, fam.Created); err != nil || revoked {

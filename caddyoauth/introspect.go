@@ -16,7 +16,8 @@ import (
 // what a signature cannot: that it was not revoked, alone or with all of its
 // client's tokens, and that its client is still registered. It returns the
 // claims, or the reason the token is not active.
-func (a *App) activeAccessToken(tok string) (*oauthjwt.Claims, string) {
+func (s *Server) activeAccessToken(tok string) (*oauthjwt.Claims, string) {
+	a := s.app
 	claims, err := a.verifier.Verify(tok)
 	if err != nil {
 		return nil, oauthjwt.Describe(err)
@@ -44,7 +45,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	resp, err := s.app.introspect(r.Context(), caller, tok)
+	resp, err := s.introspect(r.Context(), caller, tok)
 	if err != nil {
 		s.logger.Warn("introspection failed: the store is unavailable", zap.Error(err))
 		writeOAuthError(w, unavailable())
@@ -75,9 +76,10 @@ type introspection struct {
 // resource server); a refresh token only to the client it was issued to
 // (RFC 7662 §4: the server decides who may learn what), since it is no
 // resource server's business.
-func (a *App) introspect(ctx context.Context, caller *Client, tok string) (*introspection, error) {
+func (s *Server) introspect(ctx context.Context, caller *Client, tok string) (*introspection, error) {
+	a := s.app
 	if looksLikeJWT(tok) {
-		claims, reason := a.activeAccessToken(tok)
+		claims, reason := s.activeAccessToken(tok)
 		if claims == nil {
 			a.logger.Debug("introspection: inactive access token", zap.String("reason", reason))
 			return &introspection{}, nil
@@ -97,7 +99,7 @@ func (a *App) introspect(ctx context.Context, caller *Client, tok string) (*intr
 		}
 		return out, nil
 	}
-	fam, rt, err := a.liveRefreshToken(ctx, tok)
+	fam, rt, err := s.liveRefreshToken(ctx, tok)
 	if err != nil || fam == nil || fam.ClientID != caller.ID {
 		return &introspection{}, err
 	}

@@ -64,7 +64,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	user, ok, err := s.app.checkLogin(r.Context(), username, password)
+	user, ok, err := s.app.directory.check(r.Context(), username, password)
 	if errors.Is(err, errBusy) {
 		// Not a failure: the password was not checked. Not counted.
 		w.Header().Set("Retry-After", "2")
@@ -89,7 +89,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 // session fixation) and sends the browser back to the authorization
 // request, which goes on to consent.
 func (s *Server) continueSignedIn(w http.ResponseWriter, r *http.Request, req *authzRequest, username, event string) {
-	if err := s.app.startSession(r.Context(), w, username); err != nil {
+	if err := s.startSession(r.Context(), w, username); err != nil {
 		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
 		return
 	}

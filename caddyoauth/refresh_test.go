@@ -164,7 +164,7 @@ func TestClientRevocationEndsGrants(t *testing.T) {
 	if err := b.s.app.rec.Consents.Put(t.Context(), aliceUser, webID, []string{"notes:read", "profile"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.s.app.revokeClientTokens(t.Context(), webID); err != nil {
+	if err := b.s.app.registry.revokeTokens(t.Context(), webID); err != nil {
 		t.Fatal(err)
 	}
 	b.s.app.registry.forget(webID)
@@ -176,7 +176,7 @@ func TestClientRevocationEndsGrants(t *testing.T) {
 	if _, m := introspectAs(t, b.s, webID, webSecret, web.RefreshToken); m["active"] != false {
 		t.Errorf("revoked client's refresh token introspected as %v", m)
 	}
-	if ok, _ := b.s.app.consented(t.Context(), aliceUser, webID, []string{"profile"}); ok {
+	if ok, _ := b.s.consented(t.Context(), aliceUser, webID, []string{"profile"}); ok {
 		t.Error("a consent remembered before the revocation still counts")
 	}
 	// Later sign-ins work (the mark has second resolution).

@@ -22,7 +22,8 @@ type session struct {
 }
 
 // startSession stores a new session for user and sets its cookie.
-func (a *App) startSession(ctx context.Context, w http.ResponseWriter, user string) error {
+func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, user string) error {
+	a := s.app
 	id, err := a.rec.Sessions.Start(ctx, user)
 	if err != nil {
 		return err
@@ -36,19 +37,20 @@ func (a *App) startSession(ctx context.Context, w http.ResponseWriter, user stri
 
 // currentSession returns the request's live session, or nil without an
 // error when there is none. An error means the store did not answer.
-func (a *App) currentSession(ctx context.Context, r *http.Request) (*session, error) {
+func (s *Server) currentSession(ctx context.Context, r *http.Request) (*session, error) {
+	a := s.app
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil, nil
 	}
-	s, err := a.rec.Sessions.Get(ctx, c.Value)
+	stored, err := a.rec.Sessions.Get(ctx, c.Value)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	u, ok, err := a.lookupUser(ctx, s.User)
+	u, ok, err := a.directory.lookup(ctx, stored.User)
 	if err != nil {
 		return nil, err
 	}
@@ -56,12 +58,13 @@ func (a *App) currentSession(ctx context.Context, r *http.Request) (*session, er
 		return nil, nil // the user was removed
 	}
 	// Failing to extend is not fatal: the session ends a little early.
-	_ = a.rec.Sessions.Touch(ctx, c.Value, s)
-	return &session{Session: s, user: u}, nil
+	_ = a.rec.Sessions.Touch(ctx, c.Value, stored)
+	return &session{Session: stored, user: u}, nil
 }
 
 // endSession deletes the request's session and clears the cookie.
-func (a *App) endSession(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+func (s *Server) endSession(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	a := s.app
 	clearCookie(w, sessionCookie)
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
 		return a.rec.Sessions.Delete(ctx, c.Value)

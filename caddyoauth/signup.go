@@ -82,7 +82,7 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	password := form.Get("password")
-	if msg := s.app.checkSignup(d.Username, d.Name, d.Email, password); msg != "" {
+	if msg := s.checkSignup(d.Username, d.Name, d.Email, password); msg != "" {
 		d.Error = msg
 		s.showSignup(w, r, req, http.StatusBadRequest, d)
 		return
@@ -100,7 +100,7 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	u := &User{Username: d.Username, Name: d.Name, Email: d.Email, PasswordHash: string(hash)}
 	s.app.throttle.addressFailed(ip)
-	err = s.app.createUser(r.Context(), u)
+	err = s.app.directory.create(r.Context(), u)
 	switch {
 	case errors.Is(err, oauthstore.ErrUsernameTaken):
 		d.Error = "That username is taken."
@@ -122,7 +122,8 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkSignup applies the account rules and returns what is wrong, or "".
-func (a *App) checkSignup(username, name, email, password string) string {
+func (s *Server) checkSignup(username, name, email, password string) string {
+	a := s.app
 	switch {
 	case !usernamePattern.MatchString(username):
 		return "A username is 1 to 64 letters, digits and . _ @ + -"

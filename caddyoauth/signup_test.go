@@ -137,7 +137,7 @@ func TestSignupRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			u := &User{Username: "dave", Email: "dave" + strings.Repeat("x", i%2) + "@example.com", PasswordHash: bcryptHash(t, "whatever-password")}
-			if a.createUser(context.Background(), u) == nil {
+			if a.directory.create(context.Background(), u) == nil {
 				mu.Lock()
 				created++
 				mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/caddyapigw/gateway/internal/oauthstore"
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -35,20 +36,31 @@ func (a *App) provisionUsers() error {
 		a.users[u.Username] = u
 	}
 	a.throttle = newLoginThrottle()
-	a.dummyPassword = a.pickDummyPassword()
+	a.directory = &userDirectory{static: a.users, store: a.rec.Users, logger: a.logger}
+	a.directory.dummy = pickDummyPassword(a.users, a.Signup != nil)
 	return nil
 }
 
-// lookupUser finds a user by username: a Caddyfile user, else a store-kept
+// userDirectory finds the people who may sign in: Caddyfile users first,
+// then store-kept ones.
+type userDirectory struct {
+	static map[string]*User
+	store  oauthstore.Users
+	logger *zap.Logger
+	// dummy is checked for unknown usernames (pickDummyPassword).
+	dummy func() passwordHash
+}
+
+// lookup finds a user by username: a Caddyfile user, else a store-kept
 // one. An error means the store did not answer.
-func (a *App) lookupUser(ctx context.Context, username string) (*User, bool, error) {
-	if u, ok := a.users[username]; ok {
+func (d *userDirectory) lookup(ctx context.Context, username string) (*User, bool, error) {
+	if u, ok := d.static[username]; ok {
 		return u, true, nil
 	}
 	if !usernamePattern.MatchString(username) {
 		return nil, false, nil
 	}
-	su, err := a.rec.Users.Get(ctx, username)
+	su, err := d.store.Get(ctx, username)
 	if errors.Is(err, ErrNotFound) {
 		return nil, false, nil
 	}
@@ -57,16 +69,16 @@ func (a *App) lookupUser(ctx context.Context, username string) (*User, bool, err
 	}
 	u := &User{Username: su.Username, Name: su.Name, Email: su.Email, PasswordHash: su.PasswordHash}
 	if err := u.provision(); err != nil {
-		a.logger.Warn("unusable user entry in the store; treating it as absent")
+		d.logger.Warn("unusable user entry in the store; treating it as absent")
 		return nil, false, nil
 	}
 	return u, true, nil
 }
 
-// createUser stores a new user, or answers oauthstore.ErrUsernameTaken or
+// create stores a new user, or answers oauthstore.ErrUsernameTaken or
 // ErrEmailTaken, Caddyfile users included.
-func (a *App) createUser(ctx context.Context, u *User) error {
-	for name, cu := range a.users {
+func (d *userDirectory) create(ctx context.Context, u *User) error {
+	for name, cu := range d.static {
 		if strings.EqualFold(name, u.Username) {
 			return oauthstore.ErrUsernameTaken
 		}
@@ -74,7 +86,7 @@ func (a *App) createUser(ctx context.Context, u *User) error {
 			return oauthstore.ErrEmailTaken
 		}
 	}
-	return a.rec.Users.Create(ctx, &oauthstore.StoredUser{Username: u.Username, Name: u.Name, Email: u.Email, PasswordHash: u.PasswordHash})
+	return d.store.Create(ctx, &oauthstore.StoredUser{Username: u.Username, Name: u.Name, Email: u.Email, PasswordHash: u.PasswordHash})
 }
 
 // pickDummyPassword chooses what an unknown username is checked against,
@@ -84,10 +96,10 @@ func (a *App) createUser(ctx context.Context, u *User) error {
 // user's hash costs the same and, whatever it answers, the login fails.
 // The sign-up dummy is made on first use, not at provision: a gateway
 // whose login page nobody opens pays nothing for it.
-func (a *App) pickDummyPassword() func() passwordHash {
+func pickDummyPassword(users map[string]*User, signup bool) func() passwordHash {
 	var best passwordHash
 	bestCost := -1
-	for _, u := range a.users {
+	for _, u := range users {
 		cost := 1000 // argon2id: the most expensive kind
 		if c, err := bcrypt.Cost(u.password.hash); err == nil {
 			cost = c
@@ -97,22 +109,22 @@ func (a *App) pickDummyPassword() func() passwordHash {
 		}
 	}
 	// Accounts from the sign-up page use bcrypt at signupBcryptCost.
-	if bestCost < 0 || a.Signup != nil && bestCost < signupBcryptCost {
+	if bestCost < 0 || signup && bestCost < signupBcryptCost {
 		return signupDummyPassword
 	}
 	return func() passwordHash { return best }
 }
 
-// checkLogin returns the user if the password is theirs. Unknown user and
+// check returns the user if the password is theirs. Unknown user and
 // wrong password are the same failure and cost a comparable slow hash. An
 // error means the store did not answer.
-func (a *App) checkLogin(ctx context.Context, username, password string) (*User, bool, error) {
-	u, ok, err := a.lookupUser(ctx, username)
+func (d *userDirectory) check(ctx context.Context, username, password string) (*User, bool, error) {
+	u, ok, err := d.lookup(ctx, username)
 	if err != nil {
 		return nil, false, err
 	}
 	if !ok {
-		_, err := a.dummyPassword().check(password)
+		_, err := d.dummy().check(password)
 		return nil, false, err
 	}
 	if ok, err := u.password.check(password); !ok {

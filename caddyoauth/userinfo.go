@@ -34,7 +34,7 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		berr.Write(w, userinfoRealm)
 		return
 	}
-	claims, reason := a.activeAccessToken(tok)
+	claims, reason := s.activeAccessToken(tok)
 	if claims == nil {
 		refuse(http.StatusUnauthorized, bearer.InvalidToken, reason)
 		return
@@ -51,7 +51,7 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, bearer.InsufficientScope, "token lacks the "+a.UserinfoScope+" scope")
 		return
 	}
-	user, ok, err := a.lookupUser(r.Context(), claims.Subject)
+	user, ok, err := a.directory.lookup(r.Context(), claims.Subject)
 	if err != nil {
 		writeOAuthError(w, unavailable())
 		return
