@@ -362,4 +362,3 @@ func (a clientsAPI) revoke(w http.ResponseWriter, r *http.Request, id string) er
 	a.logger.Info("client tokens revoked through the admin API", zap.String("client_id", id))
 	return a.get(w, r, id)
 }
-

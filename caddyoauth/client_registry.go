@@ -61,7 +61,7 @@ type clientRegistry struct {
 	// markTTL is how long a client revocation mark is kept: longer than
 	// any token or refresh-token family that could predate it.
 	markTTL time.Duration
-	logger    *zap.Logger
+	logger  *zap.Logger
 
 	mu    sync.Mutex
 	cache map[string]*clientEntry
