@@ -240,7 +240,7 @@ func (a clientsAPI) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := a.clock().UTC().Truncate(time.Second)
 	sc := &storedClient{ClientSettings: req.ClientSettings, SecretHash: HashSecret(secret), Created: now, Updated: now}
 	c, err := a.validate(sc)
 	if err != nil {
@@ -301,7 +301,7 @@ func (a clientsAPI) replace(w http.ResponseWriter, r *http.Request, id string) e
 // saveStoredClient validates a changed store-kept client, saves it and
 // drops this instance's cached copy.
 func (a clientsAPI) saveStoredClient(ctx context.Context, sc *storedClient, logMsg string) (*Client, error) {
-	sc.Updated = time.Now().UTC().Truncate(time.Second)
+	sc.Updated = a.clock().UTC().Truncate(time.Second)
 	c, err := a.validate(sc)
 	if err != nil {
 		return nil, err

@@ -74,7 +74,7 @@ func (l *revocationList) replace(m map[string]int64, now time.Time) {
 // Revoked reports whether the access token with this jti was revoked and
 // has not expired. It implements oauthjwt.Authority.
 func (a *App) Revoked(jti string) bool {
-	return a.revoked.has(oauthstore.SafeID(jti), time.Now())
+	return a.revoked.has(oauthstore.SafeID(jti), a.clock())
 }
 
 // revokeAccessToken puts a token on the revocation list until exp (plus
