@@ -29,10 +29,6 @@ const (
 	wellKnownOpenID = "/.well-known/openid-configuration"
 )
 
-// maxDocumentSize bounds what is read of a metadata document, a JWKS or an
-// introspection response.
-const maxDocumentSize = 1 << 20
-
 // remoteIssuer is the running state of one trusted external issuer: its
 // discovered endpoints, its keys (keyfunc: cached, refreshed in the
 // background and on an unknown kid at most once per refetch floor) and its
