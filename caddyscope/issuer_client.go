@@ -1,6 +1,7 @@
 package caddyscope
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -30,6 +31,31 @@ func newIssuerClient(r resolvedIssuer) (*http.Client, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}, nil
 }
+
+// call sends req, made with the issuer's context, within the configured
+// timeout and asking for JSON, and returns the body of a 200 answer. Any
+// other status is a *statusError, its body unread. Discovery and
+// introspection both reach the issuer through it.
+func (ri *remoteIssuer) call(req *http.Request) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), ri.cfg.timeout)
+	defer cancel()
+	req = req.WithContext(ctx)
+	req.Header.Set("Accept", "application/json")
+	resp, err := ri.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &statusError{status: resp.StatusCode}
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// statusError is an issuer's answer with a status other than 200 OK.
+type statusError struct{ status int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("status %d", e.status) }
 
 // boundedBodies fails the read of a response body past maxDocumentSize.
 type boundedBodies struct{ rt http.RoundTripper }
