@@ -80,11 +80,14 @@ func parseOAuthOption(d *caddyfile.Dispenser, existing any) (any, error) {
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler for the option block.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
+	lines := newOptionLines(d)
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		switch d.Val() {
+		lines.top.note(d)
+		opt := d.Val()
+		switch opt {
 		case "issuer":
 			if err := oneArg(d, &a.Issuer); err != nil {
 				return err
@@ -108,10 +111,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+			if err := a.SigningKey.checkCaddyfile(d); err != nil {
+				return err
+			}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
 				switch d.Val() {
 				case "rotate_every":
 					if err := durationArg(d, &a.SigningKey.RotateEvery); err != nil {
+						return err
+					}
+					if err := a.SigningKey.checkCaddyfile(d); err != nil {
 						return err
 					}
 				default:
@@ -187,25 +196,33 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "client":
-			c := new(Client)
-			if err := c.unmarshalCaddyfile(d); err != nil {
+			c, b := new(Client), newBlockLines(d)
+			if err := c.unmarshalCaddyfile(d, b); err != nil {
+				return err
+			}
+			if err := lines.addClient(c, b); err != nil {
 				return err
 			}
 			a.Clients = append(a.Clients, c)
 		case "user":
-			u := new(User)
-			if err := u.unmarshalCaddyfile(d); err != nil {
+			u, b := new(User), newBlockLines(d)
+			if err := u.unmarshalCaddyfile(d, b); err != nil {
 				return err
 			}
+			lines.addUser(u, b)
 			a.Users = append(a.Users, u)
 		default:
 			return d.Errf("unrecognized oauth option %s", d.Val())
 		}
+		if err := a.checkCaddyfileOption(d, opt); err != nil {
+			return err
+		}
 	}
-	return nil
+	return a.checkCaddyfileBlock(lines)
 }
 
-func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+// unmarshalCaddyfile reads a client block, noting its lines in b.
+func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
@@ -214,7 +231,9 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+		b.note(d)
+		opt := d.Val()
+		switch opt {
 		case "name":
 			if err := oneArg(d, &c.Name); err != nil {
 				return err
@@ -291,11 +310,16 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized client option %s", d.Val())
 		}
+		if err := c.checkCaddyfileOption(d, opt); err != nil {
+			return err
+		}
 	}
-	return nil
+	return c.checkCaddyfileBlock(b)
 }
 
-func (u *User) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+// unmarshalCaddyfile reads a user block, noting its lines in b; the
+// user is checked with the whole option (checkCaddyfileBlock).
+func (u *User) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
@@ -304,6 +328,7 @@ func (u *User) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		b.note(d)
 		switch d.Val() {
 		case "password_hash":
 			if err := oneArg(d, &u.PasswordHash); err != nil {

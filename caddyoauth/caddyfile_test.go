@@ -3,6 +3,7 @@ package caddyoauth
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -137,7 +138,7 @@ func TestParseOAuthOptionRefusals(t *testing.T) {
 		{"client with two ids", "oauth {\n client a b {\n scopes a\n }\n}", "argument"},
 		{"unknown client option", "oauth {\n client a {\n scope a\n }\n}", "unrecognized client option scope"},
 		{"repeated client name", "oauth {\n client a {\n name x\n name y\n }\n}", "name already specified"},
-		{"repeated secret_hash", "oauth {\n client a {\n secret_hash x\n secret_hash y\n }\n}", "secret_hash already specified"},
+		{"repeated secret_hash", "oauth {\n client a {\n secret_hash " + sha256Hex("x") + "\n secret_hash " + sha256Hex("y") + "\n }\n}", "secret_hash already specified"},
 		{"public with an argument", "oauth {\n client a {\n public yes\n }\n}", "argument"},
 		{"grant_types without value", "oauth {\n client a {\n grant_types\n }\n}", "argument"},
 		{"scopes without value", "oauth {\n client a {\n scopes\n }\n}", "argument"},
@@ -333,6 +334,123 @@ func TestRedisStoreModuleRefusals(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "pw-secret-1") {
 			t.Errorf("%q: password in the error: %v", url, err)
+		}
+	}
+}
+
+// parseCaddyfile parses input, the `oauth` option, as a file named
+// Caddyfile, so errors end in ", at Caddyfile:<line>" as at adapt.
+func parseCaddyfile(t testing.TB, input string) error {
+	t.Helper()
+	tokens, err := caddyfile.Tokenize([]byte(input), "Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = parseOAuthOption(caddyfile.NewDispenser(tokens), nil)
+	return err
+}
+
+// caddyfileLines joins lines into a Caddyfile: the line numbers of the
+// errors below are the positions in the list, counting from 1.
+func caddyfileLines(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
+
+// TestCaddyfileChecks: what provision would refuse and the text alone
+// shows is refused while the Caddyfile is parsed, in provision's words,
+// at the line of the option at fault (or of the block, for what is
+// missing from it).
+func TestCaddyfileChecks(t *testing.T) {
+	hash := sha256Hex(svcSecret)
+	pw := bcryptHash(t, "alice-password")
+	const iss = " issuer https://as.example"
+	tests := []struct {
+		name  string
+		input string
+		want  string
+		line  int
+	}{
+		// The option.
+		{"issuer over http", caddyfileLines("oauth {", " issuer http://as.example", "}"), `issuer: "http://as.example" must use https`, 2},
+		{"issuer with a query", caddyfileLines("oauth {", " issuer https://as.example?x=1", "}"), "issuer: ", 2},
+		{"no issuer", caddyfileLines("oauth {", " audience https://api.example", "}"), "issuer: required", 1},
+		{"access_token_ttl too long", caddyfileLines("oauth {", iss, " access_token_ttl 48h", "}"), "access_token_ttl: 48h0m0s is outside 1m..24h", 3},
+		{"leeway too long", caddyfileLines("oauth {", iss, " leeway 10m", "}"), "leeway: 10m0s is outside 0..5m", 3},
+		{"negative leeway", caddyfileLines("oauth {", iss, " leeway -1s", "}"), "leeway: -1s is outside 0..5m", 3},
+		{"scope_description of a bad scope", caddyfileLines("oauth {", iss, " scope_description a ok", ` scope_description "b c" "two words"`, "}"), `scope_descriptions: "b c" is not a valid scope token`, 4},
+		{"userinfo_scope bad", caddyfileLines("oauth {", iss, ` userinfo_scope "a\b"`, "}"), "userinfo_scope: ", 3},
+		{"signing_key algorithm", caddyfileLines("oauth {", iss, " signing_key HS256", "}"), `signing_key: unsupported signing algorithm: "HS256"`, 3},
+		{"rotate_every too short", caddyfileLines("oauth {", iss, " signing_key ES256 {", "  rotate_every 1h", " }", "}"), "signing_key: rotate_every: 1h0m0s is shorter than", 4},
+		{"rotate_every with a key file", caddyfileLines("oauth {", iss, " signing_key ES256 /etc/as.pem {", "  rotate_every 720h", " }", "}"), "signing_key: rotate_every: the key comes from /etc/as.pem", 4},
+		{"refresh_token_ttl above its max", caddyfileLines("oauth {", iss, " refresh_token_ttl 48h", " refresh_token_max_ttl 24h", "}"), "refresh_token_ttl: 48h0m0s is longer than refresh_token_max_ttl 24h0m0s", 3},
+		{"session_max_ttl below the default session_ttl", caddyfileLines("oauth {", iss, " session_max_ttl 30m", "}"), "session_ttl: 1h0m0s is longer than session_max_ttl 30m0s", 3},
+		{"session_ttl out of range", caddyfileLines("oauth {", iss, " session_ttl 30s", "}"), "session_ttl: 30s is outside 1m0s..", 3},
+		{"signup min_password_length", caddyfileLines("oauth {", iss, " signup {", "  min_password_length 4", " }", "}"), "signup: min_password_length 4 is outside 8..72", 3},
+
+		// A client.
+		{"client_id with a slash", caddyfileLines("oauth {", iss, " client a/b {", "  secret_hash "+hash, "  scopes s", " }", "}"), `client "a/b": client_id: must be 1 to 128 of`, 3},
+		{"client_id defined twice", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", " }", " client a {", "  secret_hash "+hash, "  scopes s", " }", "}"), `client "a": client_id: defined twice`, 7},
+		{"secret_hash short sha256", caddyfileLines("oauth {", iss, " client a {", "  secret_hash sha256:6fdd8e60", "  scopes s", " }", "}"), `client "a": secret_hash: sha256: needs 64 hex digits`, 4},
+		{"secret_hash unknown format", caddyfileLines("oauth {", iss, " client a {", "  scopes s", "  secret_hash md5:0cc175b9c0f1b6a831c399e269772661", " }", "}"), `client "a": secret_hash: not a recognized hash`, 5},
+		{"secret_hash bad bcrypt", caddyfileLines("oauth {", iss, " client a {", "  secret_hash $2a$10$tooshort", "  scopes s", " }", "}"), `client "a": secret_hash: bcrypt:`, 4},
+		{"plain secret too short", caddyfileLines("oauth {", iss, " client a {", "  secret hunter2", "  scopes s", " }", "}"), `client "a": secret: shorter than 16 characters`, 4},
+		{"bad scope token", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes ok", `  scopes "a\b"`, " }", "}"), `client "a": scopes: "a\\b" is not a valid scope token`, 6},
+		{"redirect URI with a wildcard", caddyfileLines("oauth {", iss, " client a {", "  public", "  redirect_uris https://*.example/cb", "  scopes s", " }", "}"), `client "a": redirect_uris: "https://*.example/cb": wildcards and spaces are not allowed`, 5},
+		{"redirect URI listed twice", caddyfileLines("oauth {", iss, " client a {", "  public", "  redirect_uris https://app.example/cb", "  redirect_uris https://app.example/cb", "  scopes s", " }", "}"), `client "a": redirect_uris: "https://app.example/cb" listed twice`, 6},
+		{"metadata key", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", `  metadata "a b" c`, " }", "}"), `client "a": metadata: key "a b" must be`, 6},
+		{"client access_token_ttl", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  access_token_ttl 30s", " }", "}"), `client "a": access_token_ttl: 30s is outside 1m..24h`, 6},
+		{"token_endpoint_auth_method", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  token_endpoint_auth_method tls_client_auth", "  scopes s", " }", "}"), `client "a": token_endpoint_auth_method: "tls_client_auth" is not one of`, 5},
+		{"unknown grant type", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  grant_types client_credentials password", "  scopes s", " }", "}"), `client "a": grant_types: unknown or unsupported grant type "password"`, 5},
+		{"grant type listed twice", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  grant_types client_credentials client_credentials", " }", "}"), `client "a": grant_types: "client_credentials" listed twice`, 6},
+		{"public client with client_credentials", caddyfileLines("oauth {", iss, " client a {", "  public", "  grant_types client_credentials", "  scopes s", " }", "}"), `client "a": grant_types: a public client cannot use client_credentials`, 5},
+		{"public client without redirect URIs", caddyfileLines("oauth {", iss, " client a {", "  public", "  scopes s", " }", "}"), `client "a": redirect_uris: the authorization_code grant needs at least one redirect URI`, 3},
+		{"require_pkce without the code grant", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  require_pkce", "  scopes s", " }", "}"), `client "a": require_pkce: only applies to the authorization_code grant`, 5},
+		{"jwt-bearer grant without keys", caddyfileLines("oauth {", iss, " client a {", "  grant_types "+GrantJWTBearer, "  assertion_subjects *", "  secret_hash "+hash, "  scopes s", " }", "}"), `client "a": grant_types: ` + GrantJWTBearer + " needs the assertion issuer's keys", 4},
+		{"assertion_subjects without the grant", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  assertion_subjects svc", " }", "}"), `client "a": assertion_issuer, assertion_subjects: only used with`, 6},
+
+		// A user.
+		{"username with a space", caddyfileLines("oauth {", iss, ` user "al ice" {`, "  password_hash "+pw, " }", "}"), `user "al ice": username: must be 1 to 64 of`, 3},
+		{"user defined twice", caddyfileLines("oauth {", iss, " user alice {", "  password_hash "+pw, " }", " user alice {", "  password_hash "+pw, " }", "}"), `user "alice": username: defined twice`, 6},
+		{"plain password", caddyfileLines("oauth {", iss, " user alice {", "  name Alice", "  password_hash hunter2", " }", "}"), `user "alice": password_hash: not a recognized hash`, 5},
+		{"sha256 password hash", caddyfileLines("oauth {", iss, " user alice {", "  password_hash "+hash, " }", "}"), `user "alice": password_hash: not a recognized hash`, 4},
+		{"no password hash", caddyfileLines("oauth {", iss, " user alice {", "  name Alice", " }", "}"), `user "alice": password_hash: required`, 3},
+		{"demo password off localhost", caddyfileLines("oauth {", iss, " user alice {", "  password_hash "+demoPasswordHashes[0], " }", "}"), `user "alice": password_hash: this is a demo password`, 4},
+		{"bad email", caddyfileLines("oauth {", iss, " user alice {", "  password_hash "+pw, "  email alice", " }", "}"), `user "alice": email: "alice" is not a plain e-mail address`, 5},
+		{"reserved claim", caddyfileLines("oauth {", iss, " user alice {", "  password_hash "+pw, "  claim sub root", " }", "}"), `user "alice": claims: "sub" is set by the server`, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := parseCaddyfile(t, tt.input)
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tt.input)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+			if at := fmt.Sprintf(", at Caddyfile:%d", tt.line); !strings.HasSuffix(err.Error(), at) {
+				t.Errorf("error %q does not end in %q", err, at)
+			}
+		})
+	}
+}
+
+// TestCaddyfileChecksLeaveToProvision: what only provision can judge
+// (placeholders, files, the demo secrets, settings whose empty value
+// means unset) is not refused at parse time.
+func TestCaddyfileChecksLeaveToProvision(t *testing.T) {
+	hash := sha256Hex(svcSecret)
+	const iss = " issuer https://as.example"
+	for name, input := range map[string]string{
+		"secret from a placeholder": caddyfileLines("oauth {", iss, " client a {", "  secret {env.A_SECRET}", "  scopes s", " }", "}"),
+		"empty secret_hash":         caddyfileLines("oauth {", iss, " client a {", `  secret_hash ""`, "  public", "  redirect_uris https://app.example/cb", "  scopes s", " }", "}"),
+		"demo secret off localhost": caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+demoSecretHashes[0], "  scopes s", " }", "}"),
+		"jwks_file not read":        caddyfileLines("oauth {", iss, " client a {", "  token_endpoint_auth_method private_key_jwt", "  jwks_file /nonexistent/jwks.json", "  scopes s", " }", "}"),
+		"signing key file not read": caddyfileLines("oauth {", iss, " signing_key ES256 /nonexistent/as.pem", "}"),
+		"zero durations are unset":  caddyfileLines("oauth {", iss, " access_token_ttl 0s", " session_ttl 0s", " client a {", "  secret_hash "+hash, "  access_token_ttl 0s", "  scopes s", " }", "}"),
+		"issuer after the clients":  caddyfileLines("oauth {", " client a {", "  secret_hash "+hash, "  scopes s", " }", iss, "}"),
+		// As `caddy oauth-secret --client` prints it, for the scopes to be added.
+		"client without scopes": caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, " }", "}"),
+	} {
+		if err := parseCaddyfile(t, input); err != nil {
+			t.Errorf("%s: refused at parse time: %v", name, err)
 		}
 	}
 }

@@ -322,3 +322,19 @@ func normalizedHeaderKeys(h http.Header, name string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// get sends GET / with token through h.
+func get(t testing.TB, h *Scope, token string) result {
+	t.Helper()
+	r, _ := newRequest(http.MethodGet, "/", "Bearer "+token)
+	return serve(t, h, r)
+}
+
+func mustAccept(t testing.TB, res result) {
+	t.Helper()
+	if res.err != nil || res.calls != 1 {
+		t.Fatalf("refused: status %d, err %v, body %s", res.rec.Code, res.err, res.rec.Body)
+	}
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

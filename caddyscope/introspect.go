@@ -2,11 +2,9 @@ package caddyscope
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -98,27 +96,21 @@ func (ri *remoteIssuer) introspectRemote(endpoint, token string) (introspected, 
 // token, authenticated with the gateway's client credentials by HTTP Basic
 // (RFC 6749 §2.3.1: id and secret form-urlencoded first).
 func (ri *remoteIssuer) postIntrospection(endpoint, token string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ri.ctx, ri.cfg.timeout)
-	defer cancel()
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ri.ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(url.QueryEscape(ri.cfg.clientID), url.QueryEscape(ri.cfg.clientSecret))
-	resp, err := ri.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	body, err := ri.call(req)
+	var status *statusError
+	if errors.As(err, &status) {
 		// 401 here means the gateway's own credentials were refused
 		// (RFC 7662 §2.3), not the token.
-		return nil, fmt.Errorf("%s answered status %d", endpoint, resp.StatusCode)
+		return nil, fmt.Errorf("%s answered %w", endpoint, err)
 	}
-	return io.ReadAll(resp.Body)
+	return body, err
 }
 
 // parseIntrospection reads an RFC 7662 §2.2 response. active is required

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,10 +27,6 @@ const (
 	wellKnownOAuth  = "/.well-known/oauth-authorization-server"
 	wellKnownOpenID = "/.well-known/openid-configuration"
 )
-
-// maxDocumentSize bounds what is read of a metadata document, a JWKS or an
-// introspection response.
-const maxDocumentSize = 1 << 20
 
 // remoteIssuer is the running state of one trusted external issuer: its
 // discovered endpoints, its keys (keyfunc: cached, refreshed in the
@@ -206,23 +201,14 @@ func (ri *remoteIssuer) discover() (*metadata, error) {
 	return nil, fmt.Errorf("metadata discovery: %w", errors.Join(errs...))
 }
 
+// fetchMetadata reads the metadata document at u and checks it is for
+// this issuer and names usable endpoints.
 func (ri *remoteIssuer) fetchMetadata(u string) (*metadata, error) {
-	ctx, cancel := context.WithTimeout(ri.ctx, ri.cfg.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ri.ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := ri.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(resp.Body)
+	body, err := ri.call(req)
 	if err != nil {
 		return nil, err
 	}

@@ -333,3 +333,17 @@ func closedURL(t testing.TB) string {
 	l.Close()
 	return u
 }
+
+// remoteScope is a route that trusts as (by discovery unless opts set
+// jwks_url) and requires user:read for GET.
+func remoteScope(as *testAS, opts func(*Issuer)) *Scope {
+	is := Issuer{Issuer: as.issuer, Audience: []string{testAudience}}
+	if opts != nil {
+		opts(&is)
+	}
+	return &Scope{
+		Rules:          []Rule{{Methods: []string{"GET"}, Scopes: []string{"user:read"}}},
+		Issuers:        []Issuer{is},
+		ForwardHeaders: map[string]string{"X-Client-Id": "{oauth.client_id}"},
+	}
+}

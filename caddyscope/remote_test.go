@@ -6,48 +6,17 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
-
-// remoteScope is a route that trusts as (by discovery unless opts set
-// jwks_url) and requires user:read for GET.
-func remoteScope(as *testAS, opts func(*Issuer)) *Scope {
-	is := Issuer{Issuer: as.issuer, Audience: []string{testAudience}}
-	if opts != nil {
-		opts(&is)
-	}
-	return &Scope{
-		Rules:          []Rule{{Methods: []string{"GET"}, Scopes: []string{"user:read"}}},
-		Issuers:        []Issuer{is},
-		ForwardHeaders: map[string]string{"X-Client-Id": "{oauth.client_id}"},
-	}
-}
-
-// get sends GET / with token through h.
-func get(t testing.TB, h *Scope, token string) result {
-	t.Helper()
-	r, _ := newRequest(http.MethodGet, "/", "Bearer "+token)
-	return serve(t, h, r)
-}
-
-func mustAccept(t testing.TB, res result) {
-	t.Helper()
-	if res.err != nil || res.calls != 1 {
-		t.Fatalf("refused: status %d, err %v, body %s", res.rec.Code, res.err, res.rec.Body)
-	}
-}
 
 // TestIssuerDiscovery: the metadata is found where RFC 8414 §3.1 puts it
 // (the well-known suffix inserted before the issuer's path), or, when the
@@ -129,8 +98,6 @@ func jwksJSON(keys ...map[string]any) string {
 	b, _ := json.Marshal(map[string]any{"keys": keys})
 	return string(b)
 }
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // TestExternalTokenChecks: what a token from another issuer must pass,
 // by the RFC each check comes from. Every case is a fresh token.
@@ -274,58 +241,6 @@ func TestSymmetricJWKRefused(t *testing.T) {
 	checkRefused(t, get(t, h, tok), http.StatusUnauthorized, errInvalidToken)
 }
 
-// TestIssuerRouting: a token goes to the issuer its iss names; a route
-// without issuers keeps trusting the local app only; `issuer local` adds
-// the local app to a route with external issuers, whose local tokens
-// still pass the client registry.
-func TestIssuerRouting(t *testing.T) {
-	f := newFixture(t)
-	as := newTestAS(t, "", "oauth")
-	other := newTestAS(t, "/other", "oauth")
-	remoteTok := as.token(t, "user:read", nil)
-	localTok := f.token(t, claims("user:read", nil))
-	unregistered := f.token(t, claims("user:read", map[string]any{"client_id": "gone", "jti": "other"}))
-	otherTok := other.token(t, "user:read", nil)
-
-	localOnly := newHandler(t, f, &Scope{Rules: []Rule{{Methods: []string{"GET"}, Scopes: []string{"user:read"}}}})
-	remoteOnly, _ := issuerHandler(t, f, remoteScope(as, nil))
-	both := remoteScope(as, nil)
-	both.Issuers = append(both.Issuers, Issuer{Issuer: LocalIssuer}, Issuer{Issuer: other.issuer, Audience: []string{testAudience}})
-	both, _ = issuerHandler(t, f, both)
-
-	tests := []struct {
-		name  string
-		h     *Scope
-		token string
-		ok    bool
-		desc  string
-	}{
-		{"no issuers: local token", localOnly, localTok, true, ""},
-		{"no issuers: remote token refused, as before issuers existed", localOnly, remoteTok, false, "token signed by an unknown key"},
-		{"remote only: remote token", remoteOnly, remoteTok, true, ""},
-		{"remote only: local token refused", remoteOnly, localTok, false, "token issuer not accepted"},
-		{"remote only: third issuer refused", remoteOnly, otherTok, false, "token issuer not accepted"},
-		{"both: local token", both, localTok, true, ""},
-		{"both: remote token", both, remoteTok, true, ""},
-		{"both: second remote token", both, otherTok, true, ""},
-		{"both: local token of an unregistered client", both, unregistered, false, "token client is not registered"},
-		{"both: opaque token, nobody introspects", both, "opaque-token-123", false, "token malformed"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res := get(t, tt.h, tt.token)
-			if tt.ok {
-				mustAccept(t, res)
-				return
-			}
-			body := checkRefused(t, res, http.StatusUnauthorized, errInvalidToken)
-			if body.Description != tt.desc {
-				t.Errorf("error_description = %q, want %q", body.Description, tt.desc)
-			}
-		})
-	}
-}
-
 // TestUnknownKidRefetch: a token with a kid the cached JWKS lacks makes
 // keyfunc fetch the JWKS again, at most once per refetch floor.
 func TestUnknownKidRefetch(t *testing.T) {
@@ -405,113 +320,6 @@ func TestIssuerDownAtStart(t *testing.T) {
 	}
 }
 
-// TestIssuerConfigRefusals: a configuration that cannot work is refused
-// at provision with the field named.
-func TestIssuerConfigRefusals(t *testing.T) {
-	f := newFixture(t)
-	ok := "https://idp.example"
-	tests := []struct {
-		name string
-		s    Scope
-		auth bool
-		want string
-	}{
-		{"http issuer not on loopback", Scope{Issuers: []Issuer{{Issuer: "http://idp.example", Audience: []string{"a"}}}}, false, `issuers[0] (http://idp.example): issuer: "http://idp.example" must use https`},
-		{"issuer with a query (RFC 8414 §2)", Scope{Issuers: []Issuer{{Issuer: ok + "?x=1", Audience: []string{"a"}}}}, false, "must not have a query"},
-		{"issuer with a fragment", Scope{Issuers: []Issuer{{Issuer: ok + "#f", Audience: []string{"a"}}}}, false, "fragment"},
-		{"relative issuer", Scope{Issuers: []Issuer{{Issuer: "idp.example", Audience: []string{"a"}}}}, false, "not an absolute URL"},
-		{"no audience (RFC 9068 §4)", Scope{Issuers: []Issuer{{Issuer: ok}}}, false, "audience: required"},
-		{"jwks_url over http", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, JWKSURL: "http://idp.example/jwks"}}}, false, "jwks_url:"},
-		{"introspection without client_id", Scope{Issuers: []Issuer{{Issuer: ok, IntrospectionURL: ok + "/introspect"}}}, false, "client_id: required with introspection_url"},
-		{"client_id without a secret", Scope{Issuers: []Issuer{{Issuer: ok, IntrospectionURL: ok + "/introspect", ClientID: "gw"}}}, false, "client_secret: required"},
-		{"secret from an unset variable", Scope{Issuers: []Issuer{{Issuer: ok, IntrospectionURL: ok + "/introspect", ClientID: "gw", ClientSecret: "{env.CADDYSCOPE_TEST_UNSET}"}}}, false, "client_secret: required"},
-		{"client_secret without client_id", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, ClientSecret: "x"}}}, false, "client_secret: given without client_id"},
-		{"client_id with jwks_url and no introspection_url", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, JWKSURL: ok + "/jwks", ClientID: "gw", ClientSecret: "x"}}}, false, "introspection_url: required with client_id"},
-		{"unknown algorithm", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, Algorithms: []string{"HS256"}}}}, false, "algorithms:"},
-		{"alg none", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, Algorithms: []string{"none"}}}}, false, "algorithms:"},
-		{"timeout out of range", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, Timeout: caddy.Duration(time.Hour)}}}, false, "timeout:"},
-		{"refetch floor too short", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, JWKSRefetchFloor: caddy.Duration(time.Millisecond)}}}, false, "jwks_refetch_floor:"},
-		{"cache size too small", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, IntrospectionCacheSize: 3}}}, false, "introspection_cache_size:"},
-		{"missing CA file", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}, TLSTrustedCACerts: []string{"/nonexistent/ca.pem"}}}}, false, "tls_trusted_ca_certs:"},
-		{"issuer listed twice", Scope{Issuers: []Issuer{{Issuer: ok, Audience: []string{"a"}}, {Issuer: ok, Audience: []string{"b"}}}}, false, "issuers[1] (https://idp.example): issuer: listed twice"},
-		{"local without the oauth app", Scope{Issuers: []Issuer{{Issuer: LocalIssuer}}}, false, "needs the `oauth` global option"},
-		{"local with options", Scope{Issuers: []Issuer{{Issuer: LocalIssuer, Audience: []string{"a"}}}}, true, "the local issuer takes no options"},
-		{"the local app's issuer as an external one", Scope{Issuers: []Issuer{{Issuer: testIssuer, Audience: []string{"a"}}}}, true, "write `issuer local`"},
-		{"two issuers introspect", Scope{Issuers: []Issuer{
-			{Issuer: ok, IntrospectionURL: ok + "/i", ClientID: "gw", ClientSecret: "x"},
-			{Issuer: "https://idp2.example", IntrospectionURL: "https://idp2.example/i", ClientID: "gw", ClientSecret: "x"},
-		}}, false, "issuers[1] (https://idp2.example): client_id: only one issuer of a route may introspect"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var auth oauthjwt.Authority
-			if tt.auth {
-				auth = f.auth
-			}
-			s := tt.s
-			err := s.provision(auth, zap.NewNop())
-			_ = s.Cleanup()
-			if err == nil {
-				t.Fatalf("provision accepted %+v", tt.s)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
-			}
-		})
-	}
-}
-
-// TestIssuerPoolSharedAndReleased: identical issuer settings on two routes
-// share one running issuer; it is released with the last route.
-func TestIssuerPoolSharedAndReleased(t *testing.T) {
-	as := newTestAS(t, "", "oauth")
-	a, _ := issuerHandler(t, nil, remoteScope(as, nil))
-	b, _ := issuerHandler(t, nil, remoteScope(as, nil))
-	if a.trust.all[0].remote != b.trust.all[0].remote {
-		t.Fatal("identical issuers on two routes run twice")
-	}
-	key := a.trust.all[0].poolKey
-	_ = a.Cleanup()
-	if refs, ok := issuerPool.References(key); !ok || refs != 1 {
-		t.Fatalf("after one cleanup: %d references, present %v", refs, ok)
-	}
-	_ = b.Cleanup()
-	if _, ok := issuerPool.References(key); ok {
-		t.Fatal("issuer still pooled after the last route went")
-	}
-	if a.trust.all != nil || b.trust.all != nil {
-		t.Fatal("cleanup kept references")
-	}
-}
-
-// TestUnverifiedIssuer: which tokens count as JWTs for routing.
-func TestUnverifiedIssuer(t *testing.T) {
-	enc := func(v any) string { b, _ := json.Marshal(v); return b64(b) }
-	h := enc(map[string]any{"alg": "ES256"})
-	tests := []struct {
-		token   string
-		iss     string
-		isJWT   bool
-		wantErr bool
-	}{
-		{h + "." + enc(map[string]any{"iss": "https://a"}) + ".sig", "https://a", true, false},
-		{"opaque", "", false, false},
-		{"a.b", "", false, false},
-		{"a.b.c.d.e", "", false, false}, // JWE: not routed by iss
-		{enc(map[string]any{"typ": "x"}) + "." + enc(map[string]any{"iss": "https://a"}) + ".s", "", false, false},
-		{h + ".!!!.s", "", true, true},
-		{h + "." + enc(map[string]any{"sub": "x"}) + ".s", "", true, true},
-		{h + "." + enc(map[string]any{"iss": 5}) + ".s", "", true, true},
-		{h + "." + b64([]byte("[1]")) + ".s", "", true, true},
-	}
-	for _, tt := range tests {
-		iss, isJWT, err := unverifiedIssuer(tt.token)
-		if iss != tt.iss || isJWT != tt.isJWT || (err != nil) != tt.wantErr {
-			t.Errorf("unverifiedIssuer(%q) = %q, %v, %v", tt.token, iss, isJWT, err)
-		}
-	}
-}
-
 // privateD is the JWK d member of an EC private key (RFC 7518 §6.2.2.1).
 func privateD(t testing.TB, k *oauthjwt.Key) string {
 	t.Helper()
@@ -520,28 +328,4 @@ func privateD(t testing.TB, k *oauthjwt.Key) string {
 		t.Fatal(err)
 	}
 	return b64(d)
-}
-
-// FuzzUnverifiedIssuer: reading iss from an untrusted token to route it
-// never panics, and a JWT routed without error names an issuer.
-func FuzzUnverifiedIssuer(f *testing.F) {
-	enc := func(s string) string { return b64([]byte(s)) }
-	for _, s := range []string{
-		enc(`{"alg":"ES256"}`) + "." + enc(`{"iss":"https://a"}`) + ".sig",
-		enc(`{"alg":"ES256"}`) + "." + enc(`{"iss":""}`) + ".",
-		enc(`{"alg":"none"}`) + "." + enc(`[]`) + ".x",
-		"opaque", "a.b.c", "..", "a.b.c.d.e",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, tok string) {
-		iss, isJWT, err := unverifiedIssuer(tok)
-		if !isJWT && (iss != "" || err != nil) {
-			t.Fatalf("not a JWT, yet iss %q err %v", iss, err)
-		}
-		if isJWT && err == nil && iss == "" {
-			t.Fatal("JWT routed without an issuer")
-		}
-		_ = describe(err)
-	})
 }
