@@ -208,10 +208,12 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if err := a.provisionPersonSettings(); err != nil {
 		return err
 	}
-	a.useStore(a.store)
 	if err := a.provisionUsers(); err != nil {
 		return err
 	}
+	a.throttle = newLoginThrottle()
+	a.directory = &userDirectory{static: a.users, logger: a.logger, dummy: pickDummyPassword(a.users, a.Signup != nil)}
+	a.useStore(a.store)
 
 	a.keys = &signingKeys{issuer: a.Issuer, cfg: a.SigningKey, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger}
 	kr, err := a.keys.load(ctx)
@@ -302,9 +304,7 @@ func (a *App) useStore(s Store) {
 	if a.revoked != nil {
 		a.revoked.store = a.rec.Revocations
 	}
-	if a.directory != nil {
-		a.directory.store = a.rec.Users
-	}
+	a.directory.store = a.rec.Users
 	a.registry = &clientRegistry{
 		static: a.clients,
 		store:  oauthstore.NewClients(s, a.clock, a.logger, func(c *storedClient) string { return c.ID }),

@@ -30,7 +30,9 @@ func init() {
 //		access_token_ttl <duration>
 //		audience         <uri>
 //		leeway           <duration>
-//		store            caddy | redis <url> { key_prefix <prefix> }
+//		store            caddy | redis <url> {
+//			key_prefix <prefix>
+//		}
 //		refresh_token_ttl     <duration>
 //		refresh_token_max_ttl <duration>
 //		session_ttl           <duration>

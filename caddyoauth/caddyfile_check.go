@@ -188,6 +188,9 @@ func (a *App) checkCaddyfileBlock(o *optionLines) error {
 		cp := *u
 		probe.Users = append(probe.Users, &cp)
 	}
+	if err := probe.provisionPersonSettings(); err != nil {
+		return o.blame(err)
+	}
 	if err := probe.provisionUsers(); err != nil {
 		return o.blame(err)
 	}
@@ -252,12 +255,15 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 // checkCaddyfileBlock checks what needs the whole client block: the
 // client_id, and provision's checks of the grant types against the rest
 // of the registration (checkGrants, provisionJWTBearer), run on a copy.
-// A block without scopes is left to provision: `caddy oauth-secret
-// --client` prints one, for the scopes to be added.
+// A block without scopes is refused too (`caddy oauth-secret --client`
+// prints a scopes line to edit).
 func (c *Client) checkCaddyfileBlock(b *blockLines) error {
 	fail := func(err error) error { return errAt(b.at(err.Error()), "client %q: %v", c.ID, err) }
 	if !clientIDPattern.MatchString(c.ID) {
 		return fail(errors.New("client_id: must be 1 to 128 of A-Z a-z 0-9 . _ ~ : -"))
+	}
+	if len(c.Scopes) == 0 {
+		return fail(errNoScopes)
 	}
 	probe := *c
 	if err := probe.checkGrants(); err != nil {

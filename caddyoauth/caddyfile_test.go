@@ -386,6 +386,7 @@ func TestCaddyfileChecks(t *testing.T) {
 		{"signup min_password_length", caddyfileLines("oauth {", iss, " signup {", "  min_password_length 4", " }", "}"), "signup: min_password_length 4 is outside 8..72", 3},
 
 		// A client.
+		{"client without scopes", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, " }", "}"), `client "a": scopes: at least one scope is required`, 3},
 		{"client_id with a slash", caddyfileLines("oauth {", iss, " client a/b {", "  secret_hash "+hash, "  scopes s", " }", "}"), `client "a/b": client_id: must be 1 to 128 of`, 3},
 		{"client_id defined twice", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", " }", " client a {", "  secret_hash "+hash, "  scopes s", " }", "}"), `client "a": client_id: defined twice`, 7},
 		{"secret_hash short sha256", caddyfileLines("oauth {", iss, " client a {", "  secret_hash sha256:6fdd8e60", "  scopes s", " }", "}"), `client "a": secret_hash: sha256: needs 64 hex digits`, 4},
@@ -446,8 +447,6 @@ func TestCaddyfileChecksLeaveToProvision(t *testing.T) {
 		"signing key file not read": caddyfileLines("oauth {", iss, " signing_key ES256 /nonexistent/as.pem", "}"),
 		"zero durations are unset":  caddyfileLines("oauth {", iss, " access_token_ttl 0s", " session_ttl 0s", " client a {", "  secret_hash "+hash, "  access_token_ttl 0s", "  scopes s", " }", "}"),
 		"issuer after the clients":  caddyfileLines("oauth {", " client a {", "  secret_hash "+hash, "  scopes s", " }", iss, "}"),
-		// As `caddy oauth-secret --client` prints it, for the scopes to be added.
-		"client without scopes": caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, " }", "}"),
 	} {
 		if err := parseCaddyfile(t, input); err != nil {
 			t.Errorf("%s: refused at parse time: %v", name, err)

@@ -65,7 +65,7 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 		return err
 	}
 	if len(c.Scopes) == 0 {
-		return errors.New("scopes: at least one scope is required")
+		return errNoScopes
 	}
 	for _, s := range c.Scopes {
 		if !oauthjwt.ValidScopeToken(s) {
@@ -86,6 +86,9 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 	}
 	return nil
 }
+
+// errNoScopes refuses a client that could be granted nothing.
+var errNoScopes = errors.New("scopes: at least one scope is required")
 
 // checkGrants sets the default grant types and checks that the client's
 // registration fits them: the authorization code grant needs redirect

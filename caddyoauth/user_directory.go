@@ -17,7 +17,7 @@ import (
 // kept in the store (oauthstore.Users), and a sign-up cannot take a
 // Caddyfile user's name or e-mail address.
 
-// provisionUsers checks the Caddyfile users and prepares sign-in.
+// provisionUsers checks the Caddyfile users.
 func (a *App) provisionUsers() error {
 	a.users = make(map[string]*User, len(a.Users))
 	for i, u := range a.Users {
@@ -35,9 +35,6 @@ func (a *App) provisionUsers() error {
 		}
 		a.users[u.Username] = u
 	}
-	a.throttle = newLoginThrottle()
-	a.directory = &userDirectory{static: a.users, store: a.rec.Users, logger: a.logger}
-	a.directory.dummy = pickDummyPassword(a.users, a.Signup != nil)
 	return nil
 }
 
