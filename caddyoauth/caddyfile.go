@@ -3,7 +3,6 @@ package caddyoauth
 import (
 	"encoding/json"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -223,155 +222,6 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return a.checkCaddyfileBlock(lines)
 }
 
-// unmarshalCaddyfile reads a client block, noting its lines in b.
-func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	c.ID = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		b.note(d)
-		opt := d.Val()
-		switch opt {
-		case "name":
-			if err := oneArg(d, &c.Name); err != nil {
-				return err
-			}
-		case "secret_hash":
-			if err := oneArg(d, &c.SecretHash); err != nil {
-				return err
-			}
-		case "secret":
-			if err := oneArg(d, &c.Secret); err != nil {
-				return err
-			}
-		case "public":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			c.Public = true
-		case "grant_types":
-			c.GrantTypes = append(c.GrantTypes, d.RemainingArgs()...)
-			if len(c.GrantTypes) == 0 {
-				return d.ArgErr()
-			}
-		case "scopes":
-			c.Scopes = append(c.Scopes, d.RemainingArgs()...)
-			if len(c.Scopes) == 0 {
-				return d.ArgErr()
-			}
-		case "redirect_uris":
-			c.RedirectURIs = append(c.RedirectURIs, d.RemainingArgs()...)
-			if len(c.RedirectURIs) == 0 {
-				return d.ArgErr()
-			}
-		case "access_token_key":
-			if err := oneArg(d, &c.AccessTokenKey); err != nil {
-				return err
-			}
-		case "assertion_issuer":
-			if err := oneArg(d, &c.AssertionIssuer); err != nil {
-				return err
-			}
-		case "assertion_subjects":
-			c.AssertionSubjects = append(c.AssertionSubjects, d.RemainingArgs()...)
-			if len(c.AssertionSubjects) == 0 {
-				return d.ArgErr()
-			}
-		case "token_endpoint_auth_method":
-			if err := oneArg(d, &c.AuthMethod); err != nil {
-				return err
-			}
-		case "jwks_uri":
-			if err := oneArg(d, &c.JWKSURI); err != nil {
-				return err
-			}
-		case "jwks_file":
-			if err := oneArg(d, &c.JWKSFile); err != nil {
-				return err
-			}
-		case "require_pkce":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			c.RequirePKCE = true
-		case "access_token_ttl":
-			if err := durationArg(d, &c.AccessTokenTTL); err != nil {
-				return err
-			}
-		case "metadata":
-			if c.Metadata == nil {
-				c.Metadata = make(map[string]string)
-			}
-			if err := keyValueArg(d, c.Metadata); err != nil {
-				return err
-			}
-		default:
-			return d.Errf("unrecognized client option %s", d.Val())
-		}
-		if err := c.checkCaddyfileOption(d, opt); err != nil {
-			return err
-		}
-	}
-	return c.checkCaddyfileBlock(b)
-}
-
-// unmarshalCaddyfile reads a user block, noting its lines in b; the
-// user is checked with the whole option (checkCaddyfileBlock).
-func (u *User) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	u.Username = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		b.note(d)
-		switch d.Val() {
-		case "password_hash":
-			if err := oneArg(d, &u.PasswordHash); err != nil {
-				return err
-			}
-		case "name":
-			if err := oneArg(d, &u.Name); err != nil {
-				return err
-			}
-		case "email":
-			if err := oneArg(d, &u.Email); err != nil {
-				return err
-			}
-		case "claim":
-			if u.Claims == nil {
-				u.Claims = make(map[string]string)
-			}
-			if err := keyValueArg(d, u.Claims); err != nil {
-				return err
-			}
-		default:
-			return d.Errf("unrecognized user option %s", d.Val())
-		}
-	}
-	return nil
-}
-
-// keyValueArg reads `<name> <key> <value>` into m, refusing a repeated key.
-func keyValueArg(d *caddyfile.Dispenser, m map[string]string) error {
-	name := d.Val()
-	args := d.RemainingArgs()
-	if len(args) != 2 {
-		return d.Errf("%s takes a key and a value", name)
-	}
-	if _, dup := m[args[0]]; dup {
-		return d.Errf("%s %s already specified", name, args[0])
-	}
-	m[args[0]] = args[1]
-	return nil
-}
-
 // unmarshalStore reads `store caddy` or `store redis <url> { key_prefix <p> }`.
 func unmarshalStore(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	if !d.NextArg() {
@@ -408,6 +258,20 @@ func unmarshalStore(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	}
 }
 
+// keyValueArg reads `<name> <key> <value>` into m, refusing a repeated key.
+func keyValueArg(d *caddyfile.Dispenser, m map[string]string) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("%s takes a key and a value", name)
+	}
+	if _, dup := m[args[0]]; dup {
+		return d.Errf("%s %s already specified", name, args[0])
+	}
+	m[args[0]] = args[1]
+	return nil
+}
+
 // oneArg reads exactly one argument into *dst, refusing a repeat.
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	name := d.Val()
@@ -438,67 +302,6 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 		return d.Errf("%s: %v", name, err)
 	}
 	*dst = caddy.Duration(dur)
-	return nil
-}
-
-// parseServerDirective sets up the oauth_server handler. Syntax:
-//
-//	oauth_server [<matcher>] {
-//		prefix    <path>
-//		templates <dir>
-//	}
-//
-// The endpoints are {prefix}/token and {prefix}/jwks (prefix /oauth2 by
-// default) and /.well-known/oauth-authorization-server. A first argument
-// starting with / is a path matcher in Caddyfile syntax, so the prefix is
-// set in the block; such an argument is refused rather than silently
-// turned into a path matcher. Named matchers (@name) and * are accepted.
-//
-// This is RegisterHandlerDirective's wrapper with one check added: that
-// wrapper removes the matcher token before the handler sees its tokens.
-func parseServerDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
-	if !h.Next() {
-		return nil, h.ArgErr()
-	}
-	if h.NextArg() && strings.HasPrefix(h.Val(), "/") {
-		return nil, h.Errf("oauth_server %s: a first argument starting with / is a path matcher, not where the endpoints live; set the path with `prefix` in the block, e.g. oauth_server { prefix /auth }", h.Val())
-	}
-	h.Reset()
-	h.Next()
-	matcherSet, err := h.ExtractMatcherSet()
-	if err != nil {
-		return nil, err
-	}
-	s := new(Server)
-	if err := s.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return h.NewRoute(matcherSet, s), nil
-}
-
-// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
-func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.Errf("oauth_server takes no arguments; set the path with `prefix` in its block (got %q)", d.Val())
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "prefix":
-			if err := oneArg(d, &s.Prefix); err != nil {
-				return err
-			}
-			if !strings.HasPrefix(s.Prefix, "/") {
-				return d.Errf("prefix %q must start with /", s.Prefix)
-			}
-		case "templates":
-			if err := oneArg(d, &s.Templates); err != nil {
-				return err
-			}
-		default:
-			return d.Errf("unrecognized oauth_server option %s", d.Val())
-		}
-	}
 	return nil
 }
 
