@@ -11,7 +11,8 @@ import (
 type Assertions struct{ owner }
 
 // Claim records client's jti until until, and reports whether it was
-// fresh (false: a replay).
+// fresh (false: a replay). An until already past is kept a moment, never
+// for ever.
 func (o Assertions) Claim(ctx context.Context, client, jti string, until time.Time) (bool, error) {
-	return o.kv.PutIfAbsent(ctx, assertionKey(client, jti), []byte{1}, until.Sub(o.now())+time.Second)
+	return o.kv.PutIfAbsent(ctx, assertionKey(client, jti), []byte{1}, TTLUntil(o.now(), until.Add(time.Second)))
 }

@@ -102,10 +102,13 @@ func parseTokenRevocationKey(key string) (jti string, exp int64, ok bool) {
 
 // issuerName is a readable form of the issuer plus a digest of its exact
 // text, since the readable form folds case and drops characters (two
-// issuers must never share a keyring).
+// issuers must never share a keyring). certmagic's Safe keeps "@", which
+// no key segment may hold, so it is dropped too (an issuer whose path has
+// one could otherwise never keep a keyring).
 func issuerName(issuer string) string {
 	sum := sha256.Sum256([]byte(issuer))
-	return certmagic.StorageKeys.Safe(issuer) + "-" + hex.EncodeToString(sum[:8])
+	readable := strings.ReplaceAll(certmagic.StorageKeys.Safe(issuer), "@", "")
+	return readable + "-" + hex.EncodeToString(sum[:8])
 }
 
 // KeyringKey is where the issuer's keyring lives. With the default store it
@@ -121,6 +124,7 @@ func lockKey(name string) string           { return "locks/" + name }
 // SafeID maps an id (a client_id may hold ~ and :, a username @ and +) to a
 // key segment without collisions: ids that are already safe stay readable;
 // others become x- and their hex, which no safe id left as it is starts with.
+// The empty id, which is no segment, becomes "x-".
 func SafeID(id string) string {
 	safe := true
 	for i := 0; i < len(id); i++ {
@@ -129,7 +133,7 @@ func SafeID(id string) string {
 			break
 		}
 	}
-	if safe && id != "." && id != ".." && !strings.HasPrefix(id, "x-") {
+	if safe && id != "" && id != "." && id != ".." && !strings.HasPrefix(id, "x-") {
 		return id
 	}
 	return "x-" + hex.EncodeToString([]byte(id))

@@ -65,14 +65,19 @@ func (o Sessions) Get(ctx context.Context, id string) (*Session, error) {
 
 // Touch pushes the idle deadline of session id back, unless that was done
 // less than a minute ago. Failing is not fatal to the caller: the session
-// ends a little early.
+// ends a little early. A session that reached its maximum lifetime since
+// it was read is ErrNotFound: written again, it would have no lifetime.
 func (o Sessions) Touch(ctx context.Context, id string, s *Session) error {
 	now := o.now()
 	if now.Unix()-s.Touched < int64(sessionTouchEvery/time.Second) {
 		return nil
 	}
+	ttl := o.ttl(s, now)
+	if ttl <= 0 {
+		return ErrNotFound
+	}
 	s.Touched = now.Unix()
-	return o.putJSON(ctx, sessionKey(id), s, o.ttl(s, now))
+	return o.putJSON(ctx, sessionKey(id), s, ttl)
 }
 
 // Delete ends session id.
