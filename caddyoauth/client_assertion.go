@@ -2,8 +2,6 @@ package caddyoauth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
-	"github.com/caddyapigw/gateway/internal/oauthstore"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 )
@@ -136,9 +133,7 @@ func (a *App) verifyAssertion(c *Client, assertion, iss, sub string, audiences [
 // replayed if it was seen before (RFC 7523 §3 item 7), on any instance
 // sharing the store.
 func (a *App) claimAssertionID(ctx context.Context, c *Client, claims *assertionClaims, replayed *oauthError) *oauthError {
-	now := a.clock()
-	sum := sha256.Sum256([]byte(claims.ID))
-	fresh, err := a.store.PutIfAbsent(ctx, "client-assertions/"+oauthstore.SafeID(c.ID)+"/"+hex.EncodeToString(sum[:]), []byte{1}, claims.ExpiresAt.Add(a.leeway()).Sub(now)+time.Second)
+	fresh, err := a.rec.Assertions.Claim(ctx, c.ID, claims.ID, claims.ExpiresAt.Add(a.leeway()))
 	if err != nil {
 		return unavailable()
 	}
