@@ -2,6 +2,10 @@
 // ./cmd/caddy, started as a separate process with a Caddyfile derived from
 // Caddyfile.example (only ports and storage changed), called over HTTPS
 // through Caddy's internal CA by real client libraries.
+//
+// This directory is a module of its own (e2e/go.mod), so that what only
+// these tests use (the chromedp browser driver) stays out of the module
+// graph of those who build the gateway.
 package e2e
 
 import (
