@@ -2,6 +2,15 @@
 // ./cmd/caddy, started as a separate process with a Caddyfile derived from
 // Caddyfile.example (only ports and storage changed), called over HTTPS
 // through Caddy's internal CA by real client libraries.
+//
+// With E2E_CADDY set, the tests run that binary instead of building one;
+// .ci/test sets it to its xcaddy build of the module (the README's plugin
+// build), so the tests cover what users build and Caddy is not compiled
+// once more.
+//
+// This directory is a module of its own (e2e/go.mod), so that what only
+// these tests use (the chromedp browser driver) stays out of the module
+// graph of those who build the gateway.
 package e2e
 
 import (
@@ -26,13 +35,23 @@ import (
 	"time"
 )
 
-// caddyBin is the binary built once for the whole package.
+// caddyBin is the binary built once for the whole package, or the one
+// E2E_CADDY names.
 var caddyBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := func() int {
 		if testing.Short() {
+			return m.Run()
+		}
+		if bin := os.Getenv("E2E_CADDY"); bin != "" {
+			abs, err := filepath.Abs(bin)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "E2E_CADDY:", err)
+				return 1
+			}
+			caddyBin = abs
 			return m.Run()
 		}
 		dir, err := os.MkdirTemp("", "gateway-e2e-bin-")
