@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
+	"github.com/caddyapigw/gateway/internal/oauthtest"
 )
 
 // testAS is a small authorization server on loopback that another issuer
@@ -246,24 +247,9 @@ func applyChanges(m, change map[string]any) map[string]any {
 }
 
 // fakeClock is a settable clock for cache deadlines.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = oauthtest.Clock
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return oauthtest.NewClock(time.Now()) }
 
 // issuerHandler provisions s (with issuers) against the fixture's local
 // authority, logging to an observer, and releases its issuers at the end.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyapigw/gateway/internal/oauthtest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -18,35 +18,11 @@ import (
 // unix-second fields the owners store are exact.
 var testEpoch = time.Date(2030, time.January, 2, 3, 4, 5, 0, time.UTC)
 
-// testClock is a clock a test moves by hand; the owners and the memory
-// store read it, so lifetimes pass without sleeping.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// testClock is the shared test clock; the owners and the memory store read
+// it, so lifetimes pass without sleeping.
+type testClock = oauthtest.Clock
 
-func newTestClock() *testClock { return &testClock{t: testEpoch} }
-
-// Now is the clock's time; it has the signature of time.Now.
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// Set moves the clock to t.
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+func newTestClock() *testClock { return oauthtest.NewClock(testEpoch) }
 
 // observedLogger records what is logged at level and above.
 func observedLogger(level zapcore.Level) (*zap.Logger, *observer.ObservedLogs) {
