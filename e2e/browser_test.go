@@ -56,10 +56,11 @@ func newBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// screenshotDir is where the page screenshots go: $E2E_SCREENSHOTS if set
-// (the images of docs/walkthrough.md are made with
-// E2E_SCREENSHOTS=docs/screenshots from the repository root), else the
-// test's temporary directory.
+// screenshotDir is where the page screenshots go: $E2E_SCREENSHOTS if set,
+// relative to the repository root (the images of docs/walkthrough.md are
+// made there with
+// E2E_SCREENSHOTS=docs/screenshots go -C e2e test -run TestBrowserSignIn .),
+// else the test's temporary directory.
 func screenshotDir(t *testing.T) string {
 	if d := os.Getenv("E2E_SCREENSHOTS"); d != "" {
 		if !filepath.IsAbs(d) {
