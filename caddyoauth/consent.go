@@ -76,11 +76,6 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	s.sendCode(w, r, req, sess, http.StatusSeeOther)
 }
 
-// Remembered consents: when a person ticks "remember", the approved scope
-// set is kept at consents/<user>/<client>, and a later request of the same
-// client for those scopes or fewer skips the consent page. The account
-// page lists them and withdraws them.
-
 // consented reports whether user has a remembered consent covering scopes
 // for client.
 func (s *Server) consented(ctx context.Context, user, client string, scopes []string) (bool, error) {

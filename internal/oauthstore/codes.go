@@ -2,7 +2,6 @@ package oauthstore
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -88,6 +87,3 @@ func (o Codes) Used(ctx context.Context, code string) (*CodeUse, error) {
 	}
 	return use, nil
 }
-
-// errEnded reports a write for a record whose lifetime is over.
-var errEnded = errors.New("the record's lifetime has ended")

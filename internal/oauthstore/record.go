@@ -9,6 +9,9 @@ import (
 	"go.uber.org/zap"
 )
 
+// errEnded reports a write for a record whose lifetime is over.
+var errEnded = errors.New("the record's lifetime has ended")
+
 // owner is what every record owner holds: the store, the app's clock and a
 // logger.
 type owner struct {
