@@ -116,6 +116,8 @@ type App struct {
 	revoked  *revocationList
 	clock    func() time.Time // time.Now; tests move it
 	ctx      context.Context  // the Caddy context: ends every loop and fetcher
+
+	declared *resourceSet // resources oauth_scope routes guard (DeclareResource)
 }
 
 // SigningKeyConfig chooses how access tokens are signed.
@@ -143,6 +145,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks the configuration and loads or creates the keyring.
 func (a *App) Provision(ctx caddy.Context) error {
+	a.declared = new(resourceSet)
 	if len(a.StoreRaw) > 0 {
 		mod, err := ctx.LoadModule(a, "StoreRaw")
 		if err != nil {

@@ -31,7 +31,10 @@ type testAuthority struct {
 	verifier *oauthjwt.Verifier
 	clients  map[string]oauthjwt.ClientInfo
 	revoked  map[string]bool // jti
+	declared []string        // DeclareResource calls
 }
+
+func (a *testAuthority) DeclareResource(uri string) { a.declared = append(a.declared, uri) }
 
 func (a *testAuthority) Verifier() *oauthjwt.Verifier { return a.verifier }
 

@@ -19,6 +19,11 @@ type Authority interface {
 	// 7009) and has not expired yet. It must be cheap: it runs on every
 	// request, from a local copy of the revocation list.
 	Revoked(jti string) bool
+	// DeclareResource records, at provision time, that a route of this
+	// configuration guards the resource uri (RFC 8707 §2, RFC 9728 §2):
+	// a client without a resources list of its own may ask for a token
+	// whose audience is that resource.
+	DeclareResource(uri string)
 }
 
 // ClientInfo is the public description of a registered client.
