@@ -34,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		<METHOD...> [<scope...>]
 //		*           [<scope...>]
 //		audience    <aud...>
+//		resource    <uri>
 //		realm       <realm>
 //		allow_preflight
 //		forward_header <field> <value>
@@ -98,6 +99,20 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			s.Audience = append(s.Audience, args...)
+		case tok == "resource":
+			if s.Resource != "" {
+				return d.Err("resource already specified")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			s.Resource = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := checkResource(s.Resource); err != nil {
+				return d.Errf("resource: %v", err)
+			}
 		case tok == "realm":
 			if s.Realm != "" {
 				return d.Err("realm already specified")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,21 @@ var rfc6750Codes = []string{"invalid_request", "invalid_token", "insufficient_sc
 // JSON body with error and error_description that is not cached (RFC 6749
 // §5.1 asks for no-store on token responses; a refusal naming the reason
 // must not be cached for another caller either).
+// checkUnavailable checks the answer to a token its issuer could not
+// check: 503, a Retry-After in whole seconds, no challenge (the token is
+// not at fault).
+func checkUnavailable(t testing.TB, res result) errorBodyJSON {
+	t.Helper()
+	body := checkRefused(t, res, http.StatusServiceUnavailable, "temporarily_unavailable")
+	if n, err := strconv.Atoi(res.rec.Header().Get("Retry-After")); err != nil || n < 1 {
+		t.Errorf("Retry-After = %q, want whole seconds >= 1", res.rec.Header().Get("Retry-After"))
+	}
+	if ch := res.rec.Header().Get("WWW-Authenticate"); ch != "" {
+		t.Errorf("WWW-Authenticate = %q on a 503: the token is not at fault", ch)
+	}
+	return body
+}
+
 func checkRefused(t testing.TB, res result, status int, code string) errorBodyJSON {
 	t.Helper()
 	if res.err != nil {

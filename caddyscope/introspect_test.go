@@ -86,13 +86,13 @@ func TestIntrospectionActive(t *testing.T) {
 }
 
 // TestIntrospectionClientAuth: wrong gateway credentials make the issuer
-// answer 401 (RFC 7662 §2.3); the client gets 401 invalid_token, never a
-// 5xx, and the log names the status.
+// answer 401 (RFC 7662 §2.3); the client gets 503 with Retry-After (its
+// token is not known to be bad), and the log names the status.
 func TestIntrospectionClientAuth(t *testing.T) {
 	as := newTestAS(t, "", "none")
 	as.answer("opaque-1", activeAnswer(as, "user:read", time.Now().Add(time.Hour), nil))
 	h, logs := issuerHandler(t, nil, withIssuer(introspectingScope(as, nil), func(is *Issuer) { is.ClientSecret = "wrong-secret" }))
-	body := checkRefused(t, get(t, h, "opaque-1"), http.StatusUnauthorized, errInvalidToken)
+	body := checkUnavailable(t, get(t, h, "opaque-1"))
 	if body.Description != "token could not be checked with its issuer" {
 		t.Errorf("error_description = %q", body.Description)
 	}
@@ -189,8 +189,9 @@ func TestIntrospectionCacheBounded(t *testing.T) {
 }
 
 // TestIntrospectionDown: with the introspection endpoint unreachable, or
-// answering 5xx or nonsense, the client gets 401 invalid_token (never a
-// 5xx for a peer's outage), nothing is cached, and the log says why.
+// answering 5xx or nonsense, the client gets 503 with Retry-After rather
+// than a 401 that would make it discard a good token, nothing is cached,
+// and the log says why.
 func TestIntrospectionDown(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -212,7 +213,7 @@ func TestIntrospectionDown(t *testing.T) {
 			s := introspectingScope(as, nil)
 			tt.setup(as, s)
 			h, logs := issuerHandler(t, nil, s)
-			body := checkRefused(t, get(t, h, "tok"), http.StatusUnauthorized, errInvalidToken)
+			body := checkUnavailable(t, get(t, h, "tok"))
 			if body.Description != "token could not be checked with its issuer" {
 				t.Errorf("error_description = %q", body.Description)
 			}
@@ -263,8 +264,8 @@ func TestIntrospectionBoundedInFlight(t *testing.T) {
 	close(as.gate)
 	close(codes)
 	for c := range codes {
-		if c != http.StatusUnauthorized {
-			t.Errorf("status %d, want 401", c)
+		if c != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503", c)
 		}
 	}
 	if !logged(logs, "its issuer could not check it") {

@@ -43,7 +43,11 @@ type remoteIssuer struct {
 
 	mu      sync.Mutex // serialises setup
 	lastTry time.Time
-	lastErr error
+	lastErr *unavailableError
+	// jwksDown is set while the last fetch of the JWKS failed: a token
+	// naming a kid not among the keys already known could be signed by a
+	// key the issuer has just published.
+	jwksDown atomic.Bool
 	state   atomic.Pointer[issuerState]
 
 	positive *oauthjwt.Cache[introspected] // active tokens
@@ -102,12 +106,14 @@ func (ri *remoteIssuer) ready() (*issuerState, error) {
 		return st, nil
 	}
 	if !ri.lastTry.IsZero() && time.Since(ri.lastTry) < ri.cfg.refetchFloor {
-		return nil, ri.lastErr
+		e := *ri.lastErr
+		e.retryAfter = ri.cfg.refetchFloor - time.Since(ri.lastTry)
+		return nil, &e
 	}
 	ri.lastTry = time.Now()
 	st, err := ri.setup()
 	if err != nil {
-		ri.lastErr = &unavailableError{issuer: ri.cfg.issuer, err: err}
+		ri.lastErr = &unavailableError{issuer: ri.cfg.issuer, err: err, retryAfter: ri.cfg.refetchFloor}
 		if ri.ctx.Err() != nil {
 			return nil, ri.lastErr // the config using it is gone
 		}
@@ -238,8 +244,10 @@ func (ri *remoteIssuer) fetchMetadata(u string) (*metadata, error) {
 // keys already known.
 func (ri *remoteIssuer) startKeys(u string, metaAlgs []string) (*remoteKeys, error) {
 	wait := ri.cfg.timeout
+	client := *ri.client
+	client.Transport = jwksHealth{rt: client.Transport, down: &ri.jwksDown}
 	kf, err := keyfunc.NewDefaultOverrideCtx(ri.ctx, []string{u}, keyfunc.Override{
-		Client:            ri.client,
+		Client:            &client,
 		HTTPTimeout:       ri.cfg.timeout,
 		RefreshInterval:   ri.cfg.refreshInterval,
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(ri.cfg.refetchFloor), 1),
@@ -264,6 +272,18 @@ func (ri *remoteIssuer) startKeys(u string, metaAlgs []string) (*remoteKeys, err
 		single = metaAlgs[0]
 	}
 	return &remoteKeys{ri: ri, kf: kf, allowed: algs, single: single}, nil
+}
+
+// jwksHealth records whether the last fetch of the JWKS succeeded.
+type jwksHealth struct {
+	rt   http.RoundTripper
+	down *atomic.Bool
+}
+
+func (h jwksHealth) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.rt.RoundTrip(req)
+	h.down.Store(err != nil || resp.StatusCode != http.StatusOK)
+	return resp, err
 }
 
 // remoteKeys is the oauthjwt.KeySet of an external issuer, over keyfunc's
@@ -308,15 +328,31 @@ func (k *remoteKeys) pin(kid string, jwk jwkset.JWK) (*oauthjwt.Key, error) {
 }
 
 // unavailableError reports an issuer that could not be reached or gave an
-// unusable answer: the token is refused with 401, never with a 5xx, and
-// the log says why.
+// unusable answer: the token is refused with 503 and Retry-After, not 401,
+// so the client keeps a token that may well be good, and the log says why.
 type unavailableError struct {
 	issuer string
 	err    error
+	// retryAfter is when the issuer is next tried; zero: at the next
+	// request (introspection), answered as defaultRetryAfter.
+	retryAfter time.Duration
 }
+
+// defaultRetryAfter is the Retry-After of an outage with no known end.
+const defaultRetryAfter = 5 * time.Second
 
 func (e *unavailableError) Error() string {
 	return "token issuer " + e.issuer + " unavailable: " + e.err.Error()
 }
 
 func (e *unavailableError) Unwrap() error { return e.err }
+
+// retryAfterSeconds is the Retry-After value (RFC 9110 §10.2.3): whole
+// seconds, at least 1, at most an hour.
+func (e *unavailableError) retryAfterSeconds() int {
+	d := e.retryAfter
+	if d <= 0 {
+		d = defaultRetryAfter
+	}
+	return int(min(max((d+time.Second-1)/time.Second, 1), 3600))
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -62,6 +63,16 @@ type Scope struct {
 	// local app.
 	Issuers []Issuer `json:"issuers,omitempty"`
 
+	// Resource is the API's resource identifier (RFC 8707 §2, RFC 9728
+	// §1.2): an https URL (http for loopback hosts) without query or
+	// fragment, usually the API's base URL. Without Audience, tokens must
+	// name it in aud: a token asked for another API is refused here. The
+	// local oauth app may then issue tokens for it (resource=<uri> at its
+	// token endpoint). Its RFC 9728 metadata is published by the
+	// oauth_resource_metadata handler, and 401 and 403 challenges point
+	// there (resource_metadata).
+	Resource string `json:"resource,omitempty"`
+
 	// Realm is the realm attribute of the WWW-Authenticate challenge.
 	Realm string `json:"realm,omitempty"`
 
@@ -84,6 +95,9 @@ type Scope struct {
 	local     *trusted           // the local app, when there are no Issuers
 	trust     *trustSet          // Issuers, when there are some
 	strip     []string           // names of forwarded headers, to remove from requests
+	// metadataURL is the resource's RFC 9728 metadata URL, for challenges
+	metadataURL string
+	published   *resourceEntry // this route's part of the metadata
 	forward   []forwardHeader
 	logger    *zap.Logger
 	// issuerLogger is for running issuers, which outlive a config
@@ -150,6 +164,19 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 	}
 	s.authority = auth
 	s.audience = s.Audience
+	routeAudience := s.Audience
+	if s.Resource != "" {
+		if err := checkResource(s.Resource); err != nil {
+			return fmt.Errorf("resource: %v", err)
+		}
+		if len(s.audience) == 0 {
+			s.audience = []string{s.Resource}
+			routeAudience = s.audience
+		}
+		if auth != nil {
+			auth.DeclareResource(s.Resource)
+		}
+	}
 	if len(s.audience) == 0 && auth != nil {
 		if aud := auth.TokenAudience(); aud != "" {
 			s.audience = []string{aud}
@@ -186,20 +213,58 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 	}
 	if len(s.Issuers) == 0 {
 		s.local = &trusted{issuer: auth.Verifier().Issuer(), audience: s.audience, local: true, verifier: auth.Verifier()}
-		return nil
+	} else {
+		ts, err := newTrustSet(s.Issuers, auth, s.audience, routeAudience, s.issuerLogger)
+		if err != nil {
+			return err
+		}
+		s.trust = ts
 	}
-	ts, err := newTrustSet(s.Issuers, auth, s.audience, s.Audience, s.issuerLogger)
-	if err != nil {
+	if s.Resource != "" {
+		s.publish()
+	}
+	return nil
+}
+
+// publish adds the route's resource to the RFC 9728 metadata that
+// oauth_resource_metadata serves.
+func (s *Scope) publish() {
+	s.metadataURL, _ = metadataURL(s.Resource) // checked by checkResource
+	e := &resourceEntry{resource: s.Resource, path: resourcePath(s.Resource), name: s.Realm}
+	if s.trust == nil {
+		e.servers = []string{s.local.issuer}
+	} else {
+		for _, tr := range s.trust.all {
+			e.servers = append(e.servers, tr.issuer)
+		}
+	}
+	for _, r := range s.Rules {
+		e.scopes = appendNew(e.scopes, r.Scopes...)
+	}
+	s.published = e
+	resources.add(e)
+}
+
+// checkResource applies RFC 8707 §2 to a resource identifier, and keeps it
+// fit for a quoted challenge attribute.
+func checkResource(uri string) error {
+	if err := oauthjwt.CheckIssuerURL(uri); err != nil {
 		return err
 	}
-	s.trust = ts
-	return nil
+	if strings.ContainsAny(uri, "\"\\ ") {
+		return fmt.Errorf("%q must not contain quotes, backslashes or spaces", uri)
+	}
+	_, err := metadataURL(uri)
+	return err
 }
 
 // Cleanup releases the route's running issuers; it copes with a failed
 // Provision.
 func (s *Scope) Cleanup() error {
 	s.trust.cleanup()
+	if s.published != nil {
+		resources.remove(s.published)
+	}
 	return nil
 }
 
@@ -272,36 +337,35 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	rule := s.rules.lookup(r.Method)
 	if rule == nil {
 		w.Header().Set("Allow", s.rules.allow)
-		(&bearer.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Desc: "this method is not allowed on this route"}).WriteBody(w)
-		return nil
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Desc: "this method is not allowed on this route"})
 	}
 
 	token, berr := bearer.Token(r)
 	if berr != nil {
 		berr.Scope = rule.scope
-		s.refuse(w, r, berr)
-		return nil
+		return s.refuse(w, r, berr)
 	}
 	claims, by, err := s.verify(token)
 	if err != nil {
-		if by != nil && by.remote != nil {
-			var ue *unavailableError
-			if errors.As(err, &ue) {
+		var ue *unavailableError
+		if errors.As(err, &ue) {
+			// Not the token's fault: a 503 the client retries, keeping
+			// its token, rather than a 401 that makes it throw it away.
+			if by != nil && by.remote != nil {
 				by.remote.logUnavailable(err)
 			}
+			w.Header().Set("Retry-After", strconv.Itoa(ue.retryAfterSeconds()))
+			return s.refuse(w, r, &bearer.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Desc: describe(err)})
 		}
-		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: describe(err), Scope: rule.scope})
-		return nil
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: describe(err), Scope: rule.scope})
 	}
 	if len(by.audience) > 0 && !hasAnyAudience(claims, by.audience) {
-		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token audience not accepted", Scope: rule.scope})
-		return nil
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token audience not accepted", Scope: rule.scope})
 	}
 	if !by.local {
 		// Another issuer's token: its client is that issuer's business.
 		if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {
-			s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
-			return nil
+			return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
 		}
 		return s.accept(w, r, next, claims, oauthjwt.ClientInfo{ID: claims.ClientID})
 	}
@@ -310,16 +374,13 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	// takes effect at the next reload, not when its tokens expire.
 	client, ok := s.authority.Client(claims.ClientID)
 	if !ok {
-		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token client is not registered", Scope: rule.scope})
-		return nil
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token client is not registered", Scope: rule.scope})
 	}
 	if s.authority.Revoked(claims.ID) || client.RevokedToken(claims) {
-		s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token revoked", Scope: rule.scope})
-		return nil
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token revoked", Scope: rule.scope})
 	}
 	if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) || !oauthjwt.HasAll(client.Scopes, rule.scopes) {
-		s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
-		return nil
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
 	}
 	return s.accept(w, r, next, claims, client)
 }
@@ -334,14 +395,6 @@ func (s *Scope) accept(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 		}
 	}
 	return next.ServeHTTP(w, r)
-}
-
-func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearer.Error) {
-	if ce := s.logger.Check(zap.DebugLevel, "bearer token refused"); ce != nil {
-		ce.Write(zap.Int("status", e.Status), zap.String("error", e.Code), zap.String("reason", e.Desc),
-			zap.String("method", r.Method), zap.String("path", r.URL.Path)) // not the query: it may hold a token
-	}
-	e.Write(w, s.Realm)
 }
 
 // stripIdentityHeaders removes incoming copies of the headers this handler

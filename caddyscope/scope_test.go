@@ -628,7 +628,7 @@ func TestNextError(t *testing.T) {
 	}
 }
 
-// TestRefusalLogNoToken: refusals are logged at debug level with the
+// TestRefusalLogNoToken: refusals are logged at info level with the
 // reason, never with the token (RFC 6750 §5.3 treats tokens as secrets).
 func TestRefusalLogNoToken(t *testing.T) {
 	f := newFixture(t)
@@ -644,8 +644,12 @@ func TestRefusalLogNoToken(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("%d log entries, want 1", len(entries))
 	}
+	if entries[0].Level != zapcore.InfoLevel {
+		t.Errorf("logged at %v, want info", entries[0].Level)
+	}
 	fields := entries[0].ContextMap()
-	if fields["error"] != errInsufficientScope || fields["status"] != int64(http.StatusForbidden) {
+	if fields["error"] != errInsufficientScope || fields["status"] != int64(http.StatusForbidden) ||
+		fields["reason"] != "token lacks a required scope" || fields["path"] != "/x" {
 		t.Errorf("log fields %v", fields)
 	}
 	for k, v := range fields {

@@ -177,6 +177,11 @@ func (tr *trusted) check(token string) (*oauthjwt.Claims, time.Time, error) {
 	if st.verifier != nil {
 		c, err := st.verifier.Verify(token)
 		if err != nil {
+			if errors.Is(err, oauthjwt.ErrUnknownKey) && ri.jwksDown.Load() {
+				// The key may be one the issuer published while its JWKS
+				// cannot be fetched: not the token's fault.
+				return nil, time.Time{}, &unavailableError{issuer: ri.cfg.issuer, err: fmt.Errorf("%w, and the JWKS cannot be fetched", err), retryAfter: ri.cfg.refetchFloor}
+			}
 			return nil, time.Time{}, err
 		}
 		return c, c.ExpiresAt.Time, nil

@@ -22,6 +22,19 @@ type Error struct {
 	Code   string // empty when the request carried no credentials (§3.1)
 	Desc   string
 	Scope  string // the scope the resource needs, for the challenge
+	// ResourceMetadata is the URL of the resource's RFC 9728 metadata,
+	// sent as the challenge's resource_metadata parameter (§5.1) so a
+	// client can find where to get a token.
+	ResourceMetadata string
+}
+
+// Error implements error: the description, for logs and Caddy's
+// {http.error.message}.
+func (e *Error) Error() string {
+	if e.Desc != "" {
+		return e.Desc
+	}
+	return e.Code
 }
 
 type errorBody struct {
@@ -55,6 +68,8 @@ func (e *Error) Challenge(realm string) string {
 		attr("error_description", e.Desc)
 	}
 	attr("scope", e.Scope)
+	// An https URL (oauth_scope checks it), so never a quote or backslash.
+	attr("resource_metadata", e.ResourceMetadata)
 	return b.String()
 }
 
