@@ -48,7 +48,7 @@ type remoteIssuer struct {
 	// naming a kid not among the keys already known could be signed by a
 	// key the issuer has just published.
 	jwksDown atomic.Bool
-	state   atomic.Pointer[issuerState]
+	state    atomic.Pointer[issuerState]
 
 	positive *oauthjwt.Cache[introspected] // active tokens
 	negative *oauthjwt.Cache[struct{}]     // inactive tokens

@@ -98,8 +98,8 @@ type Scope struct {
 	// metadataURL is the resource's RFC 9728 metadata URL, for challenges
 	metadataURL string
 	published   *resourceEntry // this route's part of the metadata
-	forward   []forwardHeader
-	logger    *zap.Logger
+	forward     []forwardHeader
+	logger      *zap.Logger
 	// issuerLogger is for running issuers, which outlive a config
 	issuerLogger *zap.Logger
 }
