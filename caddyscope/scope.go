@@ -33,7 +33,13 @@ func init() {
 // Refusals follow RFC 6750 §3: 401 with `WWW-Authenticate: Bearer` (no error
 // code when no token was sent, `invalid_token` otherwise), 400
 // `invalid_request` for a malformed request, 403 `insufficient_scope` with
-// the scope needed. Each has a small JSON body.
+// the scope needed; 503 with Retry-After when the token's issuer cannot be
+// reached. The reason is logged at info level. When the server has
+// handle_errors routes, a refusal is returned to Caddy as a handler error
+// (as basic_auth does) with the challenge already on the response and
+// `{oauth.error}`, `{oauth.error_description}` and `{oauth.required_scope}`
+// set, so those routes write the body; otherwise a small JSON body is
+// written here.
 //
 // On success these placeholders are set:
 //

@@ -70,8 +70,8 @@ func expectBearerError(t *testing.T, what string, status int, h http.Header, bod
 // second one's internal CA as trust anchor (tls_trusted_ca_certs). Its
 // tokens are accepted with the right scope and refused with the wrong one;
 // with the second process stopped, cached keys keep working and a token
-// with an unknown kid gets 401 invalid_token, never a 5xx, and the log
-// says why.
+// with an unknown kid gets 503 with Retry-After, the log saying why; with
+// the issuer back, the same token is accepted without a reload.
 func TestExternalIssuerInterop(t *testing.T) {
 	needBinary(t)
 	p2 := newPorts(t)
@@ -131,10 +131,14 @@ func TestExternalIssuerInterop(t *testing.T) {
 	if status, _, body := g.do("GET", "/api/partner", unseen, nil); status != http.StatusOK {
 		t.Fatalf("issuer down: new token with a cached key refused: %d %s", status, body)
 	}
+	// The unknown kid may be a key the issuer has just published: 503 with
+	// Retry-After, so the client keeps its token and retries.
 	status, h, body = g.do("GET", "/api/partner", newKid, nil)
-	expectBearerError(t, "issuer down, unknown kid", status, h, body, http.StatusUnauthorized, "invalid_token")
-	if !strings.Contains(string(body), "unknown key") {
-		t.Errorf("body does not say the key is unknown: %s", body)
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || h.Get("WWW-Authenticate") != "" {
+		t.Fatalf("issuer down, unknown kid: %d Retry-After %q WWW-Authenticate %q: %s", status, h.Get("Retry-After"), h.Get("WWW-Authenticate"), body)
+	}
+	if !strings.Contains(string(body), "temporarily_unavailable") {
+		t.Errorf("503 body: %s", body)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !g.logContains("JWKS refresh failed") {
@@ -143,6 +147,22 @@ func TestExternalIssuerInterop(t *testing.T) {
 			t.Fatal("the log does not say why the unknown kid was refused")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The issuer comes back (same storage, so the same keys): the token
+	// is accepted once the refetch floor has passed, with no reload.
+	startGateway(t, p2, exampleCaddyfile(t, p2), other.home)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		status, _, body = g.do("GET", "/api/partner", newKid, nil)
+		if status == http.StatusOK {
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			g.dumpLog()
+			t.Fatalf("issuer back: %d %s", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -190,7 +210,7 @@ func newIntrospectionServer(t *testing.T, clientID, secret string) *introspectio
 // tokens at an RFC 7662 endpoint with client credentials (secret from the
 // environment); active tokens pass with their scope, inactive ones get
 // 401 and are not asked about twice; with the endpoint gone, a cached
-// answer still serves and a new token gets 401 with the reason logged.
+// answer still serves and a new token gets 503 with Retry-After and the reason logged.
 func TestExternalIntrospectionE2E(t *testing.T) {
 	needBinary(t)
 	const clientID, secret = "gateway", "e2e-introspection-secret/+:"
@@ -230,7 +250,9 @@ func TestExternalIntrospectionE2E(t *testing.T) {
 		t.Fatalf("endpoint down: cached answer not used: %d %s", status, body)
 	}
 	status, h, body = g.do("GET", "/api/partner", "opaque-read-2", nil)
-	expectBearerError(t, "endpoint down, new token", status, h, body, http.StatusUnauthorized, "invalid_token")
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Fatalf("endpoint down, new token: %d Retry-After %q: %s", status, h.Get("Retry-After"), body)
+	}
 	if !g.logContains("its issuer could not check it") || !g.logContains("connection refused") {
 		g.dumpLog()
 		t.Fatal("the log does not say why the token was refused")
