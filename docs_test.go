@@ -26,6 +26,7 @@ var syntaxSources = []struct {
 	{"oauth", "caddyoauth", "", "parseOAuthOption"},
 	{"oauth_server", "caddyoauth", "", "parseServerDirective"},
 	{"oauth_scope", "caddyscope", "Scope", "UnmarshalCaddyfile"},
+	{"oauth_resource_metadata", "caddyscope", "ResourceMetadata", "UnmarshalCaddyfile"},
 }
 
 // TestDocumentedSyntaxMatchesGodoc keeps each Caddyfile syntax block of

@@ -40,9 +40,7 @@ func init() {
 // §5.1), so a client that has never seen the API finds the authorization
 // server that issues its tokens, and the scopes to ask for.
 //
-// Requests for other paths go on to the next handler. Syntax:
-//
-//	oauth_resource_metadata
+// Requests for other paths go on to the next handler.
 type ResourceMetadata struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -53,7 +51,11 @@ func (ResourceMetadata) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler. Syntax:
+//
+//	oauth_resource_metadata
+//
+// It takes no options: the documents come from the oauth_scope routes.
 func (m *ResourceMetadata) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() || d.NextBlock(0) {

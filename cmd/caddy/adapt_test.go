@@ -85,22 +85,23 @@ func adapt(caddyfile string) ([]byte, []caddyconfig.Warning, error) {
 // authorization server first (its token endpoint must stay reachable), the
 // bearer check before the rate limiter (zones key on {oauth.client_id}),
 // and the proxy last.
-var gatewayOrder = []string{"oauth_server", "oauth_scope", "rate_limit", "reverse_proxy"}
+var gatewayOrder = []string{"oauth_server", "oauth_resource_metadata", "oauth_scope", "rate_limit", "reverse_proxy"}
 
 var gatewayDirectives = map[string]string{
-	"oauth_server":  "oauth_server",
-	"oauth_scope":   "oauth_scope {\n\tGET user:read\n}",
-	"rate_limit":    "rate_limit {\n\tzone per_client {\n\t\tkey {oauth.client_id}\n\t\tevents 100\n\t\twindow 1m\n\t}\n}",
-	"reverse_proxy": "reverse_proxy 127.0.0.1:3001",
+	"oauth_server":            "oauth_server",
+	"oauth_resource_metadata": "oauth_resource_metadata",
+	"oauth_scope":             "oauth_scope {\n\tGET user:read\n}",
+	"rate_limit":              "rate_limit {\n\tzone per_client {\n\t\tkey {oauth.client_id}\n\t\tevents 100\n\t\twindow 1m\n\t}\n}",
+	"reverse_proxy":           "reverse_proxy 127.0.0.1:3001",
 }
 
-// TestDirectiveOrder writes the four gateway directives in every order, in
+// TestDirectiveOrder writes the five gateway directives in every order, in
 // a plain site block and inside handle_path, and checks that the adapted
 // handlers always run in gatewayOrder, without any `order` option.
 func TestDirectiveOrder(t *testing.T) {
 	perms := permutations(gatewayOrder)
-	if len(perms) != 24 {
-		t.Fatalf("got %d permutations of 4 directives, want 24", len(perms))
+	if len(perms) != 120 {
+		t.Fatalf("got %d permutations of 5 directives, want 120", len(perms))
 	}
 	for _, written := range perms {
 		var body strings.Builder
@@ -165,11 +166,12 @@ func TestOrderProblem(t *testing.T) {
 		got  []string
 		want string // substring; "" means no problem
 	}{
-		{[]string{"oauth_server", "oauth_scope", "rate_limit", "reverse_proxy"}, ""},
-		{[]string{"oauth_server", "rate_limit", "oauth_scope", "reverse_proxy"}, "rate_limit moved ahead of oauth_scope"},
-		{[]string{"oauth_scope", "oauth_server", "rate_limit", "reverse_proxy"}, "oauth_scope moved ahead of oauth_server"},
-		{[]string{"oauth_server", "oauth_scope", "reverse_proxy"}, "rate_limit is missing"},
-		{[]string{"oauth_server", "oauth_scope", "rate_limit", "rate_limit", "reverse_proxy"}, "rate_limit appears 2 times"},
+		{[]string{"oauth_server", "oauth_resource_metadata", "oauth_scope", "rate_limit", "reverse_proxy"}, ""},
+		{[]string{"oauth_server", "oauth_resource_metadata", "rate_limit", "oauth_scope", "reverse_proxy"}, "rate_limit moved ahead of oauth_scope"},
+		{[]string{"oauth_resource_metadata", "oauth_scope", "oauth_server", "rate_limit", "reverse_proxy"}, "oauth_resource_metadata moved ahead of oauth_server"},
+		{[]string{"oauth_server", "oauth_scope", "oauth_resource_metadata", "rate_limit", "reverse_proxy"}, "oauth_scope moved ahead of oauth_resource_metadata"},
+		{[]string{"oauth_server", "oauth_resource_metadata", "oauth_scope", "reverse_proxy"}, "rate_limit is missing"},
+		{[]string{"oauth_server", "oauth_resource_metadata", "oauth_scope", "rate_limit", "rate_limit", "reverse_proxy"}, "rate_limit appears 2 times"},
 	} {
 		msg := orderProblem(tc.got, gatewayOrder)
 		if (tc.want == "") != (msg == "") || !strings.Contains(msg, tc.want) {
