@@ -50,7 +50,7 @@ type clientRequest struct {
 }
 
 // adminClientFields are the settings the admin API takes.
-const adminClientFields = "client_id, name, grant_types, scopes, access_token_ttl, metadata"
+const adminClientFields = "client_id, name, grant_types, scopes, resources, access_token_ttl, metadata"
 
 // check refuses settings the admin API does not take yet, naming the field.
 func (req *clientRequest) check() error {

@@ -241,3 +241,32 @@ func TestStoreClientCacheRefresh(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestAdminClientResources: the admin API takes and shows a client's
+// resources (RFC 8707), the same ClientSettings field as the Caddyfile,
+// and refuses a malformed one naming the field.
+func TestAdminClientResources(t *testing.T) {
+	_, srv := startedApp(t)
+	status, created, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"billing","scopes":["user:read"],"resources":["https://billing.example/api","urn:example:ledger"]}`)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	secret, _ := created["client_secret"].(string)
+	if got, _ := created["resources"].([]any); len(got) != 2 {
+		t.Errorf("create answer resources: %s", raw)
+	}
+	tok := decodeTokenResponse(t, basicToken(t, srv, "billing", secret, ccForm())).AccessToken
+	assertAud(t, tok, "https://billing.example/api", "urn:example:ledger")
+	tok = decodeTokenResponse(t, basicToken(t, srv, "billing", secret, withResources(ccForm(), "urn:example:ledger"))).AccessToken
+	assertAud(t, tok, "urn:example:ledger")
+	assertOAuthError(t, basicToken(t, srv, "billing", secret, withResources(ccForm(), testIssuer)), http.StatusBadRequest, errInvalidTarget)
+
+	status, got, raw := adminDo(t, "GET", "/oauth/clients/billing", "")
+	if res, _ := got["resources"].([]any); status != http.StatusOK || len(res) != 2 {
+		t.Errorf("GET: %d %s", status, raw)
+	}
+	status, _, raw = adminDo(t, "POST", "/oauth/clients", `{"client_id":"bad","scopes":["user:read"],"resources":["https://billing.example/#x"]}`)
+	if status != http.StatusBadRequest || !strings.Contains(raw, "resources") {
+		t.Errorf("resource with a fragment: %d %s", status, raw)
+	}
+}

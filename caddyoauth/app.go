@@ -145,7 +145,6 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks the configuration and loads or creates the keyring.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.declared = new(resourceSet)
 	if len(a.StoreRaw) > 0 {
 		mod, err := ctx.LoadModule(a, "StoreRaw")
 		if err != nil {
@@ -160,6 +159,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 // store defaults to one on storage.
 func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	a.logger = logger
+	a.declared = new(resourceSet) // before any route declares (they provision after the app)
 	if a.clock == nil {
 		a.clock = time.Now
 	}

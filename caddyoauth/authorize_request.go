@@ -14,8 +14,9 @@ type authzRequest struct {
 	redirectGiven bool   // redirect_uri was in the request (RFC 6749 §4.1.3)
 	state         string
 	scopes        []string
-	challenge     string // PKCE S256 code_challenge, or "" (RFC 7636 §4.3)
-	query         string // the request, re-encoded, carried through the forms
+	resources     []string // RFC 8707 §2.1; nil for none (the default)
+	challenge     string   // PKCE S256 code_challenge, or "" (RFC 7636 §4.3)
+	query         string   // the request, re-encoded, carried through the forms
 }
 
 // authzError is a refused authorization request. Until the client and its
@@ -48,7 +49,8 @@ const (
 const maxAuthorizeQuery = 8 << 10
 
 // authzParams are the parameters the endpoint reads; any of them sent
-// twice makes the request invalid (RFC 6749 §3.1).
+// twice makes the request invalid (RFC 6749 §3.1). `resource` may be sent
+// more than once (RFC 8707 §2) and is read apart.
 var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
 
 // parseAuthorizeRequest validates an authorization request given as the
@@ -111,6 +113,14 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 		return req, redirectError(oerr.Code, oerr.Description)
 	}
 	req.scopes = scopes
+	resources, oerr := parseResources(q["resource"])
+	if oerr == nil {
+		oerr = a.checkResources(c, resources)
+	}
+	if oerr != nil {
+		return req, redirectError(oerr.Code, oerr.Description)
+	}
+	req.resources = resources
 
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {
@@ -132,6 +142,9 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 		if q.Has(k) {
 			canon.Set(k, q.Get(k))
 		}
+	}
+	if len(resources) > 0 {
+		canon["resource"] = resources
 	}
 	req.query = canon.Encode()
 	return req, nil

@@ -95,10 +95,11 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	if tok.Scope != "notes:read profile" {
 		t.Errorf("web scope %q, want all its scopes when none requested (RFC 6749 §3.3)", tok.Scope)
 	}
-	// The confidential app without its secret is refused.
+	// The confidential app without its secret is refused (RFC 6749
+	// §3.2.1), 400 since it did not try Basic (§5.2).
 	u = b.approve(url.Values{"response_type": {"code"}, "client_id": {webID}}.Encode())
 	rec = postToken(t, b.s, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "client_id": {webID}})
-	assertOAuthError(t, rec, http.StatusUnauthorized, errInvalidClient)
+	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidClient)
 }
 
 // TestRedirectURIMismatch: an unregistered, extra-path, extra-query or

@@ -56,6 +56,7 @@ func init() {
 //			jwks_uri         <url>
 //			jwks_file        <path>
 //			scopes           <scope...>
+//			resources        <uri...>
 //			access_token_ttl <duration>
 //			metadata         <key> <value>
 //		}

@@ -44,6 +44,11 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error
 			if len(c.Scopes) == 0 {
 				return d.ArgErr()
 			}
+		case "resources":
+			c.Resources = append(c.Resources, d.RemainingArgs()...)
+			if len(c.Resources) == 0 {
+				return d.ArgErr()
+			}
 		case "redirect_uris":
 			c.RedirectURIs = append(c.RedirectURIs, d.RemainingArgs()...)
 			if len(c.RedirectURIs) == 0 {

@@ -231,6 +231,8 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 				break
 			}
 		}
+	case "resources":
+		err = checkClientResources(c.Resources)
 	case "metadata":
 		for k := range c.Metadata {
 			if !metadataKeyPattern.MatchString(k) {

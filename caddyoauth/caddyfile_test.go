@@ -45,6 +45,7 @@ func TestParseOAuthOption(t *testing.T) {
 			grant_types      client_credentials
 			scopes           user:read user:write
 			scopes           user:admin
+			resources        https://api.example/reports urn:example:reports
 			access_token_ttl 5m
 			metadata         tier gold
 			metadata         region "eu west"
@@ -67,6 +68,7 @@ func TestParseOAuthOption(t *testing.T) {
 				"secret_hash": "` + hash + `",
 				"grant_types": ["client_credentials"],
 				"scopes": ["user:read", "user:write", "user:admin"],
+				"resources": ["https://api.example/reports", "urn:example:reports"],
 				"access_token_ttl": 300000000000,
 				"metadata": {"tier": "gold", "region": "eu west"}
 			},
@@ -396,6 +398,8 @@ func TestCaddyfileChecks(t *testing.T) {
 		{"bad scope token", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes ok", `  scopes "a\b"`, " }", "}"), `client "a": scopes: "a\\b" is not a valid scope token`, 6},
 		{"redirect URI with a wildcard", caddyfileLines("oauth {", iss, " client a {", "  public", "  redirect_uris https://*.example/cb", "  scopes s", " }", "}"), `client "a": redirect_uris: "https://*.example/cb": wildcards and spaces are not allowed`, 5},
 		{"redirect URI listed twice", caddyfileLines("oauth {", iss, " client a {", "  public", "  redirect_uris https://app.example/cb", "  redirect_uris https://app.example/cb", "  scopes s", " }", "}"), `client "a": redirect_uris: "https://app.example/cb" listed twice`, 6},
+		{"resource with a fragment (RFC 8707 §2)", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  resources https://api.example/#x", " }", "}"), `client "a": resources: "https://api.example/#x" has a fragment`, 6},
+		{"relative resource (RFC 8707 §2)", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  resources /api", " }", "}"), `client "a": resources: "/api" is not an absolute URI`, 6},
 		{"metadata key", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", `  metadata "a b" c`, " }", "}"), `client "a": metadata: key "a b" must be`, 6},
 		{"client access_token_ttl", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  access_token_ttl 30s", " }", "}"), `client "a": access_token_ttl: 30s is outside 1m..24h`, 6},
 		{"token_endpoint_auth_method", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  token_endpoint_auth_method tls_client_auth", "  scopes s", " }", "}"), `client "a": token_endpoint_auth_method: "tls_client_auth" is not one of`, 5},

@@ -44,6 +44,15 @@ type ClientSettings struct {
 	// without `scope` gets all of them.
 	Scopes []string `json:"scopes,omitempty"`
 
+	// Resources are the resource indicators (RFC 8707) the client may ask
+	// for with the `resource` parameter: absolute URIs without a fragment,
+	// each the exact `aud` of a token for that API. A token request
+	// without `resource` gets all of them. Without a list, the client may
+	// ask for any resource an oauth_scope route of the configuration
+	// declares or for the app's audience, and gets the app's audience
+	// when it asks for none.
+	Resources []string `json:"resources,omitempty"`
+
 	// AccessTokenTTL overrides the app's access-token lifetime.
 	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
 

@@ -119,7 +119,9 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 	}
 	if cc.method == authNone {
 		if !ok || !c.Public {
-			return nil, invalidClient("client authentication failed")
+			// RFC 6749 §3.2.1: a confidential client authenticates. An
+			// unknown client gets the same answer.
+			return nil, invalidClient("client authentication required (RFC 6749 section 3.2.1)")
 		}
 		return c, nil
 	}
@@ -131,6 +133,25 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 		return nil, invalidClient("client authentication failed")
 	}
 	return c, nil
+}
+
+// challengeIfBasic applies RFC 6749 §5.2 to a failed client authentication:
+// a client that used the Authorization header gets 401 and a Basic
+// challenge (writeOAuthError sets it); any other (client_secret_post, a
+// client assertion, no credentials) gets 400, with no challenge, since
+// a 401 must carry one (RFC 9110 §15.5.2) and Basic is not how the client
+// authenticates. Other errors are returned as they are.
+func challengeIfBasic(e *oauthError, r *http.Request) *oauthError {
+	if e == nil || e.Code != errInvalidClient {
+		return e
+	}
+	authz := r.Header.Values("Authorization")
+	if len(authz) != 1 || !hasScheme(authz[0], "Basic") {
+		return e
+	}
+	out := *e
+	out.Status = http.StatusUnauthorized
+	return &out
 }
 
 // allowsAuthMethod reports whether the client may authenticate with m.
@@ -170,7 +191,7 @@ func (s *Server) clientTokenRequest(w http.ResponseWriter, r *http.Request, allo
 		client, oerr = s.app.authenticate(r.Context(), cc)
 	}
 	if oerr != nil {
-		writeOAuthError(w, oerr)
+		writeOAuthError(w, challengeIfBasic(oerr, r))
 		return nil, "", "", false
 	}
 	tok := form.Get("token")

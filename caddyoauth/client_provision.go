@@ -72,6 +72,9 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 			return fmt.Errorf("scopes: %q is not a valid scope token (RFC 6749 §3.3)", s)
 		}
 	}
+	if err := checkClientResources(c.Resources); err != nil {
+		return err
+	}
 	for k := range c.Metadata {
 		if !metadataKeyPattern.MatchString(k) {
 			return fmt.Errorf("metadata: key %q must be 1 to 64 of A-Z a-z 0-9 _ . -", k)
@@ -120,8 +123,8 @@ func (c *Client) checkGrants() error {
 	switch {
 	case c.Public && c.allowsGrant(GrantClientCredentials):
 		return errors.New("grant_types: a public client cannot use client_credentials (RFC 6749 §4.4)")
-	case c.Public && !code:
-		return errors.New("grant_types: a public client needs authorization_code")
+	case c.Public && !code && !c.allowsGrant(GrantJWTBearer):
+		return errors.New("grant_types: a public client needs authorization_code or " + GrantJWTBearer)
 	case code && len(c.RedirectURIs) == 0:
 		return errors.New("redirect_uris: the authorization_code grant needs at least one redirect URI")
 	case !code && len(c.RedirectURIs) > 0:

@@ -141,7 +141,8 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"garbage", "not.a.jwt", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assertOAuthError(t, f.post(t, tc.assertion, tc.extra...), http.StatusUnauthorized, errInvalidClient)
+			// RFC 6749 §5.2: 400, no Basic challenge for an assertion.
+			assertOAuthError(t, f.post(t, tc.assertion, tc.extra...), http.StatusBadRequest, errInvalidClient)
 		})
 	}
 }
@@ -154,13 +155,13 @@ func TestAssertionReplay(t *testing.T) {
 	if rec := f.post(t, a); rec.Code != http.StatusOK {
 		t.Fatalf("first use: %d %s", rec.Code, rec.Body)
 	}
-	assertOAuthError(t, f.post(t, a), http.StatusUnauthorized, errInvalidClient)
+	assertOAuthError(t, f.post(t, a), http.StatusBadRequest, errInvalidClient)
 	// A second instance on the same store.
 	cfg := baseConfig()
 	cfg.store = f.s.app.store
 	cfg.Clients = append(cfg.Clients, &Client{ClientSettings: ClientSettings{ID: pkjID, AuthMethod: authPrivateKeyJWT, JWKS: clientJWKS(t, "k1", &f.key.PublicKey), Scopes: []string{"user:read"}}})
 	other := &assertionFixture{s: newServer(t, newApp(t, cfg), ""), key: f.key, kid: "k1"}
-	assertOAuthError(t, other.post(t, a), http.StatusUnauthorized, errInvalidClient)
+	assertOAuthError(t, other.post(t, a), http.StatusBadRequest, errInvalidClient)
 }
 
 // TestAuthMethodPinned: a client authenticates only with its registered
@@ -172,11 +173,11 @@ func TestAuthMethodPinned(t *testing.T) {
 	assertOAuthError(t, basicToken(t, f.s, csjID, csjSecret, ccForm()), http.StatusUnauthorized, errInvalidClient)
 	rec := basicToken(t, f.s, svcID, svcSecret, ccForm("client_assertion_type", assertType, "client_assertion", f.assertion(nil)))
 	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidRequest)
-	assertOAuthError(t, f.post(t, f.assertion(nil), "client_assertion_type", "urn:example:other"), http.StatusUnauthorized, errInvalidClient)
+	assertOAuthError(t, f.post(t, f.assertion(nil), "client_assertion_type", "urn:example:other"), http.StatusBadRequest, errInvalidClient)
 	// A client_secret client cannot switch to an assertion.
 	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": svcID, "sub": svcID, "aud": tokenURL, "exp": time.Now().Add(time.Minute).Unix(), "jti": "y"})
 	s, _ := hs.SignedString([]byte(svcSecret))
-	assertOAuthError(t, f.post(t, s), http.StatusUnauthorized, errInvalidClient)
+	assertOAuthError(t, f.post(t, s), http.StatusBadRequest, errInvalidClient)
 }
 
 // TestClientSecretJWTWithOAuth2Library: x/oauth2's clientcredentials sends

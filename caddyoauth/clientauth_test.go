@@ -3,10 +3,18 @@ package caddyoauth
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // TestParseBasicCredentials: RFC 7617 §2 user-pass with the RFC 6749
@@ -113,7 +121,7 @@ func TestReadClientCredentials(t *testing.T) {
 	}
 }
 
-// TestAuthenticate: every failure is 401 invalid_client (RFC 6749 §5.2).
+// TestAuthenticate: every failure is invalid_client (RFC 6749 §5.2).
 func TestAuthenticate(t *testing.T) {
 	a := newApp(t, nil)
 	tests := []struct {
@@ -144,8 +152,10 @@ func TestAuthenticate(t *testing.T) {
 			if c != nil || oerr == nil {
 				t.Fatalf("authenticated as %v", c)
 			}
-			if oerr.Code != "invalid_client" || oerr.Status != http.StatusUnauthorized {
-				t.Fatalf("error %+v, want 401 invalid_client", oerr)
+			// 400 here; the endpoint makes it 401 when Basic was used
+			// (challengeIfBasic, TestClientAuthFailureChallenge).
+			if oerr.Code != "invalid_client" || oerr.Status != http.StatusBadRequest {
+				t.Fatalf("error %+v, want 400 invalid_client", oerr)
 			}
 		})
 	}
@@ -190,4 +200,110 @@ func FuzzParseBasicCredentials(f *testing.F) {
 			t.Fatalf("readClientCredentials: %+v, %v", cc, oerr)
 		}
 	})
+}
+
+// TestClientAuthFailureChallenge: RFC 6749 §5.2, invalid_client "MAY
+// return an HTTP 401 ... If the client attempted to authenticate via the
+// Authorization request header field, the authorization server MUST
+// respond with an HTTP 401 (Unauthorized) status code and include the
+// WWW-Authenticate response header field matching the authentication
+// scheme used by the client." A client that did not use the header gets
+// 400 and no challenge: a 401 must carry one (RFC 9110 §15.5.2), and Basic
+// is not how that client authenticates. The same holds at the
+// introspection (RFC 7662 §2.1) and revocation (RFC 7009 §2.1) endpoints,
+// which authenticate clients the same way.
+func TestClientAuthFailureChallenge(t *testing.T) {
+	f := newAssertionFixture(t)
+	badAssertion := f.assertion(func(c jwt.MapClaims, _ *jwt.Token) { c["aud"] = "https://other.example" })
+	for _, tc := range []struct {
+		name   string
+		authz  string
+		form   url.Values
+		status int
+	}{
+		{"Basic, wrong secret", basicAuth(svcID, "wrong-secret-0123456789"), nil, http.StatusUnauthorized},
+		{"Basic, unknown client", basicAuth("nobody", svcSecret), nil, http.StatusUnauthorized},
+		{"Basic, malformed", "Basic !!!", nil, http.StatusUnauthorized},
+		{"basic scheme in lower case (RFC 9110 §11.1)", "basic " + b64(svcID+":wrong"), nil, http.StatusUnauthorized},
+		{"client_secret_post, wrong secret", "", url.Values{"client_id": {svcID}, "client_secret": {"wrong-secret-0123456789"}}, http.StatusBadRequest},
+		{"client_secret_post, unknown client", "", url.Values{"client_id": {"nobody"}, "client_secret": {svcSecret}}, http.StatusBadRequest},
+		{"private_key_jwt, bad assertion", "", url.Values{"client_assertion_type": {assertType}, "client_assertion": {badAssertion}}, http.StatusBadRequest},
+		{"client_id alone for a confidential client (RFC 6749 §3.2.1)", "", url.Values{"client_id": {svcID}}, http.StatusBadRequest},
+		{"nothing", "", nil, http.StatusBadRequest},
+		{"a Bearer header is not client authentication", "Bearer abc", nil, http.StatusBadRequest},
+	} {
+		for _, ep := range []struct{ path, param, value string }{
+			{"/oauth2/token", "grant_type", "client_credentials"},
+			{"/oauth2/introspect", "token", "abc"},
+			{"/oauth2/revoke", "token", "abc"},
+		} {
+			t.Run(tc.name+" "+ep.path, func(t *testing.T) {
+				form := url.Values{ep.param: {ep.value}}
+				for k, v := range tc.form {
+					form[k] = v
+				}
+				r := httptest.NewRequest(http.MethodPost, ep.path, strings.NewReader(form.Encode()))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if tc.authz != "" {
+					r.Header.Set("Authorization", tc.authz)
+				}
+				rec, _ := serve(t, f.s, r)
+				assertOAuthError(t, rec, tc.status, errInvalidClient)
+				challenges := rec.Header().Values("WWW-Authenticate")
+				if tc.status == http.StatusUnauthorized {
+					if !basicChallenge(rec.Header()) || !strings.Contains(challenges[0], "realm=") {
+						t.Errorf("WWW-Authenticate %q, want a Basic challenge with a realm", challenges)
+					}
+				} else if len(challenges) != 0 {
+					t.Errorf("WWW-Authenticate %q on a %d", challenges, rec.Code)
+				}
+			})
+		}
+	}
+}
+
+// TestOAuth2AutoDetectAuthStyle: golang.org/x/oauth2 with
+// AuthStyleAutoDetect tries the Authorization header first and, on any
+// error, the request body (internal.RetrieveToken). The status of the
+// failure does not change that: with a wrong secret it sees 401 (Basic)
+// then 400 (body) and reports the second, invalid_client; with the right
+// secret the header works at once.
+func TestOAuth2AutoDetectAuthStyle(t *testing.T) {
+	s := newTestServer(t, nil)
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Path = "/oauth2/token"
+		rec, _ := serve(t, s, r)
+		style := "body"
+		if r.Header.Get("Authorization") != "" {
+			style = "header"
+		}
+		seen = append(seen, fmt.Sprintf("%s %d %q", style, rec.Code, rec.Header().Get("WWW-Authenticate")))
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+
+	cfg := clientcredentials.Config{ClientID: svcID, ClientSecret: "wrong-secret-0123456789", TokenURL: srv.URL, AuthStyle: oauth2.AuthStyleAutoDetect}
+	_, err := cfg.Token(t.Context())
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != errInvalidClient || re.Response.StatusCode != http.StatusBadRequest {
+		t.Fatalf("wrong secret: %v, want invalid_client from the second (body) try", err)
+	}
+	want := []string{`header 401 "Basic realm=\"oauth\", charset=\"UTF-8\""`, `body 400 ""`}
+	if !slices.Equal(seen, want) {
+		t.Errorf("tries %q, want %q", seen, want)
+	}
+
+	seen = nil
+	cfg.ClientSecret = svcSecret
+	if _, err := cfg.Token(t.Context()); err != nil {
+		t.Fatalf("right secret: %v", err)
+	}
+	if len(seen) != 1 || !strings.HasPrefix(seen[0], "header 200") {
+		t.Errorf("tries %q, want the header once", seen)
+	}
 }

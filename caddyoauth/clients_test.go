@@ -56,7 +56,7 @@ func TestSecretKinds(t *testing.T) {
 			for _, wrong := range []string{"", secret + "x", secret[:len(secret)-1], strings.ToUpper(secret), " " + secret, secret + "\n"} {
 				assertOAuthError(t, basicToken(t, s, "c1", wrong, ccForm()), http.StatusUnauthorized, "invalid_client")
 				if wrong != "" {
-					assertOAuthError(t, postToken(t, s, ccForm("client_id", "c1", "client_secret", wrong)), http.StatusUnauthorized, "invalid_client")
+					assertOAuthError(t, postToken(t, s, ccForm("client_id", "c1", "client_secret", wrong)), http.StatusBadRequest, "invalid_client")
 				}
 			}
 			// After failures, the right secret still works (nothing locks).

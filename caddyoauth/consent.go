@@ -23,6 +23,7 @@ type consentPageData struct {
 	ClientName, ClientID  string
 	UserName              string
 	Scopes                []scopeLine
+	Resources             []string // where the tokens will be used (RFC 8707 §2.1)
 	RedirectOrigin        string
 	CanRemember           bool
 }
@@ -36,7 +37,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, req *authzR
 	data := consentPageData{
 		pageData: pageData{nonce}, Action: s.consentPath, Request: req.query, CSRF: csrfToken(secret, formConsent),
 		ClientName: clientDisplayName(req.client), ClientID: req.client.ID, UserName: sess.user.displayName(),
-		Scopes: s.describeScopes(req.scopes), RedirectOrigin: cspSource(req.redirectURI),
+		Scopes: s.describeScopes(req.scopes), Resources: req.resources, RedirectOrigin: cspSource(req.redirectURI),
 		CanRemember: !req.client.Public,
 	}
 	s.renderPage(w, http.StatusOK, "consent", data, nonce, req.redirectURI)

@@ -14,6 +14,9 @@ const (
 	errUnsupportedGrantType = "unsupported_grant_type"
 	errInvalidScope         = "invalid_scope"
 	errServerError          = "server_error"
+	// errInvalidTarget is RFC 8707 §2's code for a resource that is
+	// malformed or that the client may not have a token for.
+	errInvalidTarget = "invalid_target"
 	// errTemporarilyUnavailable is RFC 6749 §4.1.2.1's code, used at the
 	// token endpoint too (as most servers do) when the store is down.
 	errTemporarilyUnavailable = "temporarily_unavailable"
@@ -32,8 +35,11 @@ func badRequest(code, desc string) *oauthError {
 	return &oauthError{Status: http.StatusBadRequest, Code: code, Description: desc}
 }
 
+// invalidClient is a failed client authentication (RFC 6749 §5.2): 400,
+// made 401 with a Basic challenge by challengeIfBasic when the client used
+// the Authorization header.
 func invalidClient(desc string) *oauthError {
-	return &oauthError{Status: http.StatusUnauthorized, Code: errInvalidClient, Description: desc}
+	return badRequest(errInvalidClient, desc)
 }
 
 // unavailable is the answer when it depends on a store that does not
@@ -56,8 +62,8 @@ func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 		h.Set("Retry-After", "5")
 	}
 	if e.Status == http.StatusUnauthorized {
-		// RFC 6749 §5.2 requires it when Basic was tried; RFC 9110
-		// §15.5.2 requires a challenge on every 401.
+		// RFC 9110 §15.5.2 requires a challenge on every 401; only a
+		// failed Basic authentication is one (challengeIfBasic).
 		h.Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
 	}
 	writeJSON(w, e.Status, e)

@@ -15,7 +15,8 @@ const maxFormBytes = 64 << 10
 // parseForm reads an application/x-www-form-urlencoded POST body (RFC 6749
 // §3.2, Appendix B). Parameters in the URL query are ignored: credentials
 // must not travel there (RFC 6749 §2.3.1). A parameter sent twice is an
-// error (§3.2: "MUST NOT be included more than once").
+// error (§3.2: "MUST NOT be included more than once"), except `resource`,
+// which RFC 8707 §2 lets a client repeat.
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
@@ -39,7 +40,7 @@ func parseFormBody(body string) (url.Values, *oauthError) {
 		return nil, badRequest(errInvalidRequest, "malformed form body")
 	}
 	for k, v := range form {
-		if len(v) > 1 {
+		if len(v) > 1 && k != "resource" {
 			return nil, badRequest(errInvalidRequest, "parameter "+safeParam(k)+" is repeated")
 		}
 	}

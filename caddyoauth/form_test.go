@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,7 @@ func TestParseFormBody(t *testing.T) {
 		{"repeated with the same value (§3.2)", "a=1&a=1", nil, true},
 		{"repeated, one empty (§3.2)", "a=&a=1", nil, true},
 		{"repeated through encoding (§3.2)", "scope=a&%73cope=b", nil, true},
+		{"resource may repeat (RFC 8707 §2)", "resource=urn:a&resource=urn:b", url.Values{"resource": {"urn:a", "urn:b"}}, false},
 		{"bad percent-encoding", "a=%zz", nil, true},
 		{"truncated percent-encoding", "a=%2", nil, true},
 		{"semicolon separator refused", "a=1;b=2", nil, true},
@@ -54,7 +56,7 @@ func TestParseFormBody(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 			for k, v := range tt.want {
-				if g := got[k]; len(g) != 1 || g[0] != v[0] {
+				if g := got[k]; !slices.Equal(g, v) {
 					t.Errorf("%s = %q, want %q", k, g, v)
 				}
 			}
@@ -125,12 +127,13 @@ func TestSafeParam(t *testing.T) {
 }
 
 // FuzzParseFormBody: parseFormBody never panics; what it accepts has every
-// parameter exactly once (RFC 6749 §3.2); what it refuses is a 400
+// parameter exactly once (RFC 6749 §3.2) but resource, which may repeat
+// (RFC 8707 §2); what it refuses is a 400
 // invalid_request whose description fits RFC 6749 §5.2.
 func FuzzParseFormBody(f *testing.F) {
 	for _, s := range []string{
 		"", "grant_type=client_credentials", "a=1&a=2", "a=%zz", "a=1;b=2", "a", "=", "&&", "%", "a=%2",
-		"scope=a+b&client_id=x%3Ay", "%22=1&%22=2", "%00=1&%00=2", strings.Repeat("a=1&", 50),
+		"scope=a+b&client_id=x%3Ay", "%22=1&%22=2", "resource=a&resource=b", "resource=a&%72esource=a", "%00=1&%00=2", strings.Repeat("a=1&", 50),
 	} {
 		f.Add(s)
 	}
@@ -149,7 +152,7 @@ func FuzzParseFormBody(f *testing.F) {
 			return
 		}
 		for k, v := range form {
-			if len(v) != 1 {
+			if len(v) != 1 && k != "resource" {
 				t.Fatalf("accepted %q with %q repeated: %q", body, k, v)
 			}
 		}

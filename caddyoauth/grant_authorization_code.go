@@ -26,6 +26,10 @@ var errCodeInvalid = badRequest(errInvalidGrant, "authorization code is invalid,
 func (s *Server) authorizationCode(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
 	a := s.app
 	code := form.Get("code")
+	requested, oerr := parseResources(form["resource"]) // before the code is spent
+	if oerr != nil {
+		return nil, oerr
+	}
 	rec, oerr := s.redeemCode(ctx, client, code, form)
 	if oerr != nil {
 		return nil, oerr
@@ -41,6 +45,12 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 		if slices.Contains(client.Scopes, sc) {
 			scopes = append(scopes, sc)
 		}
+	}
+	// RFC 8707 §2.2: the token may be for a subset of the code's
+	// resources; the refresh family keeps them all.
+	aud, oerr := a.grantAudience(client, rec.Resources, requested)
+	if oerr != nil {
+		return nil, oerr
 	}
 	// Name what the code will issue and record it before issuing, so a
 	// replay arriving at any moment after the take revokes it (a jti or a
@@ -59,12 +69,12 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 	if err := a.rec.Codes.MarkUsed(ctx, code, use); err != nil {
 		a.logger.Warn("could not record a redeemed authorization code; a replay will not revoke its tokens", zap.Error(err))
 	}
-	resp, oerr := s.signAccessID(client, rec.User, rec.AuthTime, scopes, now, jti)
+	resp, oerr := s.signAccessID(client, accessGrant{sub: rec.User, authTime: rec.AuthTime, scopes: scopes, aud: aud}, now, jti)
 	if oerr != nil {
 		return nil, oerr
 	}
 	if refresh {
-		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
+		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Resources: rec.Resources, Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
 		tok, err := a.rec.Families.Start(ctx, familyID, fam)
 		if err != nil {
 			s.logger.Error("storing a refresh token failed", zap.Error(err))

@@ -12,6 +12,10 @@ func (s *Server) clientCredentials(_ context.Context, client *Client, form url.V
 	if oerr != nil {
 		return nil, oerr
 	}
+	aud, oerr := s.requestAudience(client, form)
+	if oerr != nil {
+		return nil, oerr
+	}
 	// RFC 9068 §2.2: for client credentials, sub is the client itself.
-	return s.signAccess(client, client.ID, 0, scopes, s.app.clock())
+	return s.signAccess(client, accessGrant{sub: client.ID, scopes: scopes, aud: aud}, s.app.clock())
 }

@@ -35,19 +35,23 @@ func (c *Client) provisionJWTBearer() error {
 		return errors.New("grant_types: " + GrantJWTBearer + " needs the assertion issuer's keys in jwks, jwks_file or jwks_uri")
 	case len(c.AssertionSubjects) == 0:
 		return errors.New("assertion_subjects: say which subjects the client may present (or * for any)")
-	case c.Public:
-		return errors.New("grant_types: a public client cannot use " + GrantJWTBearer)
 	}
+	// A public client may use the grant: client authentication is optional
+	// for it (RFC 7521 §4.1, RFC 7523 §3.1), the signed assertion is what
+	// is checked, and a public client names itself with client_id (RFC
+	// 6749 §3.2.1), as openid-client does.
 	if c.AssertionIssuer == "" {
 		c.AssertionIssuer = c.ID
 	}
 	return nil
 }
 
-// jwtBearerClient finds the client of an unauthenticated JWT bearer
-// request (RFC 7523 §3.1: client authentication is optional): the one
-// configured for the assertion's issuer, which must hold no secret (a
-// client that has one authenticates).
+// jwtBearerClient finds the client of a JWT bearer request that carries
+// neither client authentication nor client_id (RFC 7523 §3.1: client
+// authentication is optional): the one configured for the assertion's
+// issuer, which must hold no secret (a client that has one
+// authenticates). A request with client_id alone goes through
+// authenticate, which serves a public client only (RFC 6749 §3.2.1).
 func (a *App) jwtBearerClient(form url.Values) (*Client, *oauthError) {
 	var unverified jwt.RegisteredClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(form.Get("assertion"), &unverified); err != nil || unverified.Issuer == "" {
@@ -87,15 +91,21 @@ func (s *Server) jwtBearer(ctx context.Context, client *Client, form url.Values)
 	if !slices.Contains(client.AssertionSubjects, "*") && !slices.Contains(client.AssertionSubjects, sub) {
 		return nil, badRequest(errInvalidGrant, fmt.Sprintf("the client may not present subject %s", safeParam(sub)))
 	}
+	// Checked before the jti is claimed, so a corrected retry with the
+	// same assertion is not taken for a replay.
+	scopes, oerr := grantedScopes(client, form.Get("scope"))
+	if oerr != nil {
+		return nil, oerr
+	}
+	aud, oerr := s.requestAudience(client, form)
+	if oerr != nil {
+		return nil, oerr
+	}
 	if claims.ID != "" {
 		if oerr := a.claimAssertionID(ctx, client, claims, badRequest(errInvalidGrant, "assertion was already used")); oerr != nil {
 			return nil, oerr
 		}
 	}
-	scopes, oerr := grantedScopes(client, form.Get("scope"))
-	if oerr != nil {
-		return nil, oerr
-	}
 	s.logger.Info("JWT bearer grant", zap.String("client_id", client.ID), zap.String("sub", sub))
-	return s.signAccess(client, sub, 0, scopes, a.clock())
+	return s.signAccess(client, accessGrant{sub: sub, scopes: scopes, aud: aud}, a.clock())
 }

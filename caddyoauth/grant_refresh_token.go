@@ -28,72 +28,96 @@ var errRefreshInvalid = badRequest(errInvalidGrant, "refresh token is invalid, e
 func (s *Server) refreshGrant(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
 	a := s.app
 	now := a.clock()
-	fam, id, tok, scopes, oerr := s.rotateRefresh(ctx, client, form.Get("refresh_token"), form.Get("scope"))
+	resources, oerr := parseResources(form["resource"])
 	if oerr != nil {
 		return nil, oerr
 	}
-	resp, oerr := s.signAccess(client, fam.User, fam.AuthTime, scopes, now)
+	r, oerr := s.rotateRefresh(ctx, client, form.Get("refresh_token"), refreshAsk{scope: form.Get("scope"), resources: resources})
 	if oerr != nil {
 		return nil, oerr
 	}
-	if err := a.rec.Families.AddAccess(ctx, id, fam, oauthstore.AccessRef{JTI: resp.jti, Exp: resp.exp}); err != nil {
+	resp, oerr := s.signAccess(client, r.access, now)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if err := a.rec.Families.AddAccess(ctx, r.id, r.fam, oauthstore.AccessRef{JTI: resp.jti, Exp: resp.exp}); err != nil {
 		a.logger.Warn("recording a family's access token failed", zap.Error(err))
 	}
-	resp.RefreshToken = tok
+	resp.RefreshToken = r.token
 	return resp, nil
 }
 
-// rotateRefresh checks the presented token and the requested scope,
-// rotates the token and returns the family at its new generation, the
-// family id, the new refresh token and the scopes of the new access token.
-// Nothing is rotated when the request fails for another reason than reuse.
-func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented, requested string) (*oauthstore.Family, string, string, []string, *oauthError) {
+// refreshAsk is what a refresh request asks for: a scope ("" for the
+// family's) and resources (nil for the family's).
+type refreshAsk struct {
+	scope     string
+	resources []string
+}
+
+// rotated is a refresh token's successful rotation.
+type rotated struct {
+	fam    *oauthstore.Family // at its new generation
+	id     string             // the family id
+	token  string             // the new refresh token
+	access accessGrant        // what the new access token is for
+}
+
+// rotateRefresh checks the presented token and what the request asks for,
+// rotates the token and returns the family at its new generation and the
+// new access token's grant. Nothing is rotated when the request fails for
+// another reason than reuse.
+func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string, ask refreshAsk) (*rotated, *oauthError) {
 	a := s.app
 	if presented == "" {
-		return nil, "", "", nil, badRequest(errInvalidRequest, "refresh_token is required")
+		return nil, badRequest(errInvalidRequest, "refresh_token is required")
 	}
 	rt, fam, err := a.rec.Families.Lookup(ctx, presented)
 	if errors.Is(err, ErrNotFound) {
-		return nil, "", "", nil, errRefreshInvalid
+		return nil, errRefreshInvalid
 	}
 	if err != nil {
-		return nil, "", "", nil, unavailable()
+		return nil, unavailable()
 	}
 	// RFC 6749 §6: the token must have been issued to the authenticated
 	// client. Another client presenting it does not burn it.
 	if fam.ClientID != c.ID {
-		return nil, "", "", nil, errRefreshInvalid
+		return nil, errRefreshInvalid
 	}
 	// An administrator revoked the client's tokens after this sign-in.
 	if revoked, err := a.registry.revokedSince(ctx, c.ID, fam.Created); err != nil {
-		return nil, "", "", nil, unavailable()
+		return nil, unavailable()
 	} else if revoked {
 		a.revokeFamily(ctx, rt.Family)
-		return nil, "", "", nil, errRefreshInvalid
+		return nil, errRefreshInvalid
 	}
 	// Everything that can fail without the token being reused is checked
-	// before the use is claimed, so a retry after a store hiccup or an
-	// invalid_scope is not mistaken for theft.
+	// before the use is claimed, so a retry after a store hiccup, an
+	// invalid_scope or an invalid_target is not mistaken for theft.
 	if _, ok, err := a.directory.lookup(ctx, fam.User); err != nil {
-		return nil, "", "", nil, unavailable()
+		return nil, unavailable()
 	} else if !ok {
-		return nil, "", "", nil, errRefreshInvalid
+		return nil, errRefreshInvalid
 	}
-	scopes, oerr := narrowScopes(c, fam, requested)
+	scopes, oerr := narrowScopes(c, fam, ask.scope)
 	if oerr != nil {
-		return nil, "", "", nil, oerr
+		return nil, oerr
+	}
+	// RFC 8707 §2.2: a subset of the grant's resources, never more.
+	aud, oerr := a.grantAudience(c, fam.Resources, ask.resources)
+	if oerr != nil {
+		return nil, oerr
 	}
 	claimed, err := a.rec.Families.Claim(ctx, presented, fam)
 	if err != nil {
-		return nil, "", "", nil, unavailable()
+		return nil, unavailable()
 	}
 	if !claimed || rt.Gen != fam.Gen {
 		a.logger.Warn("refresh token reused: revoking its family", zap.String("client_id", c.ID), zap.String("sub", fam.User))
 		a.revokeFamily(ctx, rt.Family)
-		return nil, "", "", nil, errRefreshInvalid
+		return nil, errRefreshInvalid
 	}
 	if now := a.clock().Unix(); now >= rt.IdleExp || now >= fam.MaxExp {
-		return nil, "", "", nil, errRefreshInvalid
+		return nil, errRefreshInvalid
 	}
 	tok, err := a.rec.Families.Rotate(ctx, rt.Family, fam)
 	if err != nil {
@@ -101,9 +125,10 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented, reques
 		// Give the claim back, so the client's retry is not taken for
 		// reuse (best effort: the store just failed).
 		_ = a.rec.Families.Unclaim(ctx, presented)
-		return nil, "", "", nil, unavailable()
+		return nil, unavailable()
 	}
-	return fam, rt.Family, tok, scopes, nil
+	access := accessGrant{sub: fam.User, authTime: fam.AuthTime, scopes: scopes, aud: aud}
+	return &rotated{fam: fam, id: rt.Family, token: tok, access: access}, nil
 }
 
 // narrowScopes applies RFC 6749 §6 to a refresh request: no scope means the

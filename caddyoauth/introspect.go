@@ -57,17 +57,17 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 
 // introspection is an RFC 7662 §2.2 response.
 type introspection struct {
-	Active    bool   `json:"active"`
-	Scope     string `json:"scope,omitempty"`
-	ClientID  string `json:"client_id,omitempty"`
-	Username  string `json:"username,omitempty"`
-	TokenType string `json:"token_type,omitempty"`
-	Exp       int64  `json:"exp,omitempty"`
-	Iat       int64  `json:"iat,omitempty"`
-	Sub       string `json:"sub,omitempty"`
-	Aud       string `json:"aud,omitempty"`
-	Iss       string `json:"iss,omitempty"`
-	Jti       string `json:"jti,omitempty"`
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       audience `json:"aud,omitempty"` // as in the token (RFC 8707 §2)
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
 }
 
 // introspect describes tok to caller. The hint is not needed: the two kinds
@@ -91,9 +91,7 @@ func (s *Server) introspect(ctx context.Context, caller *Client, tok string) (*i
 		if claims.IssuedAt != nil {
 			out.Iat = claims.IssuedAt.Unix()
 		}
-		if len(claims.Audience) > 0 {
-			out.Aud = claims.Audience[0]
-		}
+		out.Aud = audience(claims.Audience)
 		if _, person := claims.Claim("auth_time"); person {
 			out.Username = claims.Subject
 		}

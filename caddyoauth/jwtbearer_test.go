@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -129,7 +130,73 @@ func TestJWTBearerRules(t *testing.T) {
 		})
 	}
 	// The partner has a secret: without authenticating, it is not served.
-	assertOAuthError(t, postToken(t, f.s, grant(idp(nil))), http.StatusUnauthorized, errInvalidClient)
+	assertOAuthError(t, postToken(t, f.s, grant(idp(nil))), http.StatusBadRequest, errInvalidClient)
 	// A client not allowed the grant.
 	assertOAuthError(t, basicToken(t, f.s, svcID, svcSecret, grant(idp(nil))), http.StatusBadRequest, errUnauthorizedClient)
+}
+
+// TestJWTBearerClientID: client authentication is optional for the JWT
+// bearer grant (RFC 7521 §4.1, RFC 7523 §3.1) and a client that does not
+// authenticate names itself with client_id (RFC 6749 §3.2.1), as
+// openid-client v6 does. A public client allowed the grant is served; a
+// confidential one must authenticate (§3.2.1: invalid_client); an unknown
+// client is invalid_client; a public client not allowed the grant is
+// unauthorized_client (RFC 6749 §5.2). None of these tried Basic, so none
+// is a 401 (§5.2).
+func TestJWTBearerClientID(t *testing.T) {
+	const (
+		mobileID   = "mobile-app" // public, trusts the IdP
+		idp2Issuer = "https://idp2.example"
+	)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwks := clientJWKS(t, "idp-1", &key.PublicKey)
+	cfg := flowConfig(t)
+	cfg.store = NewMemoryStore()
+	cfg.Clients = append(cfg.Clients,
+		&Client{ClientSettings: ClientSettings{ID: mobileID, Public: true, JWKS: jwks, GrantTypes: []string{GrantJWTBearer}, AssertionIssuer: idpIssuer, AssertionSubjects: []string{"*"}, Scopes: []string{"user:read"}}},
+		&Client{ClientSettings: ClientSettings{ID: partnerID, JWKS: jwks, GrantTypes: []string{GrantJWTBearer}, AssertionIssuer: idp2Issuer, AssertionSubjects: []string{"*"}, Scopes: []string{"user:read"}}, Secret: webSecret},
+	)
+	s := newServer(t, newApp(t, cfg), "")
+	n := 0
+	assertion := func(iss string) string {
+		n++
+		c := jwt.MapClaims{"iss": iss, "sub": "someone", "aud": tokenURL, "exp": time.Now().Add(5 * time.Minute).Unix(), "jti": fmt.Sprintf("cid-%d", n)}
+		tk := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+		tk.Header["kid"] = "idp-1"
+		signed, _ := tk.SignedString(key)
+		return signed
+	}
+	for _, tc := range []struct {
+		name     string
+		clientID string // "" for none
+		iss      string
+		status   int
+		code     string
+	}{
+		{"public client with client_id (RFC 7523 §3.1, RFC 6749 §3.2.1)", mobileID, idpIssuer, http.StatusOK, ""},
+		{"public client found by the assertion's issuer, no client_id", "", idpIssuer, http.StatusOK, ""},
+		{"confidential client without authentication (§3.2.1)", partnerID, idp2Issuer, http.StatusBadRequest, errInvalidClient},
+		{"unknown client_id", "nobody", idpIssuer, http.StatusBadRequest, errInvalidClient},
+		{"public client not allowed the grant (§5.2)", spaID, idpIssuer, http.StatusBadRequest, errUnauthorizedClient},
+		{"public client, assertion from an issuer it does not trust (RFC 7523 §3.1)", mobileID, idp2Issuer, http.StatusBadRequest, errInvalidGrant},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := url.Values{"grant_type": {GrantJWTBearer}, "assertion": {assertion(tc.iss)}}
+			if tc.clientID != "" {
+				form.Set("client_id", tc.clientID)
+			}
+			rec := postToken(t, s, form)
+			if tc.status == http.StatusOK {
+				_, claims := jwtSegments(t, decodeTokenResponse(t, rec).AccessToken)
+				if claims["client_id"] != mobileID || claims["sub"] != "someone" {
+					t.Errorf("claims %v", claims)
+				}
+				return
+			}
+			assertOAuthError(t, rec, tc.status, tc.code)
+			if len(rec.Header().Values("WWW-Authenticate")) != 0 {
+				t.Errorf("challenge %q without Basic (RFC 6749 §5.2)", rec.Header().Values("WWW-Authenticate"))
+			}
+		})
+	}
 }

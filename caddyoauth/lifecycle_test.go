@@ -44,8 +44,8 @@ func TestIntrospection(t *testing.T) {
 	user := signedInTokens(t, b)
 	cc := decodeTokenResponse(t, basicToken(t, b.s, svcID, svcSecret, ccForm("scope", "user:read")))
 
-	if status, m := introspectAs(t, b.s, "", "", cc.AccessToken); status != http.StatusUnauthorized || m["error"] != errInvalidClient {
-		t.Errorf("without client authentication: %d %v, want 401 invalid_client (RFC 7662 §2.1)", status, m)
+	if status, m := introspectAs(t, b.s, "", "", cc.AccessToken); status != http.StatusBadRequest || m["error"] != errInvalidClient {
+		t.Errorf("without client authentication: %d %v, want 400 invalid_client (RFC 7662 §2.1, RFC 6749 §5.2: no Basic tried)", status, m)
 	}
 	if status, _ := introspectAs(t, b.s, svcID, "wrong-secret-0123456789", cc.AccessToken); status != http.StatusUnauthorized {
 		t.Errorf("wrong secret: %d", status)
@@ -53,7 +53,7 @@ func TestIntrospection(t *testing.T) {
 	// A public client cannot authenticate, so it cannot introspect.
 	r := httptest.NewRequest(http.MethodPost, "/oauth2/introspect", strings.NewReader(url.Values{"token": {cc.AccessToken}, "client_id": {spaID}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if rec, _ := serve(t, b.s, r); rec.Code != http.StatusUnauthorized {
+	if rec, _ := serve(t, b.s, r); rec.Code != http.StatusBadRequest {
 		t.Errorf("public client: %d", rec.Code)
 	}
 
@@ -106,7 +106,7 @@ func TestRevocation(t *testing.T) {
 	cc := decodeTokenResponse(t, basicToken(t, b.s, svcID, svcSecret, ccForm()))
 	_, claims := jwtSegments(t, cc.AccessToken)
 
-	if rec := revokeAs(t, b.s, url.Values{"token": {cc.AccessToken}}, "", ""); rec.Code != http.StatusUnauthorized {
+	if rec := revokeAs(t, b.s, url.Values{"token": {cc.AccessToken}}, "", ""); rec.Code != http.StatusBadRequest {
 		t.Errorf("without client authentication: %d", rec.Code)
 	}
 	if rec := revokeAs(t, b.s, url.Values{"token": {cc.AccessToken}}, webID, webSecret); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), errUnauthorizedClient) {

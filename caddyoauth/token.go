@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
@@ -24,14 +25,14 @@ type tokenResponse struct {
 
 // accessTokenClaims is the payload of an issued access token (RFC 9068 §2.2).
 type accessTokenClaims struct {
-	Issuer   string `json:"iss"`
-	Subject  string `json:"sub"`
-	Audience string `json:"aud"`
-	Expiry   int64  `json:"exp"`
-	IssuedAt int64  `json:"iat"`
-	ID       string `json:"jti"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope,omitempty"`
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience audience `json:"aud"` // RFC 8707: the resources asked for
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	ID       string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope,omitempty"`
 	// AuthTime is when the person signed in (RFC 9068 §2.2.1); absent for
 	// client credentials, which is how userinfo tells the two apart.
 	AuthTime int64 `json:"auth_time,omitempty"`
@@ -51,7 +52,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	cc, oerr := readClientCredentials(r, form)
 	if oerr != nil {
-		writeOAuthError(w, oerr)
+		writeOAuthError(w, challengeIfBasic(oerr, r))
 		return
 	}
 	cc.audiences = s.assertionAud
@@ -70,9 +71,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		if ce := s.logger.Check(zap.InfoLevel, "client authentication failed"); ce != nil {
 			ce.Write(zap.String("client_id", cc.id), zap.String("method", cc.method), zap.String("remote_ip", r.RemoteAddr))
 		}
-		writeOAuthError(w, oerr)
+		writeOAuthError(w, challengeIfBasic(oerr, r))
 		return
 	}
+	setClientPlaceholders(r, client)
 	g, oerr := grantFor(client, form.Get("grant_type"))
 	if oerr != nil {
 		writeOAuthError(w, oerr)
@@ -87,14 +89,37 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// accessGrant is what an access token is issued for: its subject, when
+// the person signed in (0 for none), its scopes and its audience.
+type accessGrant struct {
+	sub      string
+	authTime int64
+	scopes   []string
+	aud      []string
+}
+
+// setClientPlaceholders names the authenticated client on the request's
+// replacer: {oauth.client_id}, as oauth_scope sets it on API routes, and
+// Caddy's {http.auth.user.id}, which the access log shows as user_id, so
+// the log (and a log_append or a handler after this one) sees who asked
+// for a token.
+func setClientPlaceholders(r *http.Request, c *Client) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	repl.Set("oauth.client_id", c.ID)
+	repl.Set("http.auth.user.id", c.ID)
+}
+
 // signAccess signs an access token, or answers server_error.
-func (s *Server) signAccess(client *Client, sub string, authTime int64, scopes []string, now time.Time) (*tokenResponse, *oauthError) {
-	return s.signAccessID(client, sub, authTime, scopes, now, "")
+func (s *Server) signAccess(client *Client, g accessGrant, now time.Time) (*tokenResponse, *oauthError) {
+	return s.signAccessID(client, g, now, "")
 }
 
 // signAccessID is signAccess with a jti chosen beforehand ("" for a new one).
-func (s *Server) signAccessID(client *Client, sub string, authTime int64, scopes []string, now time.Time, jti string) (*tokenResponse, *oauthError) {
-	resp, err := s.app.issueAccessToken(client, sub, authTime, scopes, now, jti)
+func (s *Server) signAccessID(client *Client, g accessGrant, now time.Time, jti string) (*tokenResponse, *oauthError) {
+	resp, err := s.app.issueAccessToken(client, g, now, jti)
 	if err != nil {
 		s.logger.Error("signing access token", zap.String("client_id", client.ID), zap.Error(err))
 		return nil, &oauthError{Status: http.StatusInternalServerError, Code: errServerError}
@@ -120,25 +145,29 @@ func grantedScopes(c *Client, requested string) ([]string, *oauthError) {
 	return scopes, nil
 }
 
-// issueAccessToken signs an RFC 9068 access token for client on behalf of sub.
-func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []string, now time.Time, jti string) (*tokenResponse, error) {
+// issueAccessToken signs an RFC 9068 access token for client on behalf of
+// g.sub.
+func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti string) (*tokenResponse, error) {
 	if jti == "" {
 		var err error
 		if jti, err = randomID(); err != nil {
 			return nil, err
 		}
 	}
-	scope := oauthjwt.JoinScope(scopes)
+	if len(g.aud) == 0 { // every grant names one; never an empty aud
+		g.aud = []string{a.Audience}
+	}
+	scope := oauthjwt.JoinScope(g.scopes)
 	claims := accessTokenClaims{
 		Issuer:   a.Issuer,
-		Subject:  sub,
-		Audience: a.Audience,
+		Subject:  g.sub,
+		Audience: g.aud,
 		IssuedAt: now.Unix(),
 		Expiry:   now.Add(c.ttl).Unix(),
 		ID:       jti,
 		ClientID: c.ID,
 		Scope:    scope,
-		AuthTime: authTime,
+		AuthTime: g.authTime,
 	}
 	var (
 		tok string
@@ -153,7 +182,7 @@ func (a *App) issueAccessToken(c *Client, sub string, authTime int64, scopes []s
 		return nil, err
 	}
 	if ce := a.logger.Check(zap.DebugLevel, "issued access token"); ce != nil {
-		ce.Write(zap.String("client_id", c.ID), zap.String("sub", sub), zap.String("jti", jti), zap.String("scope", scope))
+		ce.Write(zap.String("client_id", c.ID), zap.String("sub", g.sub), zap.String("jti", jti), zap.String("scope", scope), zap.Strings("aud", g.aud))
 	}
 	return &tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(c.ttl / time.Second), Scope: scope, jti: jti, exp: claims.Expiry}, nil
 }

@@ -1,6 +1,7 @@
 package caddyoauth
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -285,19 +286,19 @@ func TestTokenRequestErrors(t *testing.T) {
 		{name: "body client_id differs from basic (§2.3)", contentType: form, body: "grant_type=client_credentials&client_id=" + readerID, authz: []string{basicAuth(svcID, svcSecret)}, status: 400, code: "invalid_request"},
 		{name: "client_secret without client_id (§2.3.1 client_id REQUIRED)", contentType: form, body: "grant_type=client_credentials&client_secret=" + svcSecret, status: 400, code: "invalid_request"},
 		{name: "wrong secret, basic → 401 + Basic challenge (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth(svcID, svcSecret+"x")}, status: 401, code: "invalid_client"},
-		{name: "wrong secret, post → 401 with a challenge (RFC 9110 §15.5.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=wrong-secret-0123456789", status: 401, code: "invalid_client"},
-		{name: "another client's secret (§5.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=" + readerSecret, status: 401, code: "invalid_client"},
+		{name: "wrong secret, post → 400 without a challenge (§5.2, RFC 9110 §15.5.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=wrong-secret-0123456789", status: 400, code: "invalid_client"},
+		{name: "another client's secret (§5.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=" + readerSecret, status: 400, code: "invalid_client"},
 		{name: "empty secret, basic (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth(svcID, "")}, status: 401, code: "invalid_client"},
-		{name: "empty client_secret is no secret (§3.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=", status: 401, code: "invalid_client"},
+		{name: "empty client_secret is no secret (§3.2)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID + "&client_secret=", status: 400, code: "invalid_client"},
 		{name: "unknown client, basic (§5.2)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth("nobody", svcSecret)}, status: 401, code: "invalid_client"},
-		{name: "unknown client, post (§5.2)", contentType: form, body: "grant_type=client_credentials&client_id=nobody&client_secret=" + svcSecret, status: 401, code: "invalid_client"},
-		{name: "no client authentication (§5.2)", contentType: form, body: "grant_type=client_credentials", status: 401, code: "invalid_client"},
-		{name: "client_id alone for a confidential client (§3.2.1)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID, status: 401, code: "invalid_client"},
+		{name: "unknown client, post (§5.2)", contentType: form, body: "grant_type=client_credentials&client_id=nobody&client_secret=" + svcSecret, status: 400, code: "invalid_client"},
+		{name: "no client authentication (§5.2)", contentType: form, body: "grant_type=client_credentials", status: 400, code: "invalid_client"},
+		{name: "client_id alone for a confidential client (§3.2.1)", contentType: form, body: "grant_type=client_credentials&client_id=" + svcID, status: 400, code: "invalid_client"},
 		{name: "basic not base64 (RFC 7617 §2)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic !!!notbase64!!!"}, status: 401, code: "invalid_client"},
 		{name: "basic without colon (RFC 7617 §2)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic " + b64(svcID)}, status: 401, code: "invalid_client"},
 		{name: "basic with empty client_id (§2.3.1)", contentType: form, body: "grant_type=client_credentials", authz: []string{basicAuth("", svcSecret)}, status: 401, code: "invalid_client"},
 		{name: "basic with bad percent-encoding (§2.3.1)", contentType: form, body: "grant_type=client_credentials", authz: []string{"Basic " + b64(svcID+":%zz")}, status: 401, code: "invalid_client"},
-		{name: "credentials only in the URL query are ignored (§2.3.1)", target: "/oauth2/token?client_id=" + svcID + "&client_secret=" + svcSecret, contentType: form, body: "grant_type=client_credentials", status: 401, code: "invalid_client"},
+		{name: "credentials only in the URL query are ignored (§2.3.1)", target: "/oauth2/token?client_id=" + svcID + "&client_secret=" + svcSecret, contentType: form, body: "grant_type=client_credentials", status: 400, code: "invalid_client"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,7 +395,7 @@ func TestTokenQueryParametersIgnored(t *testing.T) {
 	r = tokenRequest("")
 	r.URL.RawQuery = ccForm("client_id", svcID, "client_secret", svcSecret).Encode()
 	rec, _ = serve(t, s, r)
-	assertOAuthError(t, rec, http.StatusUnauthorized, "invalid_client")
+	assertOAuthError(t, rec, http.StatusBadRequest, "invalid_client")
 }
 
 // TestTokenBasicFormURLEncoded: with client_secret_basic, the client_id and
@@ -493,4 +494,52 @@ func TestTokenConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestTokenSetsClientPlaceholder: once the client is authenticated, the
+// token endpoint names it on the request's replacer as {oauth.client_id}
+// and {http.auth.user.id}, so Caddy's access log (user_id) and log_append
+// see who asked for a token; a failed authentication names nobody, and a
+// request without a replacer (not served by Caddy) still works.
+func TestTokenSetsClientPlaceholder(t *testing.T) {
+	s := newTestServer(t, nil)
+	withRepl := func(r *http.Request) (*http.Request, *caddy.Replacer) {
+		repl := caddy.NewReplacer()
+		return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)), repl
+	}
+	for _, tc := range []struct {
+		name   string
+		authz  string
+		body   string
+		status int
+		want   string // "" for unset
+	}{
+		{"Basic", basicAuth(svcID, svcSecret), "grant_type=client_credentials", http.StatusOK, svcID},
+		{"client_secret_post", "", "grant_type=client_credentials&client_id=" + readerID + "&client_secret=" + readerSecret, http.StatusOK, readerID},
+		{"authenticated, then refused for the grant", basicAuth(svcID, svcSecret), "grant_type=client_credentials&scope=nope", http.StatusBadRequest, svcID},
+		{"wrong secret", basicAuth(svcID, "wrong-secret-0123456789"), "grant_type=client_credentials", http.StatusUnauthorized, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, repl := withRepl(tokenRequest(tc.body))
+			if tc.authz != "" {
+				r.Header.Set("Authorization", tc.authz)
+			}
+			rec, _ := serve(t, s, r)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			for _, key := range []string{"oauth.client_id", "http.auth.user.id"} {
+				got, ok := repl.GetString(key)
+				if got != tc.want || ok != (tc.want != "") {
+					t.Errorf("{%s} = %q (set %v), want %q", key, got, ok, tc.want)
+				}
+			}
+		})
+	}
+	// Without a replacer in the context.
+	r := tokenRequest("grant_type=client_credentials")
+	r.Header.Set("Authorization", basicAuth(svcID, svcSecret))
+	if rec, _ := serve(t, s, r); rec.Code != http.StatusOK {
+		t.Errorf("without a replacer: %d", rec.Code)
+	}
 }

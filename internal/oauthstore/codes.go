@@ -24,7 +24,11 @@ type Code struct {
 	User          string   `json:"user"`
 	AuthTime      int64    `json:"auth_time"`
 	Scopes        []string `json:"scopes"`
-	Created       int64    `json:"created"`
+	// Resources are the resource indicators of the authorization request
+	// (RFC 8707 §2.1), which bound what the code's tokens may be for; nil
+	// when it named none, as in codes written before the field existed.
+	Resources []string `json:"resources,omitempty"`
+	Created   int64    `json:"created"`
 }
 
 // CodeUse is the marker a redeemed code leaves: what it issued.

@@ -249,3 +249,34 @@ func TestCodesStoreFailure(t *testing.T) {
 		t.Errorf("MarkUsed err = %v", err)
 	}
 }
+
+// TestCodeResources: a code keeps the RFC 8707 resource indicators of its
+// authorization request (§2.1), and a code written before it kept them (no
+// "resources" member) still decodes, with Resources nil, which the server
+// reads as "none asked for" (the default resource).
+func TestCodeResources(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t, testLifetimes)
+
+	// A code as the previous version wrote it, byte for byte.
+	const old = "old-code-0123456789-abcdefghijklmnopqrstuvw"
+	e.put(t, codeKey(old), []byte(`{"client_id":"app","redirect_uri":"https://app.example/cb","redirect_given":true,"user":"alice","auth_time":1,"scopes":["read"],"created":2}`), CodeTTL)
+	c, err := e.rec.Codes.Take(ctx, old)
+	if err != nil {
+		t.Fatalf("an old code record does not decode: %v", err)
+	}
+	if c.Resources != nil || c.ClientID != "app" || !reflect.DeepEqual(c.Scopes, []string{"read"}) {
+		t.Errorf("old code = %+v, want its fields and no resources", c)
+	}
+
+	nc := testCode()
+	nc.Resources = []string{"https://api.example/", "urn:example:reports"}
+	code, err := e.rec.Codes.Issue(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.rec.Codes.Take(ctx, code)
+	if err != nil || !reflect.DeepEqual(got.Resources, nc.Resources) {
+		t.Errorf("Take = %+v, %v; want resources %v", got, err, nc.Resources)
+	}
+}

@@ -23,9 +23,13 @@ type Family struct {
 	User     string   `json:"user"`
 	AuthTime int64    `json:"auth_time"`
 	Scopes   []string `json:"scopes"` // as first granted; never widened
-	Gen      int      `json:"gen"`    // generation of the live token
-	Created  int64    `json:"created"`
-	MaxExp   int64    `json:"max_exp"`
+	// Resources are the grant's resource indicators (RFC 8707 §2.2: the
+	// family stays bound to the full original grant); nil for none, as
+	// in families written before the field existed.
+	Resources []string `json:"resources,omitempty"`
+	Gen       int      `json:"gen"` // generation of the live token
+	Created   int64    `json:"created"`
+	MaxExp    int64    `json:"max_exp"`
 	// Access lists the family's access tokens that have not expired, so
 	// revoking the family revokes all of them (RFC 7009 §2.1).
 	Access []AccessRef `json:"access,omitempty"`

@@ -462,3 +462,31 @@ func TestFamiliesStoreFailure(t *testing.T) {
 		t.Errorf("Revoke err = %v", err)
 	}
 }
+
+// TestFamilyResources: a family keeps its grant's RFC 8707 resource
+// indicators (§2.2: the refresh token stays bound to the full original
+// grant), and a family written before it kept them still decodes, with
+// Resources nil (the default resource).
+func TestFamilyResources(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t, testLifetimes)
+
+	e.put(t, familyKey("fam-old"), []byte(`{"client_id":"app","user":"alice","auth_time":1,"scopes":["read"],"gen":0,"created":2,"max_exp":9999999999}`), time.Hour)
+	fam, err := e.rec.Families.Get(ctx, "fam-old")
+	if err != nil {
+		t.Fatalf("an old family record does not decode: %v", err)
+	}
+	if fam.Resources != nil || fam.User != "alice" || fam.ClientID != "app" {
+		t.Errorf("old family = %+v, want its fields and no resources", fam)
+	}
+
+	res := []string{"https://api.example/", "urn:example:reports"}
+	tok, err := e.rec.Families.Start(ctx, "fam-new", &Family{ClientID: "app", User: "alice", Scopes: []string{"read"}, Resources: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := e.rec.Families.Lookup(ctx, tok)
+	if err != nil || !reflect.DeepEqual(got.Resources, res) {
+		t.Errorf("Lookup = %+v, %v; want resources %v", got, err, res)
+	}
+}
