@@ -230,8 +230,10 @@ func TestCaddyfileExample(t *testing.T) {
 		allRoutes = append(allRoutes, srv.Routes...)
 	}
 
-	if !slices.Contains(handlerNames(allRoutes), "oauth_server") {
-		t.Error("no oauth_server handler in the adapted config")
+	for _, h := range []string{"oauth_server", "oauth_resource_metadata"} {
+		if !slices.Contains(handlerNames(allRoutes), h) {
+			t.Errorf("no %s handler in the adapted config", h)
+		}
 	}
 
 	for _, api := range []string{"/api/users", "/api/notes"} {
@@ -240,8 +242,8 @@ func TestCaddyfileExample(t *testing.T) {
 			t.Errorf("%d routes match path %s exactly, want 1", len(matched), api)
 			continue
 		}
-		got := filterHandlers(handlerNames(matched), gatewayOrder[1:])
-		if msg := orderProblem(got, gatewayOrder[1:]); msg != "" {
+		got := filterHandlers(handlerNames(matched), gatewayOrder[2:])
+		if msg := orderProblem(got, gatewayOrder[2:]); msg != "" {
 			t.Errorf("route for %s: %s", api, msg)
 		}
 	}
