@@ -28,12 +28,17 @@ func insertRoute(t *testing.T, cfg, route string) string {
 // partnerRoute is a route of the gateway under test that trusts its own
 // oauth app and one other issuer, given by the issuer block's body.
 func partnerRoute(p ports, issuer, issuerBody string) string {
+	return partnerRouteWith(p, "", issuer, issuerBody)
+}
+
+// partnerRouteWith is partnerRoute with more oauth_scope lines (tabbed).
+func partnerRouteWith(p ports, lines, issuer, issuerBody string) string {
 	return fmt.Sprintf(`	@partner path /api/partner /api/partner/*
 	handle @partner {
 		oauth_scope {
 			GET user:read
 			POST user:write
-			realm partner
+			realm partner%s
 			issuer local
 			issuer %s {
 %s
@@ -45,7 +50,7 @@ func partnerRoute(p ports, issuer, issuerBody string) string {
 			header_up -Authorization
 		}
 	}
-`, issuer, issuerBody, p.upstream)
+`, lines, issuer, issuerBody, p.upstream)
 }
 
 // rootCertPath is where a gateway's internal CA keeps its root.
@@ -79,9 +84,11 @@ func TestExternalIssuerInterop(t *testing.T) {
 	otherIssuer := fmt.Sprintf("https://localhost:%d", p2.https)
 
 	p1 := newPorts(t)
-	cfg := insertRoute(t, exampleCaddyfile(t, p1), partnerRoute(p1, otherIssuer, fmt.Sprintf(
+	// The local example's tokens name its APIs (RFC 8707), not the issuer.
+	localAud := fmt.Sprintf("\n\t\t\taudience https://localhost:%d/api/users", p1.https)
+	cfg := insertRoute(t, exampleCaddyfile(t, p1), partnerRouteWith(p1, localAud, otherIssuer, fmt.Sprintf(
 		"\t\t\t\taudience %s\n\t\t\t\ttls_trusted_ca_certs %s\n\t\t\t\tjwks_refetch_floor 1s\n\t\t\t\ttimeout 2s",
-		otherIssuer, other.rootCertPath())))
+		otherIssuer+"/api/users", other.rootCertPath()))) // the other example's tokens name its APIs (RFC 8707)
 	g := startGateway(t, p1, cfg, "")
 
 	// The other issuer's token, with user:read but not user:write.
