@@ -30,9 +30,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler. Syntax:
 //
-//	oauth_scope [<matcher>] [<scope...>] {
-//		<METHOD...> [<scope...>]
-//		*           [<scope...>]
+//	oauth_scope [<matcher>] [<scope...>] [roles <role...>] {
+//		<METHOD...> [<scope...>] [roles <role...>]
+//		*           [<scope...>] [roles <role...>]
 //		audience    <aud...>
 //		resource    <uri>
 //		realm       <realm>
@@ -53,44 +53,47 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			introspection_cache_ttl    <duration>
 //			introspection_cache_size   <n>
 //			introspection_negative_ttl <duration>
+//			profile                    rfc9068|jwt|keycloak|auth0|entra|okta|google
+//			client_id_claim            <claim...>
+//			scope_claim                <claim>
+//			roles_claim                <path>
 //		}
 //	}
 //
-// A rule line lists upper-case methods, then the scopes they all require.
-// `*` covers every method without a line of its own; HEAD uses GET's line
-// unless it has its own; any other method is refused. Scopes given on the
-// directive line itself apply to every method, as `*` would. A bare
-// `oauth_scope` requires a valid token and no particular scope.
+// A rule line lists upper-case methods, then the scopes they all require,
+// then, after the keyword `roles`, the roles they all require (which ends
+// the scopes: a scope named "roles" cannot be written on a rule line; use
+// JSON). `*` covers every method without a line of its own; HEAD uses
+// GET's line unless it has its own; any other method is refused. Scopes
+// and roles given on the directive line itself apply to every method, as
+// `*` would. A bare `oauth_scope` requires a valid token and no
+// particular scope.
 //
 // Without `issuer` lines the route accepts the local `oauth` app's tokens.
 // With them it accepts exactly the issuers listed; `issuer local` is the
-// local app. See Issuer for what each option does.
+// local app. See Issuer for what each option does, and the Profile*
+// constants for the profiles.
 func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if args := d.RemainingArgs(); len(args) > 0 {
 		for _, a := range args {
-			if a == AnyMethod || slices.Contains(standardMethods, a) {
-				return d.Errf("oauth_scope %s: the one-line form takes scopes only; put per-method rules in a block: oauth_scope { %s <scope...> }", a, a)
+			if isRuleMethod(a) {
+				return d.Errf("oauth_scope %s: the one-line form takes scopes only (and roles after the keyword roles); put per-method rules in a block: oauth_scope { %s <scope...> }", a, a)
 			}
 		}
-		s.Rules = append(s.Rules, Rule{Methods: []string{AnyMethod}, Scopes: args})
+		r := Rule{Methods: []string{AnyMethod}}
+		if err := ruleArgs(d, &r, args); err != nil {
+			return err
+		}
+		s.Rules = append(s.Rules, r)
 	}
 	for d.NextBlock(0) {
 		tok := d.Val()
 		switch {
-		case tok == AnyMethod || slices.Contains(standardMethods, tok):
+		case isRuleMethod(tok):
 			r := Rule{Methods: []string{tok}}
-			for d.NextArg() {
-				v := d.Val()
-				isMethod := v == AnyMethod || slices.Contains(standardMethods, v)
-				switch {
-				case isMethod && len(r.Scopes) == 0:
-					r.Methods = append(r.Methods, v)
-				case isMethod:
-					return d.Errf("%s after a scope: list the methods first, then the scopes they require", v)
-				default:
-					r.Scopes = append(r.Scopes, v)
-				}
+			if err := ruleArgs(d, &r, d.RemainingArgs()); err != nil {
+				return err
 			}
 			s.Rules = append(s.Rules, r)
 		case tok == "audience":
@@ -158,6 +161,38 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var _ caddyfile.Unmarshaler = (*Scope)(nil)
+
+// rolesKeyword on a rule line ends the scopes: the arguments after it are
+// roles.
+const rolesKeyword = "roles"
+
+func isRuleMethod(v string) bool { return v == AnyMethod || slices.Contains(standardMethods, v) }
+
+// ruleArgs reads the arguments of a rule line after its first method into
+// r: more methods, then scopes, then the keyword roles and roles.
+func ruleArgs(d *caddyfile.Dispenser, r *Rule, args []string) error {
+	inRoles := false
+	for _, v := range args {
+		switch {
+		case isRuleMethod(v) && (inRoles || len(r.Scopes) > 0):
+			return d.Errf("%s after a scope or a role: list the methods first, then the scopes they require, then roles and the roles", v)
+		case isRuleMethod(v):
+			r.Methods = append(r.Methods, v)
+		case v == rolesKeyword && inRoles:
+			return d.Err("roles: given twice on one line; list every role after one roles keyword")
+		case v == rolesKeyword:
+			inRoles = true
+		case inRoles:
+			r.Roles = append(r.Roles, v)
+		default:
+			r.Scopes = append(r.Scopes, v)
+		}
+	}
+	if inRoles && len(r.Roles) == 0 {
+		return d.Err("roles: at least one role is required after the keyword roles")
+	}
+	return nil
+}
 
 // parseIssuer reads `issuer <url> { … }` or `issuer local`.
 func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
@@ -241,6 +276,14 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 			err = duration(&is.IntrospectionCacheTTL)
 		case "introspection_negative_ttl":
 			err = duration(&is.IntrospectionNegativeTTL)
+		case "profile":
+			err = one(&is.Profile)
+		case "client_id_claim":
+			err = many(&is.ClientIDClaim)
+		case "scope_claim":
+			err = one(&is.ScopeClaim)
+		case "roles_claim":
+			err = one(&is.RolesClaim)
 		case "introspection_cache_size":
 			var v string
 			if v, err = arg(); err == nil {
@@ -256,6 +299,9 @@ func parseIssuer(d *caddyfile.Dispenser) (Issuer, error) {
 		if err != nil {
 			return is, err
 		}
+	}
+	if _, err := is.claimMapping(); err != nil {
+		return is, d.Errf("issuer %s: %v", is.Issuer, err)
 	}
 	return is, nil
 }

@@ -27,8 +27,12 @@ const LocalIssuer = "local"
 // A JWT is routed by its iss claim (read before verification only to pick
 // the issuer), then verified with that issuer's keys: RFC 9068 profile
 // (typ at+jwt, iss equal to Issuer exactly, exp, sub, client_id, aud, iat,
-// jti), the algorithm pinned to the key, aud checked against Audience. A
-// token that is not a JWT is introspected (RFC 7662) at the one issuer of
+// jti), the algorithm pinned to the key, aud checked against Audience.
+// Profile relaxes the profile for issuers that make JWTs of their own
+// shape (Keycloak, Auth0, Entra ID, Okta, Google), with the claims to read
+// the client, the scopes and the roles from (see ProfileRFC9068 and the
+// other Profile* constants). A token that
+// is not a JWT is introspected (RFC 7662) at the one issuer of
 // the route that has client credentials.
 //
 // Keys come from JWKSURL, or else from the jwks_uri of the issuer's
@@ -95,6 +99,31 @@ type Issuer struct {
 	// IntrospectionNegativeTTL is how long an inactive answer is used.
 	// Default 30s.
 	IntrospectionNegativeTTL caddy.Duration `json:"introspection_negative_ttl,omitempty"`
+
+	// Profile is the shape of the issuer's JWT access tokens:
+	// "rfc9068" (the default: RFC 9068 exactly), "jwt" (a generic JWT
+	// access token, read with the claims given below), or a preset for
+	// a provider that issues its own shape by default: "keycloak",
+	// "auth0", "entra", "okta", "google". See the Profile* constants.
+	Profile string `json:"profile,omitempty"`
+
+	// ClientIDClaim lists the claims that may name the client, the first
+	// present one winning (Entra ID: azp in v2 tokens, appid in v1).
+	// Overrides the profile's. Not with rfc9068.
+	ClientIDClaim []string `json:"client_id_claim,omitempty"`
+
+	// ScopeClaim names the claim holding the granted scopes, a
+	// space-delimited string or an array of strings (scope, scp).
+	// Overrides the profile's. Not with rfc9068.
+	ScopeClaim string `json:"scope_claim,omitempty"`
+
+	// RolesClaim is the path of the claim holding the subject's roles,
+	// which rules can require: "roles", "groups", "realm_access.roles",
+	// "resource_access.<client>.roles" (dots separate nested members), or
+	// a namespaced claim such as "https://example.com/roles" (a name
+	// with "://" is one claim name, dots included). Overrides the
+	// profile's. Not with rfc9068.
+	RolesClaim string `json:"roles_claim,omitempty"`
 }
 
 // resolvedIssuer is an Issuer checked, with defaults and secrets filled in.
@@ -108,7 +137,8 @@ type resolvedIssuer struct {
 	refetchFloor, cacheTTL            time.Duration
 	negativeTTL                       time.Duration
 	cacheSize                         int
-	key                               string // identifies these settings in issuerPool
+	mapping                           *oauthjwt.ClaimMapping // nil: RFC 9068
+	key                               string                 // identifies these settings in issuerPool
 }
 
 // durationOption applies a default and a range to a duration field.
@@ -203,6 +233,12 @@ func (is *Issuer) resolve(routeAudience []string) (*resolvedIssuer, []string, er
 		audience = routeAudience
 	}
 	verifiesJWTs := is.IntrospectionURL == "" || is.JWKSURL != ""
+	if r.mapping, err = is.claimMapping(); err != nil {
+		return nil, nil, err
+	}
+	if r.mapping != nil && !verifiesJWTs {
+		return nil, nil, fmt.Errorf("profile: %s applies to JWTs verified with the issuer's keys, and this issuer introspects every token (introspection_url without jwks_url); introspection answers keep their RFC 7662 members", is.Profile)
+	}
 	if verifiesJWTs && len(audience) == 0 {
 		return nil, nil, errors.New("audience: required to accept this issuer's JWTs (RFC 9068 §4): set it in the issuer block or on the route")
 	}

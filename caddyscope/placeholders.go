@@ -32,6 +32,8 @@ func (s *Scope) setPlaceholders(repl *caddy.Replacer, c *oauthjwt.Claims, info o
 			return c.Subject, true
 		case "oauth.scope":
 			return c.ScopeText(), true
+		case "oauth.roles":
+			return c.RolesText(), true
 		case "oauth.jti":
 			return c.ID, true
 		}

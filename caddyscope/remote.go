@@ -156,6 +156,7 @@ func (ri *remoteIssuer) setup() (*issuerState, error) {
 			Issuer:                 ri.cfg.issuer,
 			Keys:                   keys,
 			RequireAccessTokenType: true,
+			Mapping:                ri.cfg.mapping,
 		})
 	}
 	return st, nil

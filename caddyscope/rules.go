@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
@@ -13,13 +14,21 @@ import (
 // its own.
 const AnyMethod = "*"
 
-// Rule requires scopes for some HTTP methods.
+// Rule requires scopes, and roles, for some HTTP methods.
 type Rule struct {
 	// Methods the rule applies to, upper case (GET, POST, …), or "*" for
 	// every method without a rule of its own.
 	Methods []string `json:"methods"`
-	// Scopes are all required. None means any valid token will do.
+	// Scopes are all required. None (and no Roles) means any valid token
+	// will do.
 	Scopes []string `json:"scopes,omitempty"`
+	// Roles are all required too, compared exactly. They come from the
+	// roles claim of the token's issuer (Issuer.RolesClaim or its
+	// profile's); the local app's and RFC 9068 tokens carry none, so at
+	// least one issuer of the route must have a roles claim. A token
+	// without one of them is refused with 403 insufficient_scope (RFC
+	// 6750 §3.1: the request requires higher privileges).
+	Roles []string `json:"roles,omitempty"`
 }
 
 // ruleSet resolves a request method to its rule.
@@ -32,6 +41,12 @@ type ruleSet struct {
 type compiledRule struct {
 	scopes []string
 	scope  string // space-delimited, for the WWW-Authenticate scope attribute
+	roles  []string
+}
+
+// lacksRole reports whether a token's claims miss a role the rule requires.
+func (cr *compiledRule) lacksRole(c *oauthjwt.Claims) bool {
+	return len(cr.roles) > 0 && !oauthjwt.HasAll(c.Roles(), cr.roles)
 }
 
 func compileRules(rules []Rule) (*ruleSet, error) {
@@ -46,7 +61,12 @@ func compileRules(rules []Rule) (*ruleSet, error) {
 				return nil, fmt.Errorf("rules[%d]: scopes: %q is not a valid scope token (RFC 6749 §3.3)", i, s)
 			}
 		}
-		cr := &compiledRule{scopes: slices.Clone(r.Scopes), scope: oauthjwt.JoinScope(r.Scopes)}
+		for _, role := range r.Roles {
+			if !validRole(role) {
+				return nil, fmt.Errorf("rules[%d]: roles: %q is not a role name (empty, or with a control character)", i, role)
+			}
+		}
+		cr := &compiledRule{scopes: slices.Clone(r.Scopes), scope: oauthjwt.JoinScope(r.Scopes), roles: slices.Clone(r.Roles)}
 		for _, m := range r.Methods {
 			if m == AnyMethod {
 				if rs.fallback != nil {
@@ -87,6 +107,44 @@ func (rs *ruleSet) lookup(method string) *compiledRule {
 		}
 	}
 	return rs.fallback
+}
+
+// validRole accepts a role name: not empty, no control characters. Role
+// names are the issuer's (Okta group names have spaces), so little else
+// can be asked of them.
+func validRole(role string) bool {
+	if role == "" {
+		return false
+	}
+	for _, c := range role {
+		if unicode.IsControl(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRoleRules refuses rules that require roles on a route none of
+// whose issuers has a roles claim: no token could ever pass them. An
+// issuer whose claim options are wrong is left to newTrustSet to report.
+func checkRoleRules(rules []Rule, issuers []Issuer) error {
+	at := slices.IndexFunc(rules, func(r Rule) bool { return len(r.Roles) > 0 })
+	if at < 0 {
+		return nil
+	}
+	for i := range issuers {
+		is := &issuers[i]
+		if is.Issuer == LocalIssuer {
+			continue
+		}
+		m, err := is.claimMapping()
+		if err != nil || (m != nil && m.RolesClaim() != "") {
+			return nil
+		}
+	}
+	return fmt.Errorf("rules[%d]: roles: no issuer of this route has a roles claim, so no token could have the role: "+
+		"the local oauth app's tokens, RFC 9068 tokens and introspection answers carry none; "+
+		"set roles_claim on an issuer (auth0 and jwt need it), or use a profile that has one (keycloak, entra, okta)", at)
 }
 
 // validMethod accepts an RFC 9110 method token in upper case.

@@ -49,6 +49,7 @@ func init() {
 // `{oauth.client_name}` | that client's configured name (empty for other issuers)
 // `{oauth.sub}` | the token's subject (the client itself for client credentials)
 // `{oauth.scope}` | the granted scopes, space-delimited
+// `{oauth.roles}` | the roles from the issuer's roles claim, space-delimited (see Issuer.RolesClaim)
 // `{oauth.jti}` | the token's identifier
 // `{oauth.claims.<name>}` | any claim; strings as is, other values as JSON
 // `{oauth.client.metadata.<key>}` | the client's configured metadata (local clients only)
@@ -195,6 +196,9 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 	}
 	rs, err := compileRules(rules)
 	if err != nil {
+		return err
+	}
+	if err := checkRoleRules(rules, s.Issuers); err != nil {
 		return err
 	}
 	s.rules = rs
@@ -373,6 +377,10 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {
 			return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
 		}
+		if rule.lacksRole(claims) {
+			s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required role", Scope: rule.scope})
+			return nil
+		}
 		return s.accept(w, r, next, claims, oauthjwt.ClientInfo{ID: claims.ClientID})
 	}
 	// The client must still be registered, and still allowed what the
@@ -387,6 +395,10 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) || !oauthjwt.HasAll(client.Scopes, rule.scopes) {
 		return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
+	}
+	if rule.lacksRole(claims) {
+		s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required role", Scope: rule.scope})
+		return nil
 	}
 	return s.accept(w, r, next, claims, client)
 }

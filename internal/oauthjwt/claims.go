@@ -32,9 +32,13 @@ type Claims struct {
 	claimMap  map[string]json.RawMessage
 	scopes    []string
 	scopeText string
+	roles     []string // from a ClaimMapping's roles claim; nil without one
+	rolesText string
 }
 
-// Scopes returns the granted scopes, the union of scope and scp.
+// Scopes returns the granted scopes: the union of scope and scp, or,
+// for a token verified with a ClaimMapping, the scopes of the claim it
+// names.
 func (c *Claims) Scopes() []string {
 	if c.scopes != nil {
 		return c.scopes
@@ -64,6 +68,14 @@ func (c *Claims) ScopeText() string {
 	}
 	return JoinScope(c.mergeScopes())
 }
+
+// Roles returns the subject's roles, read by the verifier's ClaimMapping
+// from the claim it names. Tokens verified without a mapping (RFC 9068
+// tokens, the local app's, introspected ones) have none.
+func (c *Claims) Roles() []string { return c.roles }
+
+// RolesText returns the roles, space-delimited.
+func (c *Claims) RolesText() string { return c.rolesText }
 
 // HasAudience reports whether aud is among the token's audiences.
 func (c *Claims) HasAudience(aud string) bool {

@@ -46,6 +46,19 @@ type VerifierConfig struct {
 	// (§4 item 1) and the claims §2.2 makes REQUIRED (sub, client_id, aud,
 	// iat, jti, besides iss and exp).
 	RequireAccessTokenType bool
+	// Mapping, when set, accepts the JWT access tokens an issuer makes in
+	// its own shape instead of the RFC 9068 profile, and takes precedence
+	// over RequireAccessTokenType. The header typ may be "JWT" (or its
+	// full form "application/jwt", RFC 7515 §4.1.9), "at+jwt",
+	// "application/at+jwt" or absent; any other typ (an ID token's, a DPoP
+	// proof's, a logout token's…) is refused. aud and exp are required,
+	// and so is the client id the mapping reads; sub, iat and jti are
+	// not. The algorithm stays pinned to the key, iss is compared exactly
+	// and the forbidden header parameters stay forbidden. The client id,
+	// scopes and roles of the claims come from the mapping, once per
+	// token, before the cache. Nil: client_id, and the scopes of scope and
+	// scp, as RFC 9068 §2.2 names them.
+	Mapping *ClaimMapping
 	// CacheSize bounds the verified-token cache; zero means a default size
 	// and a negative value turns the cache off.
 	CacheSize int
@@ -133,14 +146,25 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 			return nil, err
 		}
 	}
-	if v.cfg.RequireAccessTokenType {
+	switch {
+	case v.cfg.Mapping != nil:
+		if len(claims.Audience) == 0 {
+			return nil, fmt.Errorf("%w: aud", jwt.ErrTokenRequiredClaimMissing)
+		}
+	case v.cfg.RequireAccessTokenType:
 		if err := checkProfileClaims(claims); err != nil {
 			return nil, err
 		}
 	}
 	claims.setPayload(token)
-	claims.scopes = claims.mergeScopes()
-	claims.scopeText = JoinScope(claims.scopes)
+	if v.cfg.Mapping != nil {
+		if err := v.cfg.Mapping.apply(claims); err != nil {
+			return nil, err
+		}
+	} else {
+		claims.scopes = claims.mergeScopes()
+		claims.scopeText = JoinScope(claims.scopes)
+	}
 	if v.cache != nil {
 		v.cache.Put(token, claims, claims.ExpiresAt.Time, v.now())
 	}
@@ -190,7 +214,12 @@ func (v *Verifier) key(t *jwt.Token) (*Key, error) {
 	if HasForbiddenHeader(t.Header) {
 		return nil, ErrForbiddenHeader
 	}
-	if v.cfg.RequireAccessTokenType {
+	switch {
+	case v.cfg.Mapping != nil:
+		if !mappedTokenType(t.Header) {
+			return nil, ErrNotAccessToken
+		}
+	case v.cfg.RequireAccessTokenType:
 		typ, _ := t.Header["typ"].(string)
 		if !strings.EqualFold(typ, AccessTokenType) && !strings.EqualFold(typ, "application/"+AccessTokenType) {
 			return nil, ErrNotAccessToken
@@ -208,6 +237,25 @@ func (v *Verifier) key(t *jwt.Token) (*Key, error) {
 		return nil, ErrAlgMismatch
 	}
 	return k, nil
+}
+
+// mappedTokenType reports whether a header's typ is one a token read with
+// a ClaimMapping may carry: none, the generic JWT (RFC 7519 §5.1), or the
+// access-token type of RFC 9068 §2.1. Media types compare ignoring case,
+// and "application/" may be left out (RFC 7515 §4.1.9).
+func mappedTokenType(header map[string]any) bool {
+	v, ok := header["typ"]
+	if !ok {
+		return true
+	}
+	typ, ok := v.(string)
+	if !ok {
+		return false
+	}
+	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
+		typ = typ[len("application/"):]
+	}
+	return strings.EqualFold(typ, "JWT") || strings.EqualFold(typ, AccessTokenType)
 }
 
 // Describe turns a verification error into a short error_description for a
