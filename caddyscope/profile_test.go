@@ -3,6 +3,7 @@ package caddyscope
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
@@ -409,6 +411,14 @@ func TestRoleRules(t *testing.T) {
 			ch := parseChallenge(t, res.rec.Header().Get("WWW-Authenticate"))
 			if body.Description != tt.desc || ch["error_description"] != tt.desc || ch["scope"] != tt.scope {
 				t.Errorf("description %q, challenge %v; want %q with scope %q", body.Description, ch, tt.desc, tt.scope)
+			}
+			// With handle_errors routes the refusal goes to Caddy as an
+			// error, never a silent 200.
+			r, _ = newRequest(tt.method, "/", "Bearer "+tt.token)
+			res = serve(t, h, withErrorRoutes(r))
+			var he caddyhttp.HandlerError
+			if !errors.As(res.err, &he) || he.StatusCode != http.StatusForbidden || res.calls != 0 {
+				t.Errorf("with handle_errors: ServeHTTP = %v, next ran %d times; want a 403 handler error", res.err, res.calls)
 			}
 		})
 	}

@@ -378,8 +378,7 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
 		}
 		if rule.lacksRole(claims) {
-			s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required role", Scope: rule.scope})
-			return nil
+			return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required role", Scope: rule.scope})
 		}
 		return s.accept(w, r, next, claims, oauthjwt.ClientInfo{ID: claims.ClientID})
 	}
@@ -397,8 +396,7 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required scope", Scope: rule.scope})
 	}
 	if rule.lacksRole(claims) {
-		s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required role", Scope: rule.scope})
-		return nil
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Desc: "token lacks a required role", Scope: rule.scope})
 	}
 	return s.accept(w, r, next, claims, client)
 }
