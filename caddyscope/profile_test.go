@@ -440,8 +440,18 @@ func TestRoleRulesLocalToken(t *testing.T) {
 	if body.Description != "token lacks a required role" {
 		t.Errorf("error_description = %q", body.Description)
 	}
+	r, _ := newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("user:read", nil)))
+	if res := serve(t, h, withErrorRoutes(r)); !isHandlerError(res.err, http.StatusForbidden) {
+		t.Errorf("with handle_errors: ServeHTTP = %v; want a 403 handler error", res.err)
+	}
 	checkRefused(t, get(t, h, f.token(t, claims("user:read", map[string]any{"client_id": "gone"}))), http.StatusUnauthorized, errInvalidToken)
 	mustAccept(t, get(t, h, pj.sign(t, kc.header, kc.claims)))
+}
+
+// isHandlerError reports whether err is a Caddy handler error with status.
+func isHandlerError(err error, status int) bool {
+	var he caddyhttp.HandlerError
+	return errors.As(err, &he) && he.StatusCode == status
 }
 
 // TestProfileConfigRefusals: profile settings that cannot work are
