@@ -65,13 +65,22 @@ func (s *Scope) logRefusal(r *http.Request, e *bearer.Error, errID string) {
 		zap.String("error", e.Code),
 		zap.String("reason", e.Desc),
 		zap.String("method", r.Method),
-		zap.String("path", r.URL.Path), // not the query: it may hold a token
+		zap.String("path", requestPath(r)), // not the query: it may hold a token
 		zap.String("remote_ip", remoteIP(r)),
 	}
 	if errID != "" {
 		fields = append(fields, zap.String("err_id", errID))
 	}
 	ce.Write(fields...)
+}
+
+// requestPath is the path the client asked for, before any rewrite (the
+// example's `uri strip_prefix` runs before oauth_scope).
+func requestPath(r *http.Request) string {
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		return orig.URL.Path
+	}
+	return r.URL.Path
 }
 
 // hasErrorRoutes reports whether the Caddy server handling r has

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -76,5 +77,23 @@ func TestRefusalAsHandlerError(t *testing.T) {
 				t.Errorf("log fields %v, want reason %q and err_id %q", f, tt.desc, he.ID)
 			}
 		})
+	}
+}
+
+// TestRefusalLogOriginalPath: the log names the path the client asked for,
+// not the one a `uri strip_prefix` before oauth_scope left.
+func TestRefusalLogOriginalPath(t *testing.T) {
+	f := newFixture(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	h := &Scope{}
+	if err := h.provision(f.auth, zap.New(core)); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newRequest(http.MethodGet, "/notes/7")
+	orig := *httptest.NewRequest(http.MethodGet, "/api/notes/7", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.OriginalRequestCtxKey, orig))
+	checkRefused(t, serve(t, h, r), http.StatusUnauthorized, "")
+	if got := logs.All()[0].ContextMap()["path"]; got != "/api/notes/7" {
+		t.Errorf("logged path %v, want /api/notes/7", got)
 	}
 }
