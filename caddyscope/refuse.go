@@ -33,36 +33,36 @@ func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearer.Error) 
 		e.ResourceMetadata = s.metadataURL
 		w.Header().Set("WWW-Authenticate", e.Challenge(s.Realm))
 	}
+	code := e.Code
+	if code == "" {
+		code = "unauthorized" // no token: no error code in the challenge (RFC 6750 §3.1)
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		code := e.Code
-		if code == "" {
-			code = "unauthorized"
-		}
 		repl.Set(placeholderError, code)
 		repl.Set(placeholderErrorDesc, e.Desc)
 		repl.Set(placeholderRequiredScope, e.Scope)
 	}
 	if !hasErrorRoutes(r) {
-		s.logRefusal(r, e, "")
+		s.logRefusal(r, e, code, "")
 		e.WriteBody(w)
 		return nil
 	}
 	herr := caddyhttp.Error(e.Status, e)
-	s.logRefusal(r, e, herr.ID)
+	s.logRefusal(r, e, code, herr.ID)
 	return herr
 }
 
 // logRefusal writes why a request was refused. errID is the id of the
 // handler error (Caddy's {http.error.id}) when there is one, so the line
 // can be matched with what handle_errors answered.
-func (s *Scope) logRefusal(r *http.Request, e *bearer.Error, errID string) {
+func (s *Scope) logRefusal(r *http.Request, e *bearer.Error, code, errID string) {
 	ce := s.logger.Check(zap.InfoLevel, "request refused")
 	if ce == nil {
 		return
 	}
 	fields := []zap.Field{
 		zap.Int("status", e.Status),
-		zap.String("error", e.Code),
+		zap.String("error", code),
 		zap.String("reason", e.Desc),
 		zap.String("method", r.Method),
 		zap.String("path", requestPath(r)), // not the query: it may hold a token
