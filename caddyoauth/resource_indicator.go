@@ -15,7 +15,8 @@ import (
 // is exactly those. What a client may name is its `resources` list, or,
 // for a client without one, a resource an oauth_scope route of this
 // configuration declared (resources.go) or the app's own audience. No
-// `resource` means the client's list, or the app's audience.
+// `resource` means the client's list, or the app's audience and the
+// declared resources.
 //
 // The authorization code keeps the resources of its request (or none: the
 // default); the code exchange and every refresh may name a subset of them,
@@ -148,12 +149,17 @@ func (a *App) allowsResource(c *Client, uri string) bool {
 }
 
 // defaultAudience is the aud of a token when no resource was asked for:
-// the client's resources, or the app's audience.
+// the client's resources, or, for a client without a list, the app's
+// audience and every resource a route of this configuration declared (RFC
+// 8707 §2 lets the server choose a default). A client that knows nothing
+// of resource indicators so keeps working at every API, as before routes
+// declared resources; a token for one API is a `resource=` away, and
+// `resources` on the client restricts it for good.
 func (a *App) defaultAudience(c *Client) []string {
 	if len(c.Resources) > 0 {
 		return c.Resources
 	}
-	return []string{a.Audience}
+	return append([]string{a.Audience}, a.declaredResources()...)
 }
 
 // checkResources refuses a requested resource the client may not have.

@@ -160,7 +160,9 @@ func FuzzParseResources(f *testing.F) {
 // TestResourceDirectGrants: the client credentials grant (RFC 8707 §2.2,
 // "for all grant types"): the token's aud is exactly the resources asked
 // for, a string for one and an array for more; none asked is the
-// client's list, or the server's audience as before; anything malformed,
+// client's list, or the server's audience and the resources routes
+// declared (so a client that knows nothing of RFC 8707 works at every API,
+// as before); anything malformed,
 // unknown, or not the client's is invalid_target (§2), 400 at the token
 // endpoint.
 func TestResourceDirectGrants(t *testing.T) {
@@ -176,7 +178,7 @@ func TestResourceDirectGrants(t *testing.T) {
 		resources []string
 		aud       []string // nil: invalid_target
 	}{
-		{"no resource: the server's audience, as before (§2.1 default)", svcID, svcSecret, nil, []string{testIssuer}},
+		{"no resource: the server's audience and the declared resources (§2 default)", svcID, svcSecret, nil, []string{testIssuer, notesAPI, reportsAPI}},
 		{"the server's own audience", svcID, svcSecret, []string{testIssuer}, []string{testIssuer}},
 		{"a declared resource: aud is a string (§2)", svcID, svcSecret, []string{notesAPI}, []string{notesAPI}},
 		{"two resources: aud is an array, in order (§2)", svcID, svcSecret, []string{reportsAPI, notesAPI}, []string{reportsAPI, notesAPI}},
@@ -285,10 +287,12 @@ func TestResourceCodeAndRefresh(t *testing.T) {
 	})
 	t.Run("no resource at the authorization request: the default only (§2.1)", func(t *testing.T) {
 		code, v := spaCode(t, b)
-		assertOAuthError(t, spaToken(t, b, exchangeForm(code, v, notesAPI)), http.StatusBadRequest, errInvalidTarget)
+		assertOAuthError(t, spaToken(t, b, exchangeForm(code, v, madeUpAPI)), http.StatusBadRequest, errInvalidTarget)
+		code, v = spaCode(t, b)
+		assertAud(t, userTokensOf(t, spaToken(t, b, exchangeForm(code, v, notesAPI))).AccessToken, notesAPI)
 		code, v = spaCode(t, b)
 		ut := userTokensOf(t, spaToken(t, b, exchangeForm(code, v)))
-		assertAud(t, ut.AccessToken, testIssuer)
+		assertAud(t, ut.AccessToken, testIssuer, notesAPI, reportsAPI)
 		assertAud(t, userTokensOf(t, spaToken(t, b, refreshForm(ut.RefreshToken, testIssuer))).AccessToken, testIssuer)
 	})
 	t.Run("refresh widens: invalid_target, and the token still works", func(t *testing.T) {
@@ -352,7 +356,8 @@ func TestResourceAuthorizationRequest(t *testing.T) {
 
 // TestResourceOldRecords: a code and a refresh family stored by the
 // previous version, without resources, are the default resource (§2.1):
-// the server's audience, as their tokens had before.
+// the server's audience and the declared resources, so their tokens keep
+// working at every API, as before.
 func TestResourceOldRecords(t *testing.T) {
 	b, ms := newResourceFlow(t)
 	ctx := context.Background()
@@ -383,14 +388,14 @@ func TestResourceOldRecords(t *testing.T) {
 	code, v := spaCode(t, b, notesAPI)
 	dropResources("codes/")
 	ut := userTokensOf(t, spaToken(t, b, exchangeForm(code, v)))
-	assertAud(t, ut.AccessToken, testIssuer)
+	assertAud(t, ut.AccessToken, testIssuer, notesAPI, reportsAPI)
 
 	code, v = spaCode(t, b, notesAPI)
 	ut = userTokensOf(t, spaToken(t, b, exchangeForm(code, v)))
 	assertAud(t, ut.AccessToken, notesAPI)
 	dropResources("refresh-families/")
 	ut = userTokensOf(t, spaToken(t, b, refreshForm(ut.RefreshToken)))
-	assertAud(t, ut.AccessToken, testIssuer)
+	assertAud(t, ut.AccessToken, testIssuer, notesAPI, reportsAPI)
 }
 
 // TestResourceJWTBearer: the JWT bearer grant takes resource parameters
@@ -414,7 +419,7 @@ func TestResourceJWTBearer(t *testing.T) {
 	rec := basicToken(t, f.s, partnerID, webSecret, grant(a, notesAPI))
 	assertAud(t, decodeTokenResponse(t, rec).AccessToken, notesAPI)
 	rec = basicToken(t, f.s, partnerID, webSecret, grant(assertion("r-2")))
-	assertAud(t, decodeTokenResponse(t, rec).AccessToken, testIssuer)
+	assertAud(t, decodeTokenResponse(t, rec).AccessToken, testIssuer, notesAPI)
 }
 
 // TestResourceIntrospection: the introspection response's aud is the

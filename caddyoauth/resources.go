@@ -1,6 +1,9 @@
 package caddyoauth
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // resourceSet is the resources that oauth_scope routes of this
 // configuration guard (RFC 8707 §2).
@@ -29,4 +32,19 @@ func (a *App) declaredResource(uri string) bool {
 	defer s.mu.Unlock()
 	_, ok := s.m[uri]
 	return ok
+}
+
+// declaredResources returns the resources routes declared, sorted.
+func (a *App) declaredResources() []string {
+	s := a.declared
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.m))
+	for uri := range s.m {
+		if uri != a.Audience {
+			out = append(out, uri)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
