@@ -23,7 +23,12 @@ func clusterCaddyfile(t *testing.T, p ports, issuer, redisURL string) string {
 	if !strings.Contains(cfg, own) {
 		t.Fatal("example issuer line not found")
 	}
-	return strings.Replace(cfg, own, "issuer "+issuer+"\n\t\tstore redis "+redisURL, 1)
+	cfg = strings.Replace(cfg, own, "issuer "+issuer+"\n\t\tstore redis "+redisURL, 1)
+	// The APIs' resource identifiers (RFC 8707) are the cluster's public
+	// names, one for every member, as behind one load balancer.
+	host := "https://localhost:" + strconv.Itoa(p.https)
+	cfg = strings.ReplaceAll(cfg, host+"/api/", issuer+"/api/")
+	return strings.ReplaceAll(cfg, " "+host+"\n", " "+issuer+"\n")
 }
 
 // cluster is two gateways, A and B, with their own ports and Caddy storage,
