@@ -143,6 +143,51 @@ func runStoreConformance(t *testing.T, b storeBackend) {
 		}
 	})
 
+	t.Run("once-only calls are told apart by call, not by value", func(t *testing.T) {
+		a, other := b.open(t)
+		// A refresh token's claim is the same byte for every call: a second
+		// call, on either instance, is refused all the same.
+		if ok, err := a.PutIfAbsent(ctx, "once/claim", []byte{1}, time.Minute); !ok || err != nil {
+			t.Fatalf("first claim: %v, %v", ok, err)
+		}
+		for i, s := range []Store{a, other} {
+			if ok, err := s.PutIfAbsent(ctx, "once/claim", []byte{1}, time.Minute); ok || err != nil {
+				t.Fatalf("claim %d with the same value: %v, %v; want false", i+2, ok, err)
+			}
+		}
+		// Given back, the key is claimed by the next call.
+		if err := a.Delete(ctx, "once/claim"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := a.PutIfAbsent(ctx, "once/claim", []byte{1}, time.Minute); !ok || err != nil {
+			t.Fatalf("claim after Delete: %v, %v", ok, err)
+		}
+		// Take returns binary and empty values as they were.
+		for _, val := range [][]byte{{0, '1', 0xff, 0}, {}} {
+			if err := a.Put(ctx, "once/bin", val, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := other.Take(ctx, "once/bin"); err != nil || !bytes.Equal(v, val) {
+				t.Fatalf("Take of %q: %q, %v", val, v, err)
+			}
+		}
+		// A key taken, then put again with the same value, is taken again,
+		// once.
+		for round := range 2 {
+			if err := a.Put(ctx, "once/code", []byte("v"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := a.Take(ctx, "once/code"); err != nil || string(v) != "v" {
+				t.Fatalf("round %d: Take %q, %v", round, v, err)
+			}
+			for _, s := range []Store{a, other} {
+				if _, err := s.Take(ctx, "once/code"); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("round %d: Take after Take: %v", round, err)
+				}
+			}
+		}
+	})
+
 	t.Run("concurrent take on two instances: exactly one wins", func(t *testing.T) {
 		a, other := b.open(t)
 		for round := range b.rounds {

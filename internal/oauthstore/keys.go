@@ -36,6 +36,11 @@ import (
 //	revoked-tokens-version                     stamp: the list changed
 //	issuers/<issuer name>/keyring.json         an issuer's signing keyring
 //	locks/<name>                               a cluster-wide lock
+//
+// Backends keep entries of their own beside these, which are no Store
+// keys: CaddyStore's storage locks (caddy.go), RedisStore's once-only
+// markers, which live for seconds ("{<key>}:once:<token>", onceKey in
+// redis.go).
 
 func digest(secret string) string {
 	h := sha256.Sum256([]byte(secret))

@@ -98,12 +98,14 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
-// Stop ends the server; calling it twice is fine.
+// Stop ends the server, paused or not; calling it twice is fine.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	// A paused (SIGSTOPped) server receives the SIGTERM only when it runs.
+	_ = s.cmd.Process.Signal(syscall.SIGCONT)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
@@ -111,6 +113,59 @@ func (s *Server) Stop() {
 	case <-time.After(5 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-done
+	}
+}
+
+// PID is the process id of the running redis-server.
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Pause stops the server process with SIGSTOP, as a long fork, a swapped-out
+// host or a frozen VM would: connections stay open and the kernel still
+// accepts what clients send, but nothing is read, run or answered until
+// Resume. Everything sent meanwhile runs then, in one burst, including
+// commands whose client has given up on them. Stop ends a paused server too.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+	// The signal is asynchronous: wait until the process is stopped, so
+	// that whatever the test sends next is sent to a stopped server.
+	stat := fmt.Sprintf("/proc/%d/stat", s.PID())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(stat)
+		if err != nil { // no /proc: give the signal a moment
+			time.Sleep(50 * time.Millisecond)
+			return
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not stop: %s", s.Addr, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Resume continues a server stopped by Pause (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		t.Fatalf("redis-server on %s is not running", s.Addr)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%v to redis-server: %v", sig, err)
 	}
 }
 
