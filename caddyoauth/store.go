@@ -117,6 +117,9 @@ func (m *RedisStoreModule) Provision(ctx caddy.Context) error {
 	if m.KeyPrefix == "" {
 		m.KeyPrefix = DefaultRedisKeyPrefix
 	}
+	// A request's deadline bounds its commands' reads too, not only the
+	// writes: a stalled Redis costs a request its own timeout, no more.
+	opts.ContextTimeoutEnabled = true
 	m.RedisStore = NewRedisStore(redis.NewClient(opts), m.KeyPrefix)
 	pingCtx, cancel := context.WithTimeout(ctx, redisStartTimeout)
 	defer cancel()
