@@ -35,6 +35,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		*           [<scope...>] [roles <role...>]
 //		audience    <aud...>
 //		resource    <uri>
+//		name        <name>
 //		realm       <realm>
 //		allow_preflight
 //		forward_header <field> <value>
@@ -115,6 +116,17 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if err := checkResource(s.Resource); err != nil {
 				return d.Errf("resource: %v", err)
+			}
+		case tok == "name":
+			if s.Name != "" {
+				return d.Err("name already specified")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			s.Name = d.Val()
+			if s.Name == "" || d.NextArg() {
+				return d.Err("name takes one non-empty value")
 			}
 		case tok == "realm":
 			if s.Realm != "" {

@@ -26,6 +26,7 @@ const (
 // headers set here stay); without such routes the small RFC 6750 JSON
 // body is written here, since Caddy would send an empty one.
 func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearer.Error) error {
+	s.metrics.refused(e)
 	switch e.Status {
 	case http.StatusMethodNotAllowed, http.StatusServiceUnavailable:
 		// Not about the token: no challenge.

@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -80,6 +81,11 @@ type Scope struct {
 	// there (resource_metadata).
 	Resource string `json:"resource,omitempty"`
 
+	// Name labels the route's metrics (oauth_scope_decisions_total and
+	// the others, in Caddy's /metrics). Default: the resource, else the
+	// realm, else "default".
+	Name string `json:"name,omitempty"`
+
 	// Realm is the realm attribute of the WWW-Authenticate challenge.
 	Realm string `json:"realm,omitempty"`
 
@@ -105,6 +111,7 @@ type Scope struct {
 	// metadataURL is the resource's RFC 9728 metadata URL, for challenges
 	metadataURL string
 	published   *resourceEntry // this route's part of the metadata
+	metrics     *routeMetrics
 	forward     []forwardHeader
 	logger      *zap.Logger
 	// issuerLogger is for running issuers, which outlive a config
@@ -146,7 +153,20 @@ func (s *Scope) Provision(ctx caddy.Context) error {
 	// Running issuers outlive this config (issuerPool): they log through
 	// Caddy's default logger, not this config's.
 	s.issuerLogger = caddy.Log().Named("http.handlers.oauth_scope")
+	if err := registerScopeMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("metrics: %v", err)
+	}
 	return s.provision(auth, ctx.Logger())
+}
+
+// routeName is the route label of the metrics.
+func (s *Scope) routeName() string {
+	for _, n := range []string{s.Name, s.Resource, s.Realm} {
+		if n != "" {
+			return n
+		}
+	}
+	return "default"
 }
 
 // needsLocal reports whether the route trusts the local oauth app.
@@ -170,6 +190,7 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 		s.issuerLogger = logger
 	}
 	s.authority = auth
+	s.metrics = newRouteMetrics(s.routeName())
 	s.audience = s.Audience
 	routeAudience := s.Audience
 	if s.Resource != "" {
@@ -355,7 +376,9 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		berr.Scope = rule.scope
 		return s.refuse(w, r, berr)
 	}
+	start := time.Now()
 	claims, by, err := s.verify(token)
+	s.metrics.observe(start)
 	if err != nil {
 		var ue *unavailableError
 		if errors.As(err, &ue) {
@@ -410,7 +433,11 @@ func (s *Scope) accept(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 			r.Header.Set(f.name, v)
 		}
 	}
-	return next.ServeHTTP(w, r)
+	s.metrics.accepted.Inc()
+	rec := &statusRecorder{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(rec, r)
+	s.metrics.response(claims.ClientID, rec.status, err)
+	return err
 }
 
 // stripIdentityHeaders removes incoming copies of the headers this handler
