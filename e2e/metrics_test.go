@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// series is one sample of a Prometheus text exposition.
+type series struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// scrape reads the gateway's /metrics from its admin endpoint.
+func (g *gateway) scrape(t *testing.T) []series {
+	t.Helper()
+	resp, err := http.Get(g.adminURL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, body)
+	}
+	var out []series
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := sampleLine.FindStringSubmatch(sc.Text())
+		if m == nil || strings.HasPrefix(sc.Text(), "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			continue
+		}
+		s := series{name: m[1], labels: map[string]string{}, value: v}
+		for _, p := range labelPair.FindAllStringSubmatch(m[2], -1) {
+			s.labels[p[1]] = p[2]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// sum adds the samples of name whose labels include want.
+func sum(all []series, name string, want map[string]string) float64 {
+	var total float64
+next:
+	for _, s := range all {
+		if s.name != name {
+			continue
+		}
+		for k, v := range want {
+			if s.labels[k] != v {
+				continue next
+			}
+		}
+		total += s.value
+	}
+	return total
+}
+
+// TestMetricsE2E: after a scripted run against the example, Caddy's
+// /metrics holds oauth_scope's counts: each refusal under its reason, the
+// accepted requests, and the answers per client, 429s from rate_limit
+// included; no token appears in the exposition.
+func TestMetricsE2E(t *testing.T) {
+	g := startExample(t)
+	users := g.url("/api/users")
+	tok := g.token(reportsClient)
+	notesOnly, status, body := g.resourceToken(reportsClient, g.url("/api/notes"))
+	if status != http.StatusOK {
+		t.Fatalf("token: %d %s", status, body)
+	}
+
+	g.do("GET", "/api/users", "", nil)            // missing
+	g.do("GET", "/api/users", "not.a.token", nil) // malformed
+	g.do("POST", "/api/users", tok, nil)          // insufficient_scope
+	g.do("GET", "/api/users", notesOnly, nil)     // wrong_audience
+	g.do("TRACE", "/api/users", tok, nil)         // method_not_allowed
+	const calls = 105                             // the standard tier allows 100 a minute
+	for range calls {
+		g.do("GET", "/api/users/1", tok, nil)
+	}
+
+	all := g.scrape(t)
+	route := map[string]string{"route": users}
+	for reason, want := range map[string]float64{"missing": 1, "malformed": 1, "insufficient_scope": 1, "wrong_audience": 1, "method_not_allowed": 1} {
+		got := sum(all, "oauth_scope_decisions_total", map[string]string{"route": users, "outcome": "refused", "reason": reason})
+		if got != want {
+			t.Errorf("refused/%s: %v, want %v", reason, got, want)
+		}
+	}
+	if got := sum(all, "oauth_scope_decisions_total", map[string]string{"route": users, "outcome": "accepted"}); got != calls {
+		t.Errorf("accepted: %v, want %d", got, calls)
+	}
+	ok := sum(all, "oauth_scope_responses_total", map[string]string{"route": users, "client": reportsClient.id, "class": "2xx"})
+	limited := sum(all, "oauth_scope_responses_total", map[string]string{"route": users, "client": reportsClient.id, "class": "429"})
+	if ok != 100 || limited != calls-100 {
+		t.Errorf("answers to %s: %v 2xx and %v 429, want 100 and %d", reportsClient.id, ok, limited, calls-100)
+	}
+	if n := sum(all, "oauth_scope_validation_seconds_count", route); n < calls {
+		t.Errorf("validation observations: %v, want at least %d", n, calls)
+	}
+	for _, s := range all {
+		for _, v := range s.labels {
+			if strings.Contains(v, tok[:30]) || strings.Contains(v, "not.a.token") {
+				t.Fatalf("a token in the metrics: %s %v", s.name, s.labels)
+			}
+		}
+	}
+}
