@@ -4,13 +4,13 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddyapigw/gateway/internal/bearer"
+	"github.com/caddyapigw/gateway/internal/oauthmetrics"
 )
 
 // Prometheus series of oauth_scope, in Caddy's metrics registry (its
@@ -19,17 +19,13 @@ import (
 // registry, so a reload keeps the counts (the pattern of reverse_proxy's
 // metrics). Label values are bounded: route names come from the
 // configuration, outcomes and reasons from fixed lists, clients from
-// accepted tokens only, capped at maxClientLabels.
+// accepted tokens only, capped (oauthmetrics.MaxClientLabels).
 var scopeMetrics = struct {
 	once       sync.Once
 	decisions  *prometheus.CounterVec
 	validation *prometheus.HistogramVec
 	responses  *prometheus.CounterVec
 }{}
-
-// maxClientLabels bounds the client label values of
-// oauth_scope_responses_total; later clients are counted as "other".
-const maxClientLabels = 1000
 
 func initScopeMetrics() {
 	scopeMetrics.once.Do(func() {
@@ -52,15 +48,7 @@ func initScopeMetrics() {
 // registerScopeMetrics adds the collectors to a configuration's registry.
 func registerScopeMetrics(reg prometheus.Registerer) error {
 	initScopeMetrics()
-	for _, c := range []prometheus.Collector{scopeMetrics.decisions, scopeMetrics.validation, scopeMetrics.responses} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return err
-			}
-		}
-	}
-	return nil
+	return oauthmetrics.Register(reg, scopeMetrics.decisions, scopeMetrics.validation, scopeMetrics.responses)
 }
 
 // routeMetrics is one route's curried collectors, resolved at provision so
@@ -109,7 +97,7 @@ func (m *routeMetrics) response(client string, status int, err error) {
 			status = he.StatusCode
 		}
 	}
-	label := clientLabel(client)
+	label := oauthmetrics.ClientLabels.Label(client)
 	v, ok := m.byClient.Load(label)
 	if !ok {
 		var cs [len(statusClasses)]prometheus.Counter
@@ -134,30 +122,6 @@ func statusClassIndex(status int) int {
 		return 1
 	}
 	return 0
-}
-
-// clientLabels is the set of client ids used as label values so far.
-var clientLabels = struct {
-	sync.Map
-	n atomic.Int64
-}{}
-
-// clientLabel bounds the client label: the first maxClientLabels ids seen
-// are their own value, later ones "other".
-func clientLabel(id string) string {
-	if _, ok := clientLabels.Load(id); ok {
-		return id
-	}
-	if clientLabels.n.Load() >= maxClientLabels {
-		return "other"
-	}
-	if _, loaded := clientLabels.LoadOrStore(id, struct{}{}); !loaded {
-		if clientLabels.n.Add(1) > maxClientLabels {
-			clientLabels.Delete(id)
-			return "other"
-		}
-	}
-	return id
 }
 
 // reasons maps the refusal descriptions to the reason label.
