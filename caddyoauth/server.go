@@ -73,6 +73,9 @@ func (s *Server) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := registerTokenMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("metrics: %v", err)
+	}
 	return s.provision(appIface.(*App), ctx.Logger())
 }
 

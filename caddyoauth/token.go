@@ -40,20 +40,33 @@ type accessTokenClaims struct {
 
 // serveToken is the token endpoint (RFC 6749 §3.2).
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var grantType string
+	client, oerr := s.token(w, r, &grantType)
+	observeToken(start, grantType, client, oerr)
+}
+
+// token answers a token request; it returns the client a token was issued
+// to, or the error it answered, and sets grantType once the form is read,
+// for the metrics.
+func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType *string) (*Client, *oauthError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeOAuthError(w, &oauthError{Status: http.StatusMethodNotAllowed, Code: errInvalidRequest, Description: "the token endpoint accepts POST only"})
-		return
+		e := &oauthError{Status: http.StatusMethodNotAllowed, Code: errInvalidRequest, Description: "the token endpoint accepts POST only"}
+		writeOAuthError(w, e)
+		return nil, e
 	}
 	form, oerr := parseForm(w, r)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
-		return
+		return nil, oerr
 	}
+	*grantType = form.Get("grant_type")
 	cc, oerr := readClientCredentials(r, form)
 	if oerr != nil {
-		writeOAuthError(w, challengeIfBasic(oerr, r))
-		return
+		e := challengeIfBasic(oerr, r)
+		writeOAuthError(w, e)
+		return nil, e
 	}
 	cc.audiences = s.assertionAud
 	var client *Client
@@ -65,28 +78,30 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if oerr != nil && oerr.Status == http.StatusServiceUnavailable {
 		s.logger.Warn("client lookup failed: the store is unavailable", zap.String("client_id", cc.id))
 		writeOAuthError(w, oerr)
-		return
+		return nil, oerr
 	}
 	if oerr != nil {
 		if ce := s.logger.Check(zap.InfoLevel, "client authentication failed"); ce != nil {
 			ce.Write(zap.String("client_id", cc.id), zap.String("method", cc.method), zap.String("remote_ip", r.RemoteAddr))
 		}
-		writeOAuthError(w, challengeIfBasic(oerr, r))
-		return
+		e := challengeIfBasic(oerr, r)
+		writeOAuthError(w, e)
+		return nil, e
 	}
 	setClientPlaceholders(r, client)
 	g, oerr := grantFor(client, form.Get("grant_type"))
 	if oerr != nil {
 		writeOAuthError(w, oerr)
-		return
+		return nil, oerr
 	}
 	resp, oerr := g.token(s, r.Context(), client, form)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
-		return
+		return nil, oerr
 	}
 	noStore(w.Header())
 	writeJSON(w, http.StatusOK, resp)
+	return client, nil
 }
 
 // accessGrant is what an access token is issued for: its subject, when

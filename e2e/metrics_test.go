@@ -75,7 +75,8 @@ next:
 // TestMetricsE2E: after a scripted run against the example, Caddy's
 // /metrics holds oauth_scope's counts: each refusal under its reason, the
 // accepted requests, and the answers per client, 429s from rate_limit
-// included; no token appears in the exposition.
+// included; the token endpoint's issued tokens per client and grant; no
+// token appears in the exposition.
 func TestMetricsE2E(t *testing.T) {
 	g := startExample(t)
 	users := g.url("/api/users")
@@ -113,6 +114,13 @@ func TestMetricsE2E(t *testing.T) {
 	}
 	if n := sum(all, "oauth_scope_validation_seconds_count", route); n < calls {
 		t.Errorf("validation observations: %v, want at least %d", n, calls)
+	}
+	cc := map[string]string{"client": reportsClient.id, "grant": "client_credentials"}
+	if got := sum(all, "oauth_token_issued_total", cc); got != 2 {
+		t.Errorf("tokens issued to %s: %v, want 2", reportsClient.id, got)
+	}
+	if got := sum(all, "oauth_token_refused_total", map[string]string{"grant": "client_credentials", "error": "invalid_target"}); got != 1 {
+		t.Errorf("invalid_target refusals: %v, want 1", got)
 	}
 	for _, s := range all {
 		for _, v := range s.labels {
