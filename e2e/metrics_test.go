@@ -86,6 +86,9 @@ func TestMetricsE2E(t *testing.T) {
 		t.Fatalf("token: %d %s", status, body)
 	}
 
+	if _, status, _ := g.resourceToken(reportsClient, g.url("/api/admin")); status != http.StatusBadRequest {
+		t.Fatalf("a resource the client may not have: %d", status)
+	}
 	g.do("GET", "/api/users", "", nil)            // missing
 	g.do("GET", "/api/users", "not.a.token", nil) // malformed
 	g.do("POST", "/api/users", tok, nil)          // insufficient_scope
