@@ -85,6 +85,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.Info("consent withdrawn", zap.String("user", sess.User), zap.String("client_id", client))
+	s.app.audit.emit(r, eventConsentWithdrawn, map[string]any{"user": sess.User, "client_id": client})
 	http.Redirect(w, r, s.accountPath, http.StatusSeeOther)
 }
 

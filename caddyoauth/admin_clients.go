@@ -360,5 +360,6 @@ func (a clientsAPI) revoke(w http.ResponseWriter, r *http.Request, id string) er
 	}
 	a.registry.forget(id)
 	a.logger.Info("client tokens revoked through the admin API", zap.String("client_id", id))
+	a.audit.emit(r, eventClientRevoked, map[string]any{"client_id": id, "reason": "admin API"})
 	return a.get(w, r, id)
 }

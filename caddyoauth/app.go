@@ -118,6 +118,7 @@ type App struct {
 	ctx      context.Context  // the Caddy context: ends every loop and fetcher
 
 	declared *resourceSet // resources oauth_scope routes guard (DeclareResource)
+	audit    *auditor     // security events: Caddy events and the oauth.audit log
 }
 
 // SigningKeyConfig chooses how access tokens are signed.
@@ -152,13 +153,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		a.store = mod.(Store)
 	}
-	return a.provision(ctx, ctx.Storage(), ctx.Logger())
+	if err := a.provision(ctx, ctx.Storage(), ctx.Logger()); err != nil {
+		return err
+	}
+	return a.audit.attach(ctx)
 }
 
 // provision is Provision with its dependencies passed in, for tests. The
 // store defaults to one on storage.
 func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	a.logger = logger
+	a.audit = &auditor{log: logger.Named("audit")}
 	a.declared = new(resourceSet) // before any route declares (they provision after the app)
 	if a.clock == nil {
 		a.clock = time.Now
@@ -218,7 +223,10 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	a.directory = &userDirectory{static: a.users, logger: a.logger, dummy: pickDummyPassword(a.users, a.Signup != nil)}
 	a.useStore(a.store)
 
-	a.keys = &signingKeys{issuer: a.Issuer, cfg: a.SigningKey, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger}
+	a.keys = &signingKeys{issuer: a.Issuer, cfg: a.SigningKey, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger,
+		rotated: func(kid, reason string) {
+			a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": kid, "reason": reason})
+		}}
 	kr, err := a.keys.load(ctx)
 	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)
@@ -345,7 +353,13 @@ func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.current.Load() }
 // RotateSigningKey makes a new active signing key, keeps the previous ones
 // for verification until the tokens they signed have expired, saves the
 // keyring in the store for every instance, and returns the new kid.
-func (a *App) RotateSigningKey(ctx context.Context) (string, error) { return a.keys.rotate(ctx) }
+func (a *App) RotateSigningKey(ctx context.Context) (string, error) {
+	kid, err := a.keys.rotate(ctx)
+	if err == nil {
+		a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": kid, "reason": "admin API"})
+	}
+	return kid, err
+}
 
 // keySet resolves kids against the app's current keyring, so a keyring swap
 // is seen by the verifier at once.

@@ -90,6 +90,7 @@ func FuzzLoginForm(f *testing.F) {
 	}
 	b, _ := newFlow(f, nil)
 	b.s.logger, b.s.app.logger = zap.NewNop(), zap.NewNop() // zaptest may not log inside a fuzz target
+	b.s.app.audit = &auditor{log: zap.NewNop()}
 	f.Fuzz(func(t *testing.T, body string) {
 		b.t = t
 		b.s.app.throttle = newLoginThrottle() // each input on its own, not 429 after the 50th

@@ -113,6 +113,7 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 	}
 	if !claimed || rt.Gen != fam.Gen {
 		a.logger.Warn("refresh token reused: revoking its family", zap.String("client_id", c.ID), zap.String("sub", fam.User))
+		a.audit.emit(nil, eventRefreshReuseDetected, map[string]any{"client_id": c.ID, "user": fam.User})
 		a.revokeFamily(ctx, rt.Family)
 		return nil, errRefreshInvalid
 	}

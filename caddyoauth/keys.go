@@ -24,6 +24,8 @@ type signingKeys struct {
 	rings  oauthstore.Keyrings
 	clock  func() time.Time
 	logger *zap.Logger
+	// rotated reports a rotation this instance made on schedule (nil: none)
+	rotated func(kid, reason string)
 
 	current       atomic.Pointer[oauthjwt.Keyring]
 	lastRefreshNs atomic.Int64 // last read prompted by an unknown kid

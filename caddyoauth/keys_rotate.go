@@ -74,6 +74,9 @@ func (k *signingKeys) rotateIfDue(ctx context.Context, now time.Time) (bool, err
 	}
 	k.current.Store(kr)
 	k.logger.Info("signing key rotated on schedule", zap.String("active_kid", kr.Active().ID), zap.Duration("rotate_every", every))
+	if k.rotated != nil {
+		k.rotated(kr.Active().ID, "schedule")
+	}
 	return true, nil
 }
 

@@ -51,6 +51,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	delay, retryAfter := s.app.throttle.verdict(username, ip)
 	if retryAfter > 0 {
 		s.logger.Warn("sign-in refused: too many failures", zap.String("remote_ip", ip))
+		s.app.audit.emit(r, eventAccountLocked, map[string]any{"user": username, "client_id": req.client.ID})
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 		s.showLogin(w, r, req, http.StatusTooManyRequests, username, "Too many failed sign-in attempts. Try again later.")
 		return
@@ -78,6 +79,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.app.throttle.failed(username, ip)
 		s.logger.Info("sign-in failed", zap.String("remote_ip", ip))
+		s.app.audit.emit(r, eventLoginFailed, map[string]any{"user": username, "client_id": req.client.ID, "reason": "wrong username or password"})
 		s.showLogin(w, r, req, http.StatusBadRequest, username, loginFailed)
 		return
 	}

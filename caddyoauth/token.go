@@ -41,15 +41,20 @@ type accessTokenClaims struct {
 // serveToken is the token endpoint (RFC 6749 §3.2).
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var grantType string
-	client, oerr := s.token(w, r, &grantType)
+	var grantType, claimed string
+	client, oerr := s.token(w, r, &grantType, &claimed)
 	observeToken(start, grantType, client, oerr)
+	if oerr == nil && client != nil {
+		s.app.audit.emit(r, eventTokenIssued, map[string]any{"client_id": client.ID, "grant": grantLabel(grantType)})
+	} else if oerr != nil {
+		s.app.audit.emit(r, eventTokenRefused, map[string]any{"client_id": claimed, "grant": grantLabel(grantType), "error": oerr.Code})
+	}
 }
 
 // token answers a token request; it returns the client a token was issued
-// to, or the error it answered, and sets grantType once the form is read,
-// for the metrics.
-func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType *string) (*Client, *oauthError) {
+// to, or the error it answered, and sets grantType and the client_id the
+// request claimed once they are read, for the metrics and the audit log.
+func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType, claimed *string) (*Client, *oauthError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		e := &oauthError{Status: http.StatusMethodNotAllowed, Code: errInvalidRequest, Description: "the token endpoint accepts POST only"}
@@ -69,6 +74,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType *string
 		return nil, e
 	}
 	cc.audiences = s.assertionAud
+	*claimed = cc.id
 	var client *Client
 	if g, ok := findGrant(form.Get("grant_type")); ok && g.anonymous != nil && cc.method == "" {
 		client, oerr = g.anonymous(s.app, form)
