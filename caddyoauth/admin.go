@@ -41,6 +41,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/oauth/keys/rotate", Handler: caddy.AdminHandlerFunc(handleRotate)},
 		{Pattern: "/oauth/clients", Handler: caddy.AdminHandlerFunc(handleClients)},
 		{Pattern: "/oauth/clients/", Handler: caddy.AdminHandlerFunc(handleClients)},
+		{Pattern: "/oauth/ready", Handler: caddy.AdminHandlerFunc(handleReady)},
 	}
 }
 

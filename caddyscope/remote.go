@@ -48,7 +48,10 @@ type remoteIssuer struct {
 	// naming a kid not among the keys already known could be signed by a
 	// key the issuer has just published.
 	jwksDown atomic.Bool
-	state    atomic.Pointer[issuerState]
+	// jwksFetched is set once the JWKS was fetched: the issuer is ready.
+	jwksFetched atomic.Bool
+	unready     func() // removes the readiness check
+	state       atomic.Pointer[issuerState]
 
 	positive *oauthjwt.Cache[introspected] // active tokens
 	negative *oauthjwt.Cache[struct{}]     // inactive tokens
@@ -90,6 +93,23 @@ func newRemoteIssuer(cfg resolvedIssuer, logger *zap.Logger) (*remoteIssuer, err
 // is gone.
 func (ri *remoteIssuer) Destruct() error {
 	ri.cancel()
+	if ri.unready != nil {
+		ri.unready()
+	}
+	return nil
+}
+
+// readyCheck is the issuer's readiness (the admin API's /oauth/ready): set
+// up (metadata read, when discovered) and, for an issuer whose JWTs are
+// verified here, its keys fetched at least once.
+func (ri *remoteIssuer) readyCheck(context.Context) error {
+	st, err := ri.ready()
+	if err != nil {
+		return err
+	}
+	if st.verifier != nil && !ri.jwksFetched.Load() {
+		return errors.New("its keys (JWKS) have not been fetched yet")
+	}
 	return nil
 }
 
@@ -246,7 +266,7 @@ func (ri *remoteIssuer) fetchMetadata(u string) (*metadata, error) {
 func (ri *remoteIssuer) startKeys(u string, metaAlgs []string) (*remoteKeys, error) {
 	wait := ri.cfg.timeout
 	client := *ri.client
-	client.Transport = jwksHealth{rt: client.Transport, down: &ri.jwksDown}
+	client.Transport = jwksHealth{rt: client.Transport, down: &ri.jwksDown, fetched: &ri.jwksFetched}
 	kf, err := keyfunc.NewDefaultOverrideCtx(ri.ctx, []string{u}, keyfunc.Override{
 		Client:            &client,
 		HTTPTimeout:       ri.cfg.timeout,
@@ -277,13 +297,17 @@ func (ri *remoteIssuer) startKeys(u string, metaAlgs []string) (*remoteKeys, err
 
 // jwksHealth records whether the last fetch of the JWKS succeeded.
 type jwksHealth struct {
-	rt   http.RoundTripper
-	down *atomic.Bool
+	rt            http.RoundTripper
+	down, fetched *atomic.Bool
 }
 
 func (h jwksHealth) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := h.rt.RoundTrip(req)
-	h.down.Store(err != nil || resp.StatusCode != http.StatusOK)
+	ok := err == nil && resp.StatusCode == http.StatusOK
+	h.down.Store(!ok)
+	if ok {
+		h.fetched.Store(true)
+	}
 	return resp, err
 }
 

@@ -1,6 +1,7 @@
 package caddyscope
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/hmac"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
+	"github.com/caddyapigw/gateway/internal/oauthready"
 )
 
 // TestIssuerDiscovery: the metadata is found where RFC 8414 §3.1 puts it
@@ -329,4 +331,40 @@ func privateD(t testing.TB, k *oauthjwt.Key) string {
 		t.Fatal(err)
 	}
 	return b64(d)
+}
+
+// TestIssuerReadiness: an issuer is ready (the admin API's /oauth/ready)
+// once its metadata was read and its keys fetched; one that cannot be
+// reached is not, with the reason; its check goes away with the issuer.
+func TestIssuerReadiness(t *testing.T) {
+	as := newTestAS(t, "", "oauth")
+	h, _ := issuerHandler(t, nil, remoteScope(as, nil))
+	ri := h.trust.all[0].remote
+	deadline := time.Now().Add(5 * time.Second)
+	for ri.readyCheck(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("a reachable issuer is not ready: %v", ri.readyCheck(context.Background()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	found := false
+	for _, r := range oauthready.Run(context.Background()) {
+		found = found || (r.Name == "issuer "+as.issuer && r.Ready)
+	}
+	if !found {
+		t.Errorf("issuer %s not among the readiness checks: %+v", as.issuer, oauthready.Run(context.Background()))
+	}
+
+	down := newTestASUnstarted(t, "", "oauth")
+	t.Cleanup(down.srv.Close)
+	h2, _ := issuerHandler(t, nil, remoteScope(down, func(is *Issuer) { is.Timeout = caddy.Duration(200 * time.Millisecond) }))
+	if err := h2.trust.all[0].remote.readyCheck(context.Background()); err == nil {
+		t.Error("an unreachable issuer is ready")
+	}
+	_ = h2.Cleanup()
+	for _, r := range oauthready.Run(context.Background()) {
+		if r.Name == "issuer "+down.issuer {
+			t.Errorf("check of a cleaned-up issuer still runs: %+v", r)
+		}
+	}
 }

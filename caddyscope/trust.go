@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
+	"github.com/caddyapigw/gateway/internal/oauthready"
 )
 
 // trusted is one issuer a route accepts tokens from.
@@ -82,6 +83,7 @@ func newTrustSet(issuers []Issuer, auth oauthjwt.Authority, localAudience, route
 				if err != nil {
 					return nil, err
 				}
+				ri.unready = oauthready.Register("issuer "+cfg.issuer, ri.readyCheck)
 				// Reach the issuer now, in the background, so that the
 				// first request finds its keys; a failure is logged and
 				// retried on demand.

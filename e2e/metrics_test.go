@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
@@ -131,5 +132,55 @@ func TestMetricsE2E(t *testing.T) {
 				t.Fatalf("a token in the metrics: %s %v", s.name, s.labels)
 			}
 		}
+	}
+}
+
+// TestReadinessE2E: the admin API's readiness endpoint answers 200 for the
+// example (store, keys), and 503 naming the issuer while an issuer that a
+// route trusts cannot be reached.
+func TestReadinessE2E(t *testing.T) {
+	needBinary(t)
+	p := newPorts(t)
+	down := "http://127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0]) // nothing listens there
+	cfg := insertRoute(t, exampleCaddyfile(t, p), partnerRoute(p, down, "\t\t\t\taudience https://api.example\n\t\t\t\ttimeout 1s"))
+	g := startGateway(t, p, cfg, "")
+	var ans struct {
+		Ready  bool
+		Checks []struct {
+			Name  string
+			Ready bool
+			Error string
+		}
+	}
+	resp, err := http.Get(g.adminURL("/oauth/ready"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := json.Unmarshal(body, &ans); err != nil {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || ans.Ready {
+		t.Fatalf("issuer down: %d %s", resp.StatusCode, body)
+	}
+	var store, issuer bool
+	for _, c := range ans.Checks {
+		store = store || (c.Name == "store" && c.Ready)
+		issuer = issuer || (c.Name == "issuer "+down && !c.Ready && c.Error != "")
+	}
+	if !store || !issuer {
+		t.Errorf("checks %s: want the store ready and the issuer not, with a reason", body)
+	}
+
+	ok := startExample(t)
+	resp, err = http.Get(ok.adminURL("/oauth/ready"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ready":true`) {
+		t.Fatalf("example: %d %s", resp.StatusCode, body)
 	}
 }
