@@ -156,6 +156,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provision(ctx, ctx.Storage(), ctx.Logger()); err != nil {
 		return err
 	}
+	if err := registerStoreMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("metrics: %v", err)
+	}
 	return a.audit.attach(ctx)
 }
 
@@ -303,7 +306,8 @@ func (a *App) Stop() error {
 // useStore makes s the app's store and the owners of its records.
 func (a *App) useStore(s Store) {
 	a.store = s
-	a.rec = oauthstore.New(s, a.clock, a.logger, oauthstore.Lifetimes{
+	metered := meterStore(s)
+	a.rec = oauthstore.New(metered, a.clock, a.logger, oauthstore.Lifetimes{
 		RefreshIdle: time.Duration(a.RefreshTokenTTL),
 		RefreshMax:  time.Duration(a.RefreshTokenMaxTTL),
 		SessionIdle: time.Duration(a.SessionTTL),
@@ -318,7 +322,7 @@ func (a *App) useStore(s Store) {
 	a.directory.store = a.rec.Users
 	a.registry = &clientRegistry{
 		static: a.clients,
-		store:  oauthstore.NewClients(s, a.clock, a.logger, func(c *storedClient) string { return c.ID }),
+		store:  oauthstore.NewClients(metered, a.clock, a.logger, func(c *storedClient) string { return c.ID }),
 		provision: func(c *Client) error {
 			return c.provision(caddy.NewReplacer(), a)
 		},

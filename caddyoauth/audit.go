@@ -54,6 +54,8 @@ func (au *auditor) emit(r *http.Request, name string, data map[string]any) {
 	if au == nil {
 		return
 	}
+	initStoreMetrics()
+	storeMetrics.events.WithLabelValues(name).Inc()
 	if r != nil {
 		data["remote_ip"] = clientIP(r)
 	}

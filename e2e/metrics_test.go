@@ -126,6 +126,12 @@ func TestMetricsE2E(t *testing.T) {
 	if got := sum(all, "oauth_token_refused_total", map[string]string{"grant": "client_credentials", "error": "invalid_target"}); got != 1 {
 		t.Errorf("invalid_target refusals: %v, want 1", got)
 	}
+	if got := sum(all, "oauth_security_events_total", map[string]string{"event": "token_issued"}); got != 2 {
+		t.Errorf("token_issued events: %v, want 2", got)
+	}
+	if got := sum(all, "oauth_store_operation_seconds_count", map[string]string{"backend": "caddy"}); got == 0 {
+		t.Error("no store operation timed")
+	}
 	for _, s := range all {
 		for _, v := range s.labels {
 			if strings.Contains(v, tok[:30]) || strings.Contains(v, "not.a.token") {
