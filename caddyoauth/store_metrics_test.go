@@ -15,7 +15,9 @@ func TestStoreMetrics(t *testing.T) {
 	m := meterStore(NewMemoryStore())
 	count := func() int { return testutil.CollectAndCount(storeMetrics.duration) }
 	before := count()
-	errs := func(backend, op string) float64 { return testutil.ToFloat64(storeMetrics.errors.WithLabelValues(backend, op)) }
+	errs := func(backend, op string) float64 {
+		return testutil.ToFloat64(storeMetrics.errors.WithLabelValues(backend, op))
+	}
 	e0 := errs("memory", "get")
 	if _, err := m.Get(ctx, "missing/key"); err == nil {
 		t.Fatal("missing key found")
