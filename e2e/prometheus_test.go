@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestPrometheusScrapesGateway: a real Prometheus server (Debian's
+// `prometheus` package) scrapes the gateway's /metrics, and its query API
+// returns oauth_scope's and the token endpoint's series: the exposition is
+// valid for the real thing, not only for this repository's parser.
+func TestPrometheusScrapesGateway(t *testing.T) {
+	needBinary(t)
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatal("prometheus is not on the PATH (Debian: apt-get install prometheus; .ci/run installs it)")
+	}
+	g := startExample(t)
+	tok := g.token(reportsClient)
+	g.do("GET", "/api/users", "", nil)
+	g.do("GET", "/api/users/1", tok, nil)
+
+	dir := t.TempDir()
+	port := freePorts(t, 1)[0]
+	admin, _ := url.Parse(g.adminURL("/"))
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: gateway
+    metrics_path: /metrics
+    static_configs:
+      - targets: ["%s"]
+`, admin.Host)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--log.level=warn")
+	logFile, _ := os.Create(filepath.Join(dir, "prometheus.log"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logFile.Close()
+	})
+
+	query := func(q string) (int, error) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/query?query=%s", port, url.QueryEscape(q)))
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var ans struct {
+			Status string
+			Data   struct{ Result []json.RawMessage }
+		}
+		if err := json.Unmarshal(body, &ans); err != nil || ans.Status != "success" {
+			return 0, fmt.Errorf("query %s: %s", q, body)
+		}
+		return len(ans.Data.Result), nil
+	}
+	queries := []string{
+		`oauth_scope_decisions_total{outcome="refused",reason="missing"}`,
+		`oauth_scope_decisions_total{outcome="accepted"}`,
+		`oauth_token_issued_total{client="reports-service"}`,
+		`oauth_scope_validation_seconds_bucket`,
+		`up{job="gateway"} == 1`,
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, q := range queries {
+		for {
+			n, err := query(q)
+			if err == nil && n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
+				t.Fatalf("Prometheus has no series for %s (last error %v); its log:\n%s", q, err, log)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+}
