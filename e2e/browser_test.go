@@ -158,6 +158,9 @@ func TestBrowserSignIn(t *testing.T) {
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token")
 	}
+	for _, secret := range []string{code, tok.AccessToken, tok.RefreshToken} {
+		rememberSecret(secret)
+	}
 	// The code was in a redirect's Location and in the callback's URI;
 	// the example's log filter keeps it out of the access log.
 	if g.logContains(code) || g.logContains(tok.RefreshToken) {

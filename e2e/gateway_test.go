@@ -50,6 +50,7 @@ func (g *gateway) token(c demoClient, scopes ...string) string {
 	if err != nil {
 		g.t.Fatalf("token for %s: %v", c.id, err)
 	}
+	rememberSecret(tok.AccessToken)
 	return tok.AccessToken
 }
 

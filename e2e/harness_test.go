@@ -207,6 +207,7 @@ func startGateway(t *testing.T, p ports, cfg, home string) *gateway {
 	}()
 	t.Cleanup(func() {
 		g.stop()
+		g.logMustNotLeak(t)
 		if t.Failed() {
 			g.dumpLog()
 		}

@@ -26,6 +26,7 @@ func (g *gateway) resourceToken(c demoClient, resources ...string) (string, int,
 		}
 		g.t.Fatalf("token for %s: %v", c.id, err)
 	}
+	rememberSecret(tok.AccessToken)
 	return tok.AccessToken, http.StatusOK, nil
 }
 
