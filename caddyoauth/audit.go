@@ -19,6 +19,7 @@ const (
 	eventTokenIssued          = "token_issued"
 	eventTokenRefused         = "token_refused"
 	eventRefreshReuseDetected = "refresh_reuse_detected"
+	eventLoginSucceeded       = "login_succeeded"
 	eventLoginFailed          = "login_failed"
 	eventAccountLocked        = "account_locked"
 	eventConsentWithdrawn     = "consent_withdrawn"

@@ -84,6 +84,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.app.throttle.succeeded(username)
+	s.app.audit.emit(r, eventLoginSucceeded, map[string]any{"user": user.Username, "client_id": req.client.ID})
 	s.continueSignedIn(w, r, req, user.Username, "signed in")
 }
 
