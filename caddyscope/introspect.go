@@ -104,6 +104,7 @@ func (ri *remoteIssuer) postIntrospection(endpoint, token string) ([]byte, error
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(ri.cfg.clientID), url.QueryEscape(ri.cfg.clientSecret))
 	body, err := ri.call(req)
+	countIssuerCall(ri.cfg.issuer, "introspection", err)
 	var status *statusError
 	if errors.As(err, &status) {
 		// 401 here means the gateway's own credentials were refused

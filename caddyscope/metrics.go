@@ -25,6 +25,7 @@ var scopeMetrics = struct {
 	decisions  *prometheus.CounterVec
 	validation *prometheus.HistogramVec
 	responses  *prometheus.CounterVec
+	issuer     *prometheus.CounterVec
 }{}
 
 func initScopeMetrics() {
@@ -42,13 +43,31 @@ func initScopeMetrics() {
 			Namespace: "oauth", Subsystem: "scope", Name: "responses_total",
 			Help: "Answers to requests oauth_scope let through, after the rest of the route ran (rate_limit, reverse_proxy), by route, client and status class (2xx, 3xx, 429, 4xx, 5xx).",
 		}, []string{"route", "client", "class"})
+		scopeMetrics.issuer = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "oauth", Subsystem: "issuer", Name: "requests_total",
+			Help: "Calls to other issuers: metadata discovery, JWKS fetches and introspections, by issuer, kind and result (ok, error).",
+		}, []string{"issuer", "kind", "result"})
 	})
+}
+
+// errJWKSFetch marks a failed JWKS fetch for countIssuerCall.
+var errJWKSFetch = errors.New("JWKS fetch failed")
+
+// countIssuerCall counts one call to a configured issuer (the issuer label
+// comes from the configuration).
+func countIssuerCall(issuer, kind string, err error) {
+	initScopeMetrics()
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	scopeMetrics.issuer.WithLabelValues(issuer, kind, result).Inc()
 }
 
 // registerScopeMetrics adds the collectors to a configuration's registry.
 func registerScopeMetrics(reg prometheus.Registerer) error {
 	initScopeMetrics()
-	return oauthmetrics.Register(reg, scopeMetrics.decisions, scopeMetrics.validation, scopeMetrics.responses)
+	return oauthmetrics.Register(reg, scopeMetrics.decisions, scopeMetrics.validation, scopeMetrics.responses, scopeMetrics.issuer)
 }
 
 // routeMetrics is one route's curried collectors, resolved at provision so

@@ -236,6 +236,7 @@ func (ri *remoteIssuer) fetchMetadata(u string) (*metadata, error) {
 		return nil, err
 	}
 	body, err := ri.call(req)
+	countIssuerCall(ri.cfg.issuer, "metadata", err)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +267,7 @@ func (ri *remoteIssuer) fetchMetadata(u string) (*metadata, error) {
 func (ri *remoteIssuer) startKeys(u string, metaAlgs []string) (*remoteKeys, error) {
 	wait := ri.cfg.timeout
 	client := *ri.client
-	client.Transport = jwksHealth{rt: client.Transport, down: &ri.jwksDown, fetched: &ri.jwksFetched}
+	client.Transport = jwksHealth{rt: client.Transport, down: &ri.jwksDown, fetched: &ri.jwksFetched, issuer: ri.cfg.issuer}
 	kf, err := keyfunc.NewDefaultOverrideCtx(ri.ctx, []string{u}, keyfunc.Override{
 		Client:            &client,
 		HTTPTimeout:       ri.cfg.timeout,
@@ -299,12 +300,18 @@ func (ri *remoteIssuer) startKeys(u string, metaAlgs []string) (*remoteKeys, err
 type jwksHealth struct {
 	rt            http.RoundTripper
 	down, fetched *atomic.Bool
+	issuer        string // for the metrics
 }
 
 func (h jwksHealth) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := h.rt.RoundTrip(req)
 	ok := err == nil && resp.StatusCode == http.StatusOK
 	h.down.Store(!ok)
+	if ok {
+		countIssuerCall(h.issuer, "jwks", nil)
+	} else {
+		countIssuerCall(h.issuer, "jwks", errJWKSFetch)
+	}
 	if ok {
 		h.fetched.Store(true)
 	}

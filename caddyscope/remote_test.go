@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -336,6 +337,7 @@ func privateD(t testing.TB, k *oauthjwt.Key) string {
 // TestIssuerReadiness: an issuer is ready (the admin API's /oauth/ready)
 // once its metadata was read and its keys fetched; one that cannot be
 // reached is not, with the reason; its check goes away with the issuer.
+// The calls are counted by kind and result (oauth_issuer_requests_total).
 func TestIssuerReadiness(t *testing.T) {
 	as := newTestAS(t, "", "oauth")
 	h, _ := issuerHandler(t, nil, remoteScope(as, nil))
@@ -346,6 +348,11 @@ func TestIssuerReadiness(t *testing.T) {
 			t.Fatalf("a reachable issuer is not ready: %v", ri.readyCheck(context.Background()))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	for _, kind := range []string{"metadata", "jwks"} {
+		if n := testutil.ToFloat64(scopeMetrics.issuer.WithLabelValues(as.issuer, kind, "ok")); n < 1 {
+			t.Errorf("%s calls that succeeded: %v", kind, n)
+		}
 	}
 	found := false
 	for _, r := range oauthready.Run(context.Background()) {
@@ -360,6 +367,9 @@ func TestIssuerReadiness(t *testing.T) {
 	h2, _ := issuerHandler(t, nil, remoteScope(down, func(is *Issuer) { is.Timeout = caddy.Duration(200 * time.Millisecond) }))
 	if err := h2.trust.all[0].remote.readyCheck(context.Background()); err == nil {
 		t.Error("an unreachable issuer is ready")
+	}
+	if n := testutil.ToFloat64(scopeMetrics.issuer.WithLabelValues(down.issuer, "metadata", "error")); n < 1 {
+		t.Errorf("failed metadata calls: %v", n)
 	}
 	_ = h2.Cleanup()
 	for _, r := range oauthready.Run(context.Background()) {
