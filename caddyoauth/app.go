@@ -104,6 +104,7 @@ type App struct {
 	throttle  *loginThrottle
 	directory *userDirectory
 	keys      *signingKeys
+	idKeys    *idKeyring // RS256 ID tokens beside another alg (oidc.go); nil when RS256
 	verifier  *oauthjwt.Verifier
 	logger    *zap.Logger
 	fake      *Client // authenticated against when the client is unknown
@@ -224,6 +225,12 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		return fmt.Errorf("signing_key: %v", err)
 	}
 	a.keys.current.Store(kr)
+	a.idKeys = a.newIDKeyring()
+	if a.idKeys != nil && a.anyOpenIDClient() {
+		if _, err := a.idKeys.get(ctx); err != nil {
+			return fmt.Errorf("ID token signing key: %v", err)
+		}
+	}
 	a.verifier = oauthjwt.NewVerifier(oauthjwt.VerifierConfig{
 		Issuer:                 a.Issuer,
 		Keys:                   keySet{a},
@@ -273,9 +280,15 @@ func (a *App) Start() error {
 	if a.SigningKey.File == "" {
 		go a.every(keyringRefreshInterval, "keyring refresh", a.keys.refreshOnce)
 	}
+	if a.idKeys != nil {
+		go a.every(keyringRefreshInterval, "ID token keyring refresh", a.refreshIDKeys)
+	}
 	if a.SigningKey.RotateEvery > 0 {
 		every := time.Duration(a.SigningKey.RotateEvery)
 		go a.every(rotationCheckInterval(every), "scheduled key rotation", a.keys.rotateOnce)
+		if a.idKeys != nil {
+			go a.every(rotationCheckInterval(every), "scheduled ID token key rotation", a.rotateIDKeys)
+		}
 	}
 	go a.every(revocationRefresh, "revocation list refresh", a.revoked.refreshOnce)
 	if sw, ok := a.store.(sweeper); ok {
@@ -303,6 +316,9 @@ func (a *App) useStore(s Store) {
 	})
 	if a.keys != nil {
 		a.keys.rings = a.rec.Keyrings
+	}
+	if a.idKeys != nil {
+		a.idKeys.keys.rings = a.rec.Keyrings
 	}
 	if a.revoked != nil {
 		a.revoked.store = a.rec.Revocations

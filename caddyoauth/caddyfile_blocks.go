@@ -79,6 +79,10 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error
 			if err := oneArg(d, &c.JWKSFile); err != nil {
 				return err
 			}
+		case "id_token_signed_response_alg":
+			if err := oneArg(d, &c.IDTokenSignedResponseAlg); err != nil {
+				return err
+			}
 		case "require_pkce":
 			if d.NextArg() {
 				return d.ArgErr()

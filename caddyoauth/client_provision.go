@@ -58,6 +58,9 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 	if err := c.checkGrants(); err != nil {
 		return err
 	}
+	if err := c.checkIDTokenAlg(a.SigningKey.Algorithm); err != nil {
+		return err
+	}
 	if err := c.provisionJWTBearer(); err != nil {
 		return err
 	}

@@ -36,24 +36,26 @@ type Server struct {
 	// embedded pages of the same name.
 	Templates string `json:"templates,omitempty"`
 
-	app           *App
-	logger        *zap.Logger
-	pages         pageSet
-	tokenPath     string
-	jwksPath      string
-	authorizePath string
-	loginPath     string
-	consentPath   string
-	accountPath   string
-	logoutPath    string
-	userinfoPath  string
-	introPath     string
-	revokePath    string
-	signupPath    string
-	assertionAud  []string // what a client assertion's aud may name
-	metadataPath  string
-	metadata      []byte
-	jwks          *jwksCache
+	app              *App
+	logger           *zap.Logger
+	pages            pageSet
+	tokenPath        string
+	jwksPath         string
+	authorizePath    string
+	loginPath        string
+	consentPath      string
+	accountPath      string
+	logoutPath       string
+	userinfoPath     string
+	introPath        string
+	revokePath       string
+	signupPath       string
+	assertionAud     []string // what a client assertion's aud may name
+	metadataPath     string
+	metadata         []byte
+	jwks             *jwksCache
+	openIDConfigPath string // OpenID Connect Discovery §4
+	openIDConfig     []byte
 }
 
 // CaddyModule returns the Caddy module information.
@@ -114,7 +116,11 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	// RFC 7523 §3 item 3: the token endpoint URL, or the issuer
 	// identifier (RFC 8414 §2) as OpenID Connect and RFC 7523bis allow.
 	s.assertionAud = []string{s.app.Issuer, base + "/token"}
-	s.metadata, err = s.app.buildMetadata(base)
+	if s.metadata, err = s.app.buildMetadata(base); err != nil {
+		return err
+	}
+	s.openIDConfigPath = openIDConfigPath(s.app.Issuer)
+	s.openIDConfig, err = s.app.buildOpenIDConfig(s.metadata)
 	return err
 }
 
@@ -135,7 +141,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		s.serveToken(w, r)
 		return nil
 	case s.jwksPath:
-		servePublicDocument(w, r, s.jwks.get(s.app.Keyring()))
+		// The ID-token keyring is loaded here too: an instance of a
+		// cluster that has signed no ID token yet still publishes its key.
+		id, err := s.app.idKeys.get(r.Context())
+		if err != nil {
+			s.logger.Warn("loading the ID token keyring", zap.Error(err))
+		}
+		servePublicDocument(w, r, s.jwks.get(s.app.Keyring(), id))
 		return nil
 	case s.authorizePath:
 		s.serveAuthorize(w, r)
@@ -166,6 +178,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.metadataPath:
 		servePublicDocument(w, r, s.metadata)
+		return nil
+	case s.openIDConfigPath:
+		servePublicDocument(w, r, s.openIDConfig)
 		return nil
 	}
 	return next.ServeHTTP(w, r)

@@ -123,6 +123,13 @@ func KeyringKey(issuer string) string {
 	return path.Join("issuers", issuerName(issuer), "keyring.json")
 }
 
+// IDTokenKeyring is the name under which the keyring that signs ID tokens
+// with RS256 (OpenID Connect Core §15.1) is kept when the issuer's own key
+// uses another algorithm: a keyring of its own, stored, locked and rotated
+// as the issuer's is. No issuer has a fragment (RFC 8414 §2), so the name
+// is never an issuer's.
+func IDTokenKeyring(issuer string) string { return issuer + "#id-token-rs256" }
+
 func keyringLockName(issuer string) string { return "keyring-" + issuerName(issuer) }
 func lockKey(name string) string           { return "locks/" + name }
 
