@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -330,6 +331,8 @@ func (a *App) idTokenAlgs() []string {
 type idKeyring struct {
 	keys *signingKeys
 	mu   sync.Mutex // serialises the first load
+
+	lastPeek atomic.Int64 // last store read for the JWKS (published)
 }
 
 // loaded returns the keyring, or nil before it is loaded.
@@ -357,6 +360,32 @@ func (k *idKeyring) get(ctx context.Context) (*oauthjwt.Keyring, error) {
 	}
 	k.keys.current.Store(kr)
 	return kr, nil
+}
+
+// published returns the keyring for the JWKS: the loaded one, or the one
+// another instance of a cluster made, read from the store at most once per
+// keyringMissRefresh until there is one. It never makes a key: a
+// configuration without OpenID Connect publishes none.
+func (k *idKeyring) published(ctx context.Context) *oauthjwt.Keyring {
+	if kr := k.loaded(); kr != nil || k == nil {
+		return kr
+	}
+	now := time.Now().UnixNano()
+	last := k.lastPeek.Load()
+	if now-last < int64(keyringMissRefresh) || !k.lastPeek.CompareAndSwap(last, now) {
+		return nil
+	}
+	kr, ok, err := k.keys.read(ctx, idTokenKeyringAlgorithm)
+	if err != nil || !ok {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if cur := k.loaded(); cur != nil {
+		return cur
+	}
+	k.keys.current.Store(kr)
+	return kr
 }
 
 // newIDKeyring is the app's ID-token keyring, nil when the app's key is
@@ -414,7 +443,7 @@ func (a *App) checkIDTokenHint(ctx context.Context, tok, client string) (string,
 		if k, ok := a.keys.current.Load().Lookup(kid); ok {
 			return k, true
 		}
-		if kr, _ := a.idKeys.get(ctx); kr != nil {
+		if kr := a.idKeys.published(ctx); kr != nil {
 			return kr.Lookup(kid)
 		}
 		return nil, false

@@ -141,13 +141,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		s.serveToken(w, r)
 		return nil
 	case s.jwksPath:
-		// The ID-token keyring is loaded here too: an instance of a
-		// cluster that has signed no ID token yet still publishes its key.
-		id, err := s.app.idKeys.get(r.Context())
-		if err != nil {
-			s.logger.Warn("loading the ID token keyring", zap.Error(err))
-		}
-		servePublicDocument(w, r, s.jwks.get(s.app.Keyring(), id))
+		// An instance of a cluster that has signed no ID token yet still
+		// publishes the ID-token key another one made.
+		servePublicDocument(w, r, s.jwks.get(s.app.Keyring(), s.app.idKeys.published(r.Context())))
 		return nil
 	case s.authorizePath:
 		s.serveAuthorize(w, r)
