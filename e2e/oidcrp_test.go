@@ -270,3 +270,65 @@ func TestOpenIDClientRelyingParty(t *testing.T) {
 	}
 }
 
+
+// TestOIDCSigninExample: the go-oidc program of docs/oidc.md is
+// oidc-signin/main.go, word for word, and it works as written against
+// Caddyfile.example: built, run with the test's issuer and CA, it prints
+// the authorization URL, takes the callback address and names the person.
+func TestOIDCSigninExample(t *testing.T) {
+	src, err := os.ReadFile("oidc-signin/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../docs/oidc.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const marker = "<!-- snippet: e2e/oidc-signin/main.go -->\n```go\n"
+	_, block, ok := strings.Cut(string(doc), marker)
+	if !ok {
+		t.Fatalf("docs/oidc.md has no %q", marker)
+	}
+	block, _, _ = strings.Cut(block, "```\n")
+	if block != string(src) {
+		t.Fatal("the program in docs/oidc.md differs from e2e/oidc-signin/main.go: copy the file into the page")
+	}
+
+	bin := t.TempDir() + "/oidc-signin"
+	if out, err := exec.Command("go", "build", "-o", bin, "./oidc-signin").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./oidc-signin: %v\n%s", err, out)
+	}
+	p := newPorts(t)
+	g := startGateway(t, p, exampleCaddyfile(t, p), "")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-issuer", g.url(""), "-ca", g.rootCertPath())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	var authURL string
+	for lines.Scan() {
+		if strings.HasPrefix(lines.Text(), "https://") {
+			authURL = lines.Text()
+			break
+		}
+	}
+	if authURL == "" {
+		t.Fatalf("no authorization URL printed: %s", stderr.String())
+	}
+	back := newPerson(t).signInAt(g, authURL)
+	_, _ = io.WriteString(stdin, back.String()+"\n")
+	var last string
+	for lines.Scan() {
+		last = lines.Text()
+	}
+	if want := "Signed in: alice (Alice Example, alice@example.com)"; last != want {
+		t.Fatalf("last line %q, want %q\n%s", last, want, stderr.String())
+	}
+}
