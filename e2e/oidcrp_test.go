@@ -270,7 +270,6 @@ func TestOpenIDClientRelyingParty(t *testing.T) {
 	}
 }
 
-
 // TestOIDCSigninExample: the go-oidc program of docs/oidc.md is
 // oidc-signin/main.go, word for word, and it works as written against
 // Caddyfile.example: built, run with the test's issuer and CA, it prints
