@@ -361,7 +361,17 @@ func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.current.Load() }
 // RotateSigningKey makes a new active signing key, keeps the previous ones
 // for verification until the tokens they signed have expired, saves the
 // keyring in the store for every instance, and returns the new kid.
-func (a *App) RotateSigningKey(ctx context.Context) (string, error) { return a.keys.rotate(ctx) }
+// The RS256 ID-token keyring, when there is one, is rotated with it.
+func (a *App) RotateSigningKey(ctx context.Context) (string, error) {
+	kid, err := a.keys.rotate(ctx)
+	if err != nil || a.idKeys.loaded() == nil {
+		return kid, err
+	}
+	if _, err := a.idKeys.keys.rotate(ctx); err != nil {
+		return kid, fmt.Errorf("the access-token key rotated (%s); the ID token key did not: %v", kid, err)
+	}
+	return kid, nil
+}
 
 // keySet resolves kids against the app's current keyring, so a keyring swap
 // is seen by the verifier at once.

@@ -59,16 +59,19 @@ func (a *App) buildOpenIDConfig(rfc8414 []byte) ([]byte, error) {
 	slices.Sort(scopes)
 	doc["scopes_supported"] = scopes
 
+	// The claims this server sets, then the users' own (claim …), sorted.
 	claims := []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
 		"name", "preferred_username", "email", "email_verified"}
+	var own []string
 	for _, u := range a.users {
 		for k := range u.Claims {
-			if !slices.Contains(claims, k) {
-				claims = append(claims, k)
+			if !slices.Contains(claims, k) && !slices.Contains(own, k) {
+				own = append(own, k)
 			}
 		}
 	}
-	slices.Sort(claims[14:])
+	slices.Sort(own)
+	claims = append(claims, own...)
 	extra, err := json.Marshal(openIDExtra{
 		SubjectTypesSupported:            []string{"public"},
 		IDTokenSigningAlgValuesSupported: a.idTokenAlgs(),

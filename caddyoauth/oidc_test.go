@@ -642,3 +642,27 @@ func TestIDTokenAlgConfig(t *testing.T) {
 		t.Errorf("JWKS %s: want the ES256 and the RS256 key, each with alg", rec.Body)
 	}
 }
+
+// TestIDTokenKeyRotation: rotating the signing key (admin API, POST
+// /oauth/keys/rotate) rotates the RS256 ID-token key too; the old one
+// stays published, so ID tokens it signed still verify.
+func TestIDTokenKeyRotation(t *testing.T) {
+	b, _ := oidcFlow(t, nil)
+	before := signInOIDC(t, b)
+	old := b.s.app.idKeys.loaded().Active().ID
+	if _, err := b.s.app.RotateSigningKey(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	kr := b.s.app.idKeys.loaded()
+	if kr.Active().ID == old {
+		t.Fatal("the ID token key did not rotate")
+	}
+	if _, ok := kr.Lookup(old); !ok {
+		t.Fatal("the replaced ID token key is gone before its tokens expired")
+	}
+	verifyIDToken(t, b, before.IDToken) // signed with the old key
+	after := signInOIDC(t, b)
+	if hdr, _ := verifyIDToken(t, b, after.IDToken); hdr["kid"] != kr.Active().ID {
+		t.Errorf("new ID token kid %v, want %s", hdr["kid"], kr.Active().ID)
+	}
+}
