@@ -243,6 +243,11 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 		if accessTTLOutOfRange(c.AccessTokenTTL) {
 			err = fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(c.AccessTokenTTL))
 		}
+	case "id_token_signed_response_alg":
+		// Whether it is the signing key's is known at provision.
+		if c.IDTokenSignedResponseAlg != "" && !slices.Contains(oauthjwt.SupportedAlgs, c.IDTokenSignedResponseAlg) {
+			err = fmt.Errorf("id_token_signed_response_alg: %q is not one of %v", c.IDTokenSignedResponseAlg, oauthjwt.SupportedAlgs)
+		}
 	case "token_endpoint_auth_method":
 		if c.AuthMethod != "" && !slices.Contains(tokenAuthMethods, c.AuthMethod) {
 			err = fmt.Errorf("token_endpoint_auth_method: %q is not one of %v", c.AuthMethod, tokenAuthMethods)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
@@ -664,5 +666,36 @@ func TestIDTokenKeyRotation(t *testing.T) {
 	after := signInOIDC(t, b)
 	if hdr, _ := verifyIDToken(t, b, after.IDToken); hdr["kid"] != kr.Active().ID {
 		t.Errorf("new ID token kid %v, want %s", hdr["kid"], kr.Active().ID)
+	}
+}
+
+// TestIDTokenAlgCaddyfile: the Caddyfile option becomes the JSON field of
+// ClientSettings, and the app provisions with it.
+func TestIDTokenAlgCaddyfile(t *testing.T) {
+	input := `oauth {
+		issuer https://localhost:8443
+		client app {
+			public
+			redirect_uris https://app.example/cb
+			scopes openid profile
+			id_token_signed_response_alg ES256
+		}
+	}`
+	v, err := parseOAuthOption(caddyfile.NewTestDispenser(input), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := v.(httpcaddyfile.App).Value
+	if !strings.Contains(string(raw), `"id_token_signed_response_alg":"ES256"`) {
+		t.Fatalf("JSON %s lacks id_token_signed_response_alg", raw)
+	}
+	var a App
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	a.store = NewMemoryStore()
+	provisionApp(t, &a, newStorage(t))
+	if alg := a.clients["app"].idTokenAlg(); alg != "ES256" {
+		t.Errorf("idTokenAlg = %s", alg)
 	}
 }
