@@ -104,7 +104,7 @@ type App struct {
 	throttle  *loginThrottle
 	directory *userDirectory
 	keys      *signingKeys
-	idKeys    *idKeyring // RS256 ID tokens beside another alg (oidc.go); nil when RS256
+	idKeys    *idKeyring // RS256 ID tokens beside another alg (keys_id_token.go); nil when RS256
 	verifier  *oauthjwt.Verifier
 	logger    *zap.Logger
 	fake      *Client // authenticated against when the client is unknown

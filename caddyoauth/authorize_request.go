@@ -17,7 +17,7 @@ type authzRequest struct {
 	resources     []string   // RFC 8707 §2.1; nil for none (the default)
 	challenge     string     // PKCE S256 code_challenge, or "" (RFC 7636 §4.3)
 	query         string     // the request, re-encoded, carried through the forms
-	oidc          oidcParams // OpenID Connect Core §3.1.2.1 (oidc.go)
+	oidc          oidcParams // OpenID Connect Core §3.1.2.1 (authorize_oidc.go)
 }
 
 // authzError is a refused authorization request. Until the client and its

@@ -35,6 +35,7 @@ import (
 //	revoked-tokens/<exp>.<jti>                 a revoked access token
 //	revoked-tokens-version                     stamp: the list changed
 //	issuers/<issuer name>/keyring.json         an issuer's signing keyring
+//	issuers/<name of issuer#id-token-rs256>/keyring.json  its RS256 ID-token keyring
 //	locks/<name>                               a cluster-wide lock
 //
 // Backends keep entries of their own beside these, which are no Store
