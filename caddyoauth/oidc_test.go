@@ -699,3 +699,28 @@ func TestIDTokenAlgCaddyfile(t *testing.T) {
 		t.Errorf("idTokenAlg = %s", alg)
 	}
 }
+
+// TestIDTokenHintOtherPerson: Core §3.1.2.1: an id_token_hint naming
+// another person than the signed-in one is not answered silently:
+// prompt=none gets login_required; without it, the login page, the
+// username filled in with the hint's sub.
+func TestIDTokenHintOtherPerson(t *testing.T) {
+	b, _ := oidcFlow(t, func(a *App) {
+		a.Users = append(a.Users, &User{Username: "bob", PasswordHash: bcryptHash(t, "bob password 123")})
+	})
+	aliceTok := signInOIDC(t, b) // alice's ID token for the SPA
+	bob := &browser{t: t, s: b.s, cookies: map[string]string{}}
+	_, challenge := pkce()
+	rec := bob.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge, "scope", "openid"), nil)
+	if rec = bob.signIn(rec, "bob", "bob password 123"); rec.Code != http.StatusSeeOther {
+		t.Fatalf("bob's sign-in: %d", rec.Code)
+	}
+	rec = bob.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge, "scope", "openid", "prompt", "none", "id_token_hint", aliceTok.IDToken), nil)
+	if p := redirectParams(t, rec); p.Get("error") != errLoginRequired {
+		t.Fatalf("prompt=none with alice's hint in bob's session: %v, want login_required", p)
+	}
+	rec = bob.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge, "scope", "openid", "id_token_hint", aliceTok.IDToken), nil)
+	if !isLoginPage(rec) || !strings.Contains(rec.Body.String(), `value="alice"`) {
+		t.Fatalf("want the login page for alice, got %d", rec.Code)
+	}
+}
