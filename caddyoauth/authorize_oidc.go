@@ -157,8 +157,27 @@ var errHintForeign = errors.New("the ID token was not issued to this client")
 // this server issued, to client. It may have expired; its signature, typ,
 // iss and aud must hold. It returns the token's sub.
 func (a *App) checkIDTokenHint(ctx context.Context, tok, client string) (string, error) {
+	h, err := a.readIDTokenHint(ctx, tok)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(h.aud, client) {
+		return "", errHintForeign
+	}
+	return h.sub, nil
+}
+
+// idHint is what an id_token_hint says.
+type idHint struct {
+	sub, sid string
+	aud      []string
+}
+
+// readIDTokenHint verifies an ID token this server issued, expired or
+// not: signature, typ, iss, and a sub.
+func (a *App) readIDTokenHint(ctx context.Context, tok string) (*idHint, error) {
 	if len(tok) > idTokenHintMaxCharacters {
-		return "", errors.New("too long")
+		return nil, errors.New("too long")
 	}
 	keyFor := func(kid string) (*oauthjwt.Key, bool) {
 		if k, ok := a.keys.current.Load().Lookup(kid); ok {
@@ -182,18 +201,17 @@ func (a *App) checkIDTokenHint(ctx context.Context, tok, client string) (string,
 		return k.Public, nil
 	})
 	if err != nil {
-		return "", errors.New("not an ID token issued here")
+		return nil, errors.New("not an ID token issued here")
 	}
 	if iss, _ := claims.GetIssuer(); iss != a.Issuer {
-		return "", errors.New("not an ID token issued here")
+		return nil, errors.New("not an ID token issued here")
 	}
-	aud, _ := claims.GetAudience()
-	if !slices.Contains(aud, client) {
-		return "", errHintForeign
+	h := &idHint{}
+	h.aud, _ = claims.GetAudience()
+	h.sub, _ = claims.GetSubject()
+	h.sid, _ = claims["sid"].(string)
+	if h.sub == "" {
+		return nil, errors.New("the ID token has no sub")
 	}
-	sub, _ := claims.GetSubject()
-	if sub == "" {
-		return "", errors.New("the ID token has no sub")
-	}
-	return sub, nil
+	return h, nil
 }

@@ -231,6 +231,17 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 				break
 			}
 		}
+	case "post_logout_redirect_uris":
+		for i, u := range c.PostLogoutRedirectURIs {
+			if e := validateRedirectURI(u); e != nil {
+				err = fmt.Errorf("post_logout_redirect_uris: %v", e)
+				break
+			}
+			if slices.Contains(c.PostLogoutRedirectURIs[:i], u) {
+				err = fmt.Errorf("post_logout_redirect_uris: %q listed twice", u)
+				break
+			}
+		}
 	case "resources":
 		err = checkClientResources(c.Resources)
 	case "metadata":

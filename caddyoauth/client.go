@@ -82,6 +82,11 @@ type ClientSettings struct {
 	// JWT bearer grant; "*" allows any.
 	AssertionSubjects []string `json:"assertion_subjects,omitempty"`
 
+	// PostLogoutRedirectURIs are where the end-session endpoint may send
+	// the person after signing out at the client's request (OpenID
+	// Connect RP-Initiated Logout 1.0 §3), compared as exact strings.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+
 	// IDTokenSignedResponseAlg is the alg of the client's OpenID Connect
 	// ID tokens (OpenID Connect Dynamic Client Registration §2): RS256 (the
 	// default, which every relying party supports) or the algorithm of

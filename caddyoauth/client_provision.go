@@ -145,7 +145,7 @@ func (c *Client) checkGrants() error {
 			return fmt.Errorf("redirect_uris: %q listed twice", u)
 		}
 	}
-	return nil
+	return c.checkPostLogoutRedirectURIs(code)
 }
 
 // provisionAuthMethod checks AuthMethod against the rest of the client's

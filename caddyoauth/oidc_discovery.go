@@ -31,6 +31,7 @@ type openIDExtra struct {
 	RequestParameterSupported        bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported     bool     `json:"request_uri_parameter_supported"`
 	PromptValuesSupported            []string `json:"prompt_values_supported"`
+	EndSessionEndpoint               string   `json:"end_session_endpoint"` // RP-Initiated Logout §2.1
 }
 
 // buildOpenIDConfig renders the Discovery §3 document from the RFC 8414
@@ -38,7 +39,7 @@ type openIDExtra struct {
 // issuer, endpoints or jwks_uri: every member of that document is here
 // unchanged, except scopes_supported, which adds the OpenID Connect
 // scopes (Discovery §3 says it SHOULD list openid).
-func (a *App) buildOpenIDConfig(rfc8414 []byte) ([]byte, error) {
+func (a *App) buildOpenIDConfig(rfc8414 []byte, base string) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(rfc8414, &doc); err != nil {
 		return nil, err
@@ -77,6 +78,7 @@ func (a *App) buildOpenIDConfig(rfc8414 []byte) ([]byte, error) {
 		IDTokenSigningAlgValuesSupported: a.idTokenAlgs(),
 		ClaimsSupported:                  claims,
 		PromptValuesSupported:            []string{"none", "login", "consent", "select_account"},
+		EndSessionEndpoint:               base + "/end_session",
 	})
 	if err != nil {
 		return nil, err

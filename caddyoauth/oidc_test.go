@@ -724,3 +724,87 @@ func TestIDTokenHintOtherPerson(t *testing.T) {
 		t.Fatalf("want the login page for alice, got %d", rec.Code)
 	}
 }
+
+// webSignIn runs the web app's flow (openid) in b and returns its tokens.
+func webSignIn(t *testing.T, b *browser) oidcTokens {
+	t.Helper()
+	verifier, challenge := pkce()
+	u := b.approve(authorizeQuery(challenge, "client_id", webID, "redirect_uri", webRedirect, "scope", "openid"))
+	rec := basicToken(t, b.s, webID, webSecret, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "redirect_uri": {webRedirect}, "code_verifier": {verifier}})
+	return decodeOIDC(t, rec)
+}
+
+// TestEndSession is the RP-Initiated Logout 1.0 table: the session ends
+// without a question only for an id_token_hint of its person; the person
+// goes back only to a registered post_logout_redirect_uri, with state.
+func TestEndSession(t *testing.T) {
+	const bye = "https://web.example/bye?x=1"
+	tests := []struct {
+		name     string
+		params   func(tok oidcTokens) url.Values
+		method   string
+		status   int
+		location string // "" when not a redirect
+		ended    bool
+	}{
+		{"own ID token, registered URI, state (§2, §3): signed out, sent back with state", func(tok oidcTokens) url.Values {
+			return url.Values{"id_token_hint": {tok.IDToken}, "post_logout_redirect_uri": {bye}, "state": {"s 1"}}
+		}, http.MethodGet, http.StatusSeeOther, "https://web.example/bye?state=s+1&x=1", true},
+		{"POST works too (§2)", func(tok oidcTokens) url.Values {
+			return url.Values{"id_token_hint": {tok.IDToken}, "client_id": {webID}, "post_logout_redirect_uri": {bye}}
+		}, http.MethodPost, http.StatusSeeOther, bye, true},
+		{"own ID token, no URI: the signed-out page", func(tok oidcTokens) url.Values {
+			return url.Values{"id_token_hint": {tok.IDToken}}
+		}, http.MethodGet, http.StatusOK, "", true},
+		{"no id_token_hint: the person decides on the account page", func(oidcTokens) url.Values {
+			return url.Values{"client_id": {webID}, "post_logout_redirect_uri": {bye}}
+		}, http.MethodGet, http.StatusSeeOther, "/oauth2/account", false},
+		{"unregistered URI: refused, no redirect (§3)", func(tok oidcTokens) url.Values {
+			return url.Values{"id_token_hint": {tok.IDToken}, "post_logout_redirect_uri": {"https://evil.example/"}}
+		}, http.MethodGet, http.StatusBadRequest, "", false},
+		{"another client's URI for this hint: refused", func(tok oidcTokens) url.Values {
+			return url.Values{"id_token_hint": {tok.IDToken}, "client_id": {spaID}, "post_logout_redirect_uri": {bye}}
+		}, http.MethodGet, http.StatusBadRequest, "", false},
+		{"URI without a client: refused", func(oidcTokens) url.Values {
+			return url.Values{"post_logout_redirect_uri": {bye}}
+		}, http.MethodGet, http.StatusBadRequest, "", false},
+		{"an access token as hint: refused", func(tok oidcTokens) url.Values {
+			return url.Values{"id_token_hint": {tok.AccessToken}}
+		}, http.MethodGet, http.StatusBadRequest, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := oidcFlow(t, func(a *App) {
+				a.Clients[3].PostLogoutRedirectURIs = []string{bye}
+			})
+			tok := webSignIn(t, b)
+			q := tc.params(tok)
+			var rec *httptest.ResponseRecorder
+			if tc.method == http.MethodPost {
+				rec = b.do(http.MethodPost, "/oauth2/end_session", q)
+			} else {
+				rec = b.do(http.MethodGet, "/oauth2/end_session?"+q.Encode(), nil)
+			}
+			if rec.Code != tc.status || rec.Header().Get("Location") != tc.location {
+				t.Fatalf("%d → %q, want %d → %q: %.300s", rec.Code, rec.Header().Get("Location"), tc.status, tc.location, rec.Body)
+			}
+			_, challenge := pkce()
+			rec = b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge, "scope", "openid"), nil)
+			if isLoginPage(rec) != tc.ended {
+				t.Errorf("session ended = %v, want %v", isLoginPage(rec), tc.ended)
+			}
+		})
+	}
+	// Discovery names the endpoint; a client without the code grant
+	// cannot have post-logout URIs.
+	b, _ := oidcFlow(t, nil)
+	if m := fetchMetadata(t, b.s, "/.well-known/openid-configuration"); m["end_session_endpoint"] != testIssuer+"/oauth2/end_session" {
+		t.Errorf("end_session_endpoint = %v", m["end_session_endpoint"])
+	}
+	cfg := flowConfig(t)
+	cfg.Clients[0].PostLogoutRedirectURIs = []string{bye}
+	cfg.store = NewMemoryStore()
+	if err := cfg.provision(t.Context(), newStorage(t), zap.NewNop()); err == nil || !strings.Contains(err.Error(), "post_logout_redirect_uris") {
+		t.Errorf("post_logout_redirect_uris on a client_credentials client: %v", err)
+	}
+}

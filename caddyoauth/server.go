@@ -54,6 +54,7 @@ type Server struct {
 	metadataPath     string
 	metadata         []byte
 	jwks             *jwksCache
+	endSessionPath   string // OpenID Connect RP-Initiated Logout 1.0
 	openIDConfigPath string // OpenID Connect Discovery §4
 	openIDConfig     []byte
 }
@@ -102,6 +103,7 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	s.loginPath = base + "/login"
 	s.consentPath = base + "/consent"
 	s.accountPath = base + "/account"
+	s.endSessionPath = base + "/end_session"
 	s.logoutPath = base + "/logout"
 	s.userinfoPath = base + "/userinfo"
 	s.introPath = base + "/introspect"
@@ -120,7 +122,7 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 		return err
 	}
 	s.openIDConfigPath = openIDConfigPath(s.app.Issuer)
-	s.openIDConfig, err = s.app.buildOpenIDConfig(s.metadata)
+	s.openIDConfig, err = s.app.buildOpenIDConfig(s.metadata, base)
 	return err
 }
 
@@ -153,6 +155,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.consentPath:
 		s.serveConsent(w, r)
+		return nil
+	case s.endSessionPath:
+		s.serveEndSession(w, r)
 		return nil
 	case s.accountPath:
 		s.serveAccount(w, r)
