@@ -100,7 +100,8 @@ func TestGoOIDCRelyingParty(t *testing.T) {
 	}
 	verifier := oauth2.GenerateVerifier()
 	state, nonce := randomString(t), randomString(t)
-	back := newPerson(t).signInAt(g, conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)))
+	alice := newPerson(t)
+	back := alice.signInAt(g, conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)))
 	q := back.Query()
 	if q.Get("state") != state || q.Get("iss") != issuer || q.Get("code") == "" {
 		t.Fatalf("callback %s: want the state, iss %s and a code", back, issuer)
@@ -179,6 +180,24 @@ func TestGoOIDCRelyingParty(t *testing.T) {
 	}
 	if status, _, _ := g.do(http.MethodGet, "/api/notes", tok.AccessToken, nil); status == http.StatusUnauthorized || status == http.StatusForbidden {
 		t.Errorf("the access token at /api/notes: %d", status)
+	}
+
+	// RP-Initiated Logout 1.0: the end_session_endpoint of the discovery
+	// document signs the person out and sends them back with state.
+	var md struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := provider.Claims(&md); err != nil || md.EndSession == "" {
+		t.Fatalf("no end_session_endpoint in discovery: %v", err)
+	}
+	out, _ := url.Parse(md.EndSession)
+	out.RawQuery = url.Values{"id_token_hint": {rawID}, "post_logout_redirect_uri": {g.url("/demo/callback")}, "state": {"bye"}}.Encode()
+	resp, _ := alice.get(g, out.RequestURI())
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != g.url("/demo/callback")+"?state=bye" {
+		t.Fatalf("end_session: %d → %q", resp.StatusCode, loc)
+	}
+	if _, page := alice.get(g, "/oauth2/authorize?"+url.Values{"response_type": {"code"}, "client_id": {notesWeb.id}, "scope": {"openid"}}.Encode()); !strings.Contains(page, `name="password"`) {
+		t.Error("still signed in after end_session")
 	}
 }
 
