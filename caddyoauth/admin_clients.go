@@ -61,6 +61,8 @@ func (req *clientRequest) check() error {
 		{"public", req.Public},
 		{"redirect_uris", len(req.RedirectURIs) > 0},
 		{"require_pkce", req.RequirePKCE},
+		{"id_token_signed_response_alg", req.IDTokenSignedResponseAlg != ""},
+		{"post_logout_redirect_uris", len(req.PostLogoutRedirectURIs) > 0},
 		{"token_endpoint_auth_method", req.AuthMethod != ""},
 		{"jwks", len(req.JWKS) > 0},
 		{"jwks_uri", req.JWKSURI != ""},

@@ -104,6 +104,7 @@ type App struct {
 	throttle  *loginThrottle
 	directory *userDirectory
 	keys      *signingKeys
+	idKeys    *idKeyring // RS256 ID tokens beside another alg (keys_id_token.go); nil when RS256
 	verifier  *oauthjwt.Verifier
 	logger    *zap.Logger
 	fake      *Client // authenticated against when the client is unknown
@@ -235,6 +236,12 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		return fmt.Errorf("signing_key: %v", err)
 	}
 	a.keys.current.Store(kr)
+	a.idKeys = a.newIDKeyring()
+	if a.idKeys != nil && a.anyOpenIDClient() {
+		if _, err := a.idKeys.get(ctx); err != nil {
+			return fmt.Errorf("ID token signing key: %v", err)
+		}
+	}
 	a.verifier = oauthjwt.NewVerifier(oauthjwt.VerifierConfig{
 		Issuer:                 a.Issuer,
 		Keys:                   keySet{a},
@@ -284,9 +291,15 @@ func (a *App) Start() error {
 	if a.SigningKey.File == "" {
 		go a.every(keyringRefreshInterval, "keyring refresh", a.keys.refreshOnce)
 	}
+	if a.idKeys != nil {
+		go a.every(keyringRefreshInterval, "ID token keyring refresh", a.refreshIDKeys)
+	}
 	if a.SigningKey.RotateEvery > 0 {
 		every := time.Duration(a.SigningKey.RotateEvery)
 		go a.every(rotationCheckInterval(every), "scheduled key rotation", a.keys.rotateOnce)
+		if a.idKeys != nil {
+			go a.every(rotationCheckInterval(every), "scheduled ID token key rotation", a.rotateIDKeys)
+		}
 	}
 	go a.every(revocationRefresh, "revocation list refresh", a.revoked.refreshOnce)
 	if sw, ok := a.store.(sweeper); ok {
@@ -315,6 +328,9 @@ func (a *App) useStore(s Store) {
 	})
 	if a.keys != nil {
 		a.keys.rings = a.rec.Keyrings
+	}
+	if a.idKeys != nil {
+		a.idKeys.keys.rings = a.rec.Keyrings
 	}
 	if a.revoked != nil {
 		a.revoked.store = a.rec.Revocations
@@ -357,12 +373,22 @@ func (a *App) Keyring() *oauthjwt.Keyring { return a.keys.current.Load() }
 // RotateSigningKey makes a new active signing key, keeps the previous ones
 // for verification until the tokens they signed have expired, saves the
 // keyring in the store for every instance, and returns the new kid.
+// The RS256 ID-token keyring, when there is one, is rotated with it.
 func (a *App) RotateSigningKey(ctx context.Context) (string, error) {
 	kid, err := a.keys.rotate(ctx)
-	if err == nil {
-		a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": kid, "reason": "admin API"})
+	if err != nil {
+		return kid, err
 	}
-	return kid, err
+	a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": kid, "reason": "admin API"})
+	if a.idKeys.loaded() == nil {
+		return kid, nil
+	}
+	idKid, err := a.idKeys.keys.rotate(ctx)
+	if err != nil {
+		return kid, fmt.Errorf("the access-token key rotated (%s); the ID token key did not: %v", kid, err)
+	}
+	a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": idKid, "reason": "admin API (ID token key)"})
+	return kid, nil
 }
 
 // keySet resolves kids against the app's current keyring, so a keyring swap

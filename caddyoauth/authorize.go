@@ -36,7 +36,14 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.unavailableRedirect(w, r, req, http.StatusFound, err)
 		return
 	}
+	if sess != nil && req.oidc.needsSignIn(sess, s.app.clock()) {
+		sess = nil // prompt=login, max_age, id_token_hint (OpenID Connect Core §3.1.2.1)
+	}
 	if sess == nil {
+		if req.oidc.prompts("none") { // OpenID Connect Core §3.1.2.6
+			http.Redirect(w, r, s.errorRedirect(req, redirectError(errLoginRequired, "the person must sign in")), http.StatusFound)
+			return
+		}
 		s.showLogin(w, r, req, http.StatusOK, "", "")
 		return
 	}
@@ -70,8 +77,17 @@ func (s *Server) unavailableRedirect(w http.ResponseWriter, r *http.Request, req
 // be claimed by another app, so an earlier approval proves nothing about
 // who asks now (RFC 8252 §8.6, RFC 6749 §10.2).
 func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *authzRequest, sess *session, redirectStatus int) {
-	if req.client.Public {
+	// prompt=none shows no page; prompt=consent asks again (OpenID
+	// Connect Core §3.1.2.1).
+	consentPage := func() {
+		if req.oidc.prompts("none") {
+			http.Redirect(w, r, s.errorRedirect(req, redirectError(errConsentRequired, "the person must approve the request")), redirectStatus)
+			return
+		}
 		s.showConsent(w, r, req, sess)
+	}
+	if req.client.Public || req.oidc.prompts("consent") {
+		consentPage()
 		return
 	}
 	ok, err := s.consented(r.Context(), sess.User, req.client.ID, req.scopes)
@@ -83,7 +99,7 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *authzRe
 		s.sendCode(w, r, req, sess, redirectStatus)
 		return
 	}
-	s.showConsent(w, r, req, sess)
+	consentPage()
 }
 
 // sendCode issues a code and sends the person back to the client.
@@ -142,6 +158,6 @@ func (s *Server) issueCode(ctx context.Context, req *authzRequest, sess *session
 	return a.rec.Codes.Issue(ctx, &oauthstore.Code{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, User: sess.User, AuthTime: sess.AuthTime, Scopes: req.scopes,
-		Resources: req.resources,
+		Resources: req.resources, Nonce: req.oidc.nonce, SID: sess.SID,
 	})
 }

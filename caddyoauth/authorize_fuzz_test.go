@@ -26,6 +26,10 @@ func FuzzAuthorizeRequest(f *testing.F) {
 		"client_id=notes-spa&client_id=notes-web",
 		"client_id=%zz", "", "&&&", "client_id=notes-web&response_type=code",
 		"client_id=notes-spa&redirect_uri=https%3A%2F%2Fapp.example%2Fcb%2F..%2Fcb",
+		// OpenID Connect Core §3.1.2.1 parameters.
+		authorizeQuery(challenge, "scope", "openid", "prompt", "none login", "max_age", "-3", "nonce", "n"),
+		authorizeQuery(challenge, "scope", "openid", "id_token_hint", "eyJhbGciOiJSUzI1NiJ9.e30.x", "login_hint", "a\x00b"),
+		authorizeQuery(challenge, "request", "x", "request_uri", "y"),
 	} {
 		f.Add(s)
 	}

@@ -14,9 +14,10 @@ type authzRequest struct {
 	redirectGiven bool   // redirect_uri was in the request (RFC 6749 §4.1.3)
 	state         string
 	scopes        []string
-	resources     []string // RFC 8707 §2.1; nil for none (the default)
-	challenge     string   // PKCE S256 code_challenge, or "" (RFC 7636 §4.3)
-	query         string   // the request, re-encoded, carried through the forms
+	resources     []string   // RFC 8707 §2.1; nil for none (the default)
+	challenge     string     // PKCE S256 code_challenge, or "" (RFC 7636 §4.3)
+	query         string     // the request, re-encoded, carried through the forms
+	oidc          oidcParams // OpenID Connect Core §3.1.2.1 (authorize_oidc.go)
 }
 
 // authzError is a refused authorization request. Until the client and its
@@ -51,7 +52,11 @@ const maxAuthorizeQuery = 8 << 10
 // authzParams are the parameters the endpoint reads; any of them sent
 // twice makes the request invalid (RFC 6749 §3.1). `resource` may be sent
 // more than once (RFC 8707 §2) and is read apart.
-var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+// The OpenID Connect parameters (Core §3.1.2.1) are among them; others
+// of Core's (display, ui_locales, acr_values, claims_locales, claims) are
+// ignored, which Core allows: claims_parameter_supported is false.
+var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
+	"nonce", "prompt", "max_age", "login_hint", "id_token_hint"}
 
 // parseAuthorizeRequest validates an authorization request given as the
 // raw query of GET {prefix}/authorize (or carried through a form). It
@@ -99,6 +104,7 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 			return req, redirectError(errInvalidRequest, "parameter "+k+" is repeated")
 		}
 	}
+	var aerr *authzError
 	switch rt := q.Get("response_type"); rt {
 	case "code":
 	case "":
@@ -136,6 +142,9 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 		return req, redirectError(errInvalidRequest, "code_challenge must be 43 base64url characters (RFC 7636 section 4.2)")
 	}
 	req.challenge = challenge
+	if req.oidc, aerr = s.parseOIDCParams(ctx, q, c); aerr != nil {
+		return req, aerr
+	}
 
 	canon := url.Values{}
 	for _, k := range authzParams {

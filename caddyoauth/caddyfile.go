@@ -49,6 +49,8 @@ func init() {
 //			grant_types      <grant...>
 //			redirect_uris    <uri...>
 //			require_pkce
+//			id_token_signed_response_alg <RS256|alg>
+//			post_logout_redirect_uris <uri...>
 //			token_endpoint_auth_method <method>
 //			assertion_issuer   <iss>
 //			access_token_key   <hs256 key>

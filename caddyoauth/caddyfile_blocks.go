@@ -79,6 +79,15 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error
 			if err := oneArg(d, &c.JWKSFile); err != nil {
 				return err
 			}
+		case "post_logout_redirect_uris":
+			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, d.RemainingArgs()...)
+			if len(c.PostLogoutRedirectURIs) == 0 {
+				return d.ArgErr()
+			}
+		case "id_token_signed_response_alg":
+			if err := oneArg(d, &c.IDTokenSignedResponseAlg); err != nil {
+				return err
+			}
 		case "require_pkce":
 			if d.NextArg() {
 				return d.ArgErr()

@@ -231,6 +231,17 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 				break
 			}
 		}
+	case "post_logout_redirect_uris":
+		for i, u := range c.PostLogoutRedirectURIs {
+			if e := validateRedirectURI(u); e != nil {
+				err = fmt.Errorf("post_logout_redirect_uris: %v", e)
+				break
+			}
+			if slices.Contains(c.PostLogoutRedirectURIs[:i], u) {
+				err = fmt.Errorf("post_logout_redirect_uris: %q listed twice", u)
+				break
+			}
+		}
 	case "resources":
 		err = checkClientResources(c.Resources)
 	case "metadata":
@@ -242,6 +253,11 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 	case "access_token_ttl":
 		if accessTTLOutOfRange(c.AccessTokenTTL) {
 			err = fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(c.AccessTokenTTL))
+		}
+	case "id_token_signed_response_alg":
+		// Whether it is the signing key's is known at provision.
+		if c.IDTokenSignedResponseAlg != "" && !slices.Contains(oauthjwt.SupportedAlgs, c.IDTokenSignedResponseAlg) {
+			err = fmt.Errorf("id_token_signed_response_alg: %q is not one of %v", c.IDTokenSignedResponseAlg, oauthjwt.SupportedAlgs)
 		}
 	case "token_endpoint_auth_method":
 		if c.AuthMethod != "" && !slices.Contains(tokenAuthMethods, c.AuthMethod) {

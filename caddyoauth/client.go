@@ -82,6 +82,17 @@ type ClientSettings struct {
 	// JWT bearer grant; "*" allows any.
 	AssertionSubjects []string `json:"assertion_subjects,omitempty"`
 
+	// PostLogoutRedirectURIs are where the end-session endpoint may send
+	// the person after signing out at the client's request (OpenID
+	// Connect RP-Initiated Logout 1.0 §3), compared as exact strings.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+
+	// IDTokenSignedResponseAlg is the alg of the client's OpenID Connect
+	// ID tokens (OpenID Connect Dynamic Client Registration §2): RS256 (the
+	// default, which every relying party supports) or the algorithm of
+	// the app's signing key.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+
 	// Metadata is free-form data exposed as {oauth.client.metadata.<key>},
 	// for instance a tier that selects a rate-limit zone.
 	Metadata map[string]string `json:"metadata,omitempty"`

@@ -58,6 +58,9 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 	if err := c.checkGrants(); err != nil {
 		return err
 	}
+	if err := c.checkIDTokenAlg(a.SigningKey.Algorithm); err != nil {
+		return err
+	}
 	if err := c.provisionJWTBearer(); err != nil {
 		return err
 	}
@@ -142,7 +145,7 @@ func (c *Client) checkGrants() error {
 			return fmt.Errorf("redirect_uris: %q listed twice", u)
 		}
 	}
-	return nil
+	return c.checkPostLogoutRedirectURIs(code)
 }
 
 // provisionAuthMethod checks AuthMethod against the rest of the client's

@@ -73,6 +73,9 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 	if oerr != nil {
 		return nil, oerr
 	}
+	if oerr := s.attachIDToken(ctx, resp, client, idGrant{user: rec.User, authTime: rec.AuthTime, scopes: scopes, nonce: rec.Nonce, sid: rec.SID}, now); oerr != nil {
+		return nil, oerr
+	}
 	if refresh {
 		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Resources: rec.Resources, Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
 		tok, err := a.rec.Families.Start(ctx, familyID, fam)

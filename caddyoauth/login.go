@@ -27,6 +27,12 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, req *authzReq
 	if !ok {
 		return
 	}
+	if username == "" { // OpenID Connect Core §3.1.2.1 login_hint
+		username = req.oidc.loginHint
+		if username == "" {
+			username = req.oidc.hintSub
+		}
+	}
 	nonce := newNonce()
 	data := loginPageData{
 		pageData: pageData{nonce}, Action: s.loginPath, Request: req.query, CSRF: csrfToken(secret, formLogin),
@@ -97,7 +103,7 @@ func (s *Server) continueSignedIn(w http.ResponseWriter, r *http.Request, req *a
 		return
 	}
 	s.logger.Info(event, zap.String("user", username), zap.String("client_id", req.client.ID))
-	http.Redirect(w, r, s.authorizePath+"?"+req.query, http.StatusSeeOther)
+	http.Redirect(w, r, s.authorizePath+"?"+signedInQuery(req.query), http.StatusSeeOther)
 }
 
 // loginFailed is the one message for an unknown user and a wrong password.

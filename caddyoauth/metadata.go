@@ -95,16 +95,22 @@ type jwksCache struct {
 }
 
 type jwksEntry struct {
-	kr   *oauthjwt.Keyring
-	body []byte
+	kr, id *oauthjwt.Keyring
+	body   []byte
 }
 
-func (c *jwksCache) get(kr *oauthjwt.Keyring) []byte {
-	if e := c.v.Load(); e != nil && e.kr == kr {
+// get returns the JWKS of the access-token keyring kr and, when not nil,
+// the ID-token keyring id (each key with its alg, RFC 7517 §4.4).
+func (c *jwksCache) get(kr, id *oauthjwt.Keyring) []byte {
+	if e := c.v.Load(); e != nil && e.kr == kr && e.id == id {
 		return e.body
 	}
-	body, _ := json.Marshal(kr.JWKS())
-	c.v.Store(&jwksEntry{kr: kr, body: body})
+	set := kr.JWKS()
+	if id != nil {
+		set.Keys = append(set.Keys, id.JWKS().Keys...)
+	}
+	body, _ := json.Marshal(set)
+	c.v.Store(&jwksEntry{kr: kr, id: id, body: body})
 	return body
 }
 

@@ -175,9 +175,9 @@ func TestMetadataDocument(t *testing.T) {
 func TestServerRouting(t *testing.T) {
 	s := newServer(t, newApp(t, nil), "/auth")
 	mine := []string{"/auth/token", "/auth/jwks", "/auth/authorize", "/auth/login", "/auth/consent", "/auth/account",
-		"/auth/logout", "/auth/userinfo", "/auth/introspect", "/auth/revoke", "/.well-known/oauth-authorization-server"}
+		"/auth/logout", "/auth/userinfo", "/auth/introspect", "/auth/revoke", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}
 	others := []string{"/", "/oauth2/token", "/oauth2/jwks", "/auth", "/auth/", "/auth/token/", "/auth/tokens", "/AUTH/token",
-		"/auth/authorize/", "/auth/register", "/.well-known/oauth-authorization-server/", "/.well-known/openid-configuration", "/api/users"}
+		"/auth/authorize/", "/auth/register", "/.well-known/oauth-authorization-server/", "/.well-known/openid-configuration/", "/api/users"}
 	for _, p := range mine {
 		if _, next := serve(t, s, httptest.NewRequest(http.MethodGet, p, nil)); next {
 			t.Errorf("%s passed to next", p)

@@ -36,24 +36,27 @@ type Server struct {
 	// embedded pages of the same name.
 	Templates string `json:"templates,omitempty"`
 
-	app           *App
-	logger        *zap.Logger
-	pages         pageSet
-	tokenPath     string
-	jwksPath      string
-	authorizePath string
-	loginPath     string
-	consentPath   string
-	accountPath   string
-	logoutPath    string
-	userinfoPath  string
-	introPath     string
-	revokePath    string
-	signupPath    string
-	assertionAud  []string // what a client assertion's aud may name
-	metadataPath  string
-	metadata      []byte
-	jwks          *jwksCache
+	app              *App
+	logger           *zap.Logger
+	pages            pageSet
+	tokenPath        string
+	jwksPath         string
+	authorizePath    string
+	loginPath        string
+	consentPath      string
+	accountPath      string
+	logoutPath       string
+	userinfoPath     string
+	introPath        string
+	revokePath       string
+	signupPath       string
+	assertionAud     []string // what a client assertion's aud may name
+	metadataPath     string
+	metadata         []byte
+	jwks             *jwksCache
+	endSessionPath   string // OpenID Connect RP-Initiated Logout 1.0
+	openIDConfigPath string // OpenID Connect Discovery §4
+	openIDConfig     []byte
 }
 
 // CaddyModule returns the Caddy module information.
@@ -103,6 +106,7 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	s.loginPath = base + "/login"
 	s.consentPath = base + "/consent"
 	s.accountPath = base + "/account"
+	s.endSessionPath = base + "/end_session"
 	s.logoutPath = base + "/logout"
 	s.userinfoPath = base + "/userinfo"
 	s.introPath = base + "/introspect"
@@ -117,7 +121,11 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	// RFC 7523 §3 item 3: the token endpoint URL, or the issuer
 	// identifier (RFC 8414 §2) as OpenID Connect and RFC 7523bis allow.
 	s.assertionAud = []string{s.app.Issuer, base + "/token"}
-	s.metadata, err = s.app.buildMetadata(base)
+	if s.metadata, err = s.app.buildMetadata(base); err != nil {
+		return err
+	}
+	s.openIDConfigPath = openIDConfigPath(s.app.Issuer)
+	s.openIDConfig, err = s.app.buildOpenIDConfig(s.metadata, base)
 	return err
 }
 
@@ -138,7 +146,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		s.serveToken(w, r)
 		return nil
 	case s.jwksPath:
-		servePublicDocument(w, r, s.jwks.get(s.app.Keyring()))
+		// An instance of a cluster that has signed no ID token yet still
+		// publishes the ID-token key another one made.
+		servePublicDocument(w, r, s.jwks.get(s.app.Keyring(), s.app.idKeys.published(r.Context())))
 		return nil
 	case s.authorizePath:
 		s.serveAuthorize(w, r)
@@ -148,6 +158,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.consentPath:
 		s.serveConsent(w, r)
+		return nil
+	case s.endSessionPath:
+		s.serveEndSession(w, r)
 		return nil
 	case s.accountPath:
 		s.serveAccount(w, r)
@@ -169,6 +182,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.metadataPath:
 		servePublicDocument(w, r, s.metadata)
+		return nil
+	case s.openIDConfigPath:
+		servePublicDocument(w, r, s.openIDConfig)
 		return nil
 	}
 	return next.ServeHTTP(w, r)

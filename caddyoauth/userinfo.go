@@ -13,8 +13,11 @@ const userinfoRealm = "oauth"
 // serveUserinfo is {prefix}/userinfo: the signed-in person's sub, name,
 // email and configured claims, for an access token of this server that
 // was issued on the person's behalf (it carries auth_time, RFC 9068
-// §2.2.1) and holds the userinfo scope. The answers follow RFC 6750 §3
-// (and OpenID Connect Core §5.3, whose response shape this borrows).
+// §2.2.1). A token with the openid scope gets the OpenID Connect UserInfo
+// answer (Core §5.3): the claims its scopes allow (§5.4), the same as the
+// ID token's. A token without it (a client that is no relying party)
+// needs the userinfo scope and gets every claim, as before OpenID
+// Connect. The answers follow RFC 6750 §3.
 func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -47,7 +50,8 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, bearer.InsufficientScope, "the token was not issued on behalf of a person")
 		return
 	}
-	if !oauthjwt.HasAll(claims.Scopes(), []string{a.UserinfoScope}) {
+	oidc := hasOpenID(claims.Scopes())
+	if !oidc && !oauthjwt.HasAll(claims.Scopes(), []string{a.UserinfoScope}) {
 		refuse(http.StatusForbidden, bearer.InsufficientScope, "token lacks the "+a.UserinfoScope+" scope")
 		return
 	}
@@ -58,6 +62,11 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		refuse(http.StatusUnauthorized, bearer.InvalidToken, "the user no longer exists")
+		return
+	}
+	if oidc {
+		noStore(w.Header())
+		writeJSON(w, http.StatusOK, userClaims(user, claims.Scopes()))
 		return
 	}
 	out := map[string]any{"sub": user.Username}

@@ -34,31 +34,35 @@ const oidcProviderDir = "oidc-provider"
 // folder at once.
 var npmMu sync.Mutex
 
-// npmInstall makes sure node_modules holds the pinned oidc-provider: when
-// it is missing, or another version than package.json pins (a checkout
-// that moved to another pin), it runs npm ci from the lockfile once. It
-// installs nothing else: node and npm must be on the PATH (.ci/run sees to
-// that on CI), and their absence fails the test rather than skipping it.
-func npmInstall(t *testing.T) {
+// npmInstall makes sure node_modules holds the pinned oidc-provider.
+func npmInstall(t *testing.T) { npmInstallIn(t, oidcProviderDir, "oidc-provider") }
+
+// npmInstallIn makes sure dir/node_modules holds the version of pkg that
+// dir/package.json pins: when it is missing, or another version (a
+// checkout that moved to another pin), it runs npm ci from the lockfile
+// once. It installs nothing else: node and npm must be on the PATH (.ci/run
+// sees to that on CI), and their absence fails the test rather than
+// skipping it.
+func npmInstallIn(t *testing.T, dir, pkg string) {
 	t.Helper()
 	npmMu.Lock()
 	defer npmMu.Unlock()
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is not on the PATH (%v): this test runs the OpenID provider %s/server.js with Node.js", err, oidcProviderDir)
+		t.Fatalf("node is not on the PATH (%v): this test runs %s with Node.js", err, dir)
 	}
-	var pkg struct {
+	var pj struct {
 		Dependencies map[string]string `json:"dependencies"`
 	}
-	b, err := os.ReadFile(filepath.Join(oidcProviderDir, "package.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &pkg); err != nil {
-		t.Fatalf("%s/package.json: %v", oidcProviderDir, err)
+	if err := json.Unmarshal(b, &pj); err != nil {
+		t.Fatalf("%s/package.json: %v", dir, err)
 	}
-	want := pkg.Dependencies["oidc-provider"]
+	want := pj.Dependencies[pkg]
 	var installed struct{ Version string }
-	if b, err := os.ReadFile(filepath.Join(oidcProviderDir, "node_modules", "oidc-provider", "package.json")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
 		_ = json.Unmarshal(b, &installed)
 	}
 	if want != "" && installed.Version == want {
@@ -66,18 +70,18 @@ func npmInstall(t *testing.T) {
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		t.Fatalf("npm is not on the PATH (%v): it installs %s/node_modules from the lockfile", err, oidcProviderDir)
+		t.Fatalf("npm is not on the PATH (%v): it installs %s/node_modules from the lockfile", err, dir)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = oidcProviderDir
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", oidcProviderDir, err, out)
+		t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
 	}
-	t.Logf("npm ci in %s (oidc-provider %s): %v", oidcProviderDir, want, time.Since(start).Round(time.Millisecond))
+	t.Logf("npm ci in %s (%s %s): %v", dir, pkg, want, time.Since(start).Round(time.Millisecond))
 }
 
 // oidcProvider is a running oidc-provider process.

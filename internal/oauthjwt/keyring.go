@@ -80,7 +80,9 @@ func (kr *Keyring) SignAccessToken(claims any) (string, error) {
 	return kr.active.sign(claims)
 }
 
-func (k *Key) sign(claims any) (string, error) {
+func (k *Key) sign(claims any) (string, error) { return k.signWith(k.header, claims) }
+
+func (k *Key) signWith(header string, claims any) (string, error) {
 	var signKey any = k.Signer
 	switch {
 	case k.hmac != nil:
@@ -94,8 +96,8 @@ func (k *Key) sign(claims any) (string, error) {
 	}
 	var sb strings.Builder
 	enc := base64.RawURLEncoding
-	sb.Grow(len(k.header) + 1 + enc.EncodedLen(len(payload)) + 1 + 700)
-	sb.WriteString(k.header)
+	sb.Grow(len(header) + 1 + enc.EncodedLen(len(payload)) + 1 + 700)
+	sb.WriteString(header)
 	sb.WriteByte('.')
 	sb.WriteString(enc.EncodeToString(payload))
 	sig, err := k.method.Sign(sb.String(), signKey)

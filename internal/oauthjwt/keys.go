@@ -48,6 +48,7 @@ type Key struct {
 
 	method jwt.SigningMethod
 	header string // base64url of the protected header for access tokens
+	idHdr  string // the same for ID tokens: typ JWT (OpenID Connect Core §2)
 	hmac   []byte // the shared key of an HS256 key (NewHMACKey)
 	owner  string // the client an HS256 key belongs to
 }
@@ -125,6 +126,12 @@ func NewPublicKey(alg string, pub crypto.PublicKey, kid string) (*Key, error) {
 		Typ string `json:"typ"`
 	}{alg, k.ID, AccessTokenType})
 	k.header = base64.RawURLEncoding.EncodeToString(hdr)
+	hdr, _ = json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{alg, k.ID, IDTokenType})
+	k.idHdr = base64.RawURLEncoding.EncodeToString(hdr)
 	return k, nil
 }
 

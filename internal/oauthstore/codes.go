@@ -29,6 +29,12 @@ type Code struct {
 	// when it named none, as in codes written before the field existed.
 	Resources []string `json:"resources,omitempty"`
 	Created   int64    `json:"created"`
+	// Nonce is the OpenID Connect nonce of the authorization request,
+	// echoed in the ID token (OpenID Connect Core §3.1.2.1, §3.1.3.6).
+	Nonce string `json:"nonce,omitempty"`
+	// SID names the login session the code was approved in (the ID
+	// token's sid, OpenID Connect Front-Channel Logout §3).
+	SID string `json:"sid,omitempty"`
 }
 
 // CodeUse is the marker a redeemed code leaves: what it issued.

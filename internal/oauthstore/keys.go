@@ -35,6 +35,7 @@ import (
 //	revoked-tokens/<exp>.<jti>                 a revoked access token
 //	revoked-tokens-version                     stamp: the list changed
 //	issuers/<issuer name>/keyring.json         an issuer's signing keyring
+//	issuers/<name of issuer#id-token-rs256>/keyring.json  its RS256 ID-token keyring
 //	locks/<name>                               a cluster-wide lock
 //
 // Backends keep entries of their own beside these, which are no Store
@@ -122,6 +123,13 @@ func issuerName(issuer string) string {
 func KeyringKey(issuer string) string {
 	return path.Join("issuers", issuerName(issuer), "keyring.json")
 }
+
+// IDTokenKeyring is the name under which the keyring that signs ID tokens
+// with RS256 (OpenID Connect Core §15.1) is kept when the issuer's own key
+// uses another algorithm: a keyring of its own, stored, locked and rotated
+// as the issuer's is. No issuer has a fragment (RFC 8414 §2), so the name
+// is never an issuer's.
+func IDTokenKeyring(issuer string) string { return issuer + "#id-token-rs256" }
 
 func keyringLockName(issuer string) string { return "keyring-" + issuerName(issuer) }
 func lockKey(name string) string           { return "locks/" + name }

@@ -19,6 +19,10 @@ type Session struct {
 	User     string `json:"user"`
 	AuthTime int64  `json:"auth_time"` // sign-in (RFC 9068 §2.2.1 auth_time)
 	Touched  int64  `json:"touched"`   // last time the idle deadline moved
+	// SID names the session where it may be shown (an ID token's sid):
+	// random, and unlike the id in the cookie, no credential. Sessions
+	// started before it existed have none.
+	SID string `json:"sid,omitempty"`
 }
 
 // Sessions keeps login sessions.
@@ -39,8 +43,12 @@ func (o Sessions) Start(ctx context.Context, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	sid, err := NewSecret()
+	if err != nil {
+		return "", err
+	}
 	now := o.now()
-	s := &Session{User: user, AuthTime: now.Unix(), Touched: now.Unix()}
+	s := &Session{User: user, AuthTime: now.Unix(), Touched: now.Unix(), SID: digest(sid)[:32]}
 	if err := o.putJSON(ctx, sessionKey(id), s, o.ttl(s, now)); err != nil {
 		return "", err
 	}

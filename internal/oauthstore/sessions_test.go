@@ -31,8 +31,8 @@ func TestSessionsStartGetDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Session{User: "alice", AuthTime: testEpoch.Unix(), Touched: testEpoch.Unix()}
-	if *s != want {
+	want := Session{User: "alice", AuthTime: testEpoch.Unix(), Touched: testEpoch.Unix(), SID: s.SID}
+	if *s != want || len(s.SID) != 32 {
 		t.Errorf("Get = %+v, want %+v", *s, want)
 	}
 	other, err := e.rec.Sessions.Start(ctx, "alice")
