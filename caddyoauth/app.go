@@ -75,6 +75,14 @@ type App struct {
 	// sign-in that started it. Default: 30 days.
 	RefreshTokenMaxTTL caddy.Duration `json:"refresh_token_max_ttl,omitempty"`
 
+	// RefreshTokenReuseGrace is how long after a refresh token's rotation
+	// a retry with the same token gets the same successor instead of
+	// being taken for reuse (RFC 9700 §4.14.2): a lost answer, two browser
+	// tabs refreshing at once. 0 turns it off; at most 1m. Default: 5s.
+	// A rotation that a crash or a failed write left unfinished is always
+	// finished by the retry, whatever this says.
+	RefreshTokenReuseGrace *caddy.Duration `json:"refresh_token_reuse_grace,omitempty"`
+
 	// SessionTTL is how long a login session lasts without use. Default: 1h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
@@ -292,14 +300,23 @@ func (a *App) Stop() error {
 	return nil
 }
 
+// reuseGrace is refresh_token_reuse_grace, its default when unset.
+func (a *App) reuseGrace() time.Duration {
+	if a.RefreshTokenReuseGrace == nil {
+		return DefaultRefreshReuseGrace
+	}
+	return time.Duration(*a.RefreshTokenReuseGrace)
+}
+
 // useStore makes s the app's store and the owners of its records.
 func (a *App) useStore(s Store) {
 	a.store = s
 	a.rec = oauthstore.New(s, a.clock, a.logger, oauthstore.Lifetimes{
-		RefreshIdle: time.Duration(a.RefreshTokenTTL),
-		RefreshMax:  time.Duration(a.RefreshTokenMaxTTL),
-		SessionIdle: time.Duration(a.SessionTTL),
-		SessionMax:  time.Duration(a.SessionMaxTTL),
+		RefreshIdle:  time.Duration(a.RefreshTokenTTL),
+		RefreshMax:   time.Duration(a.RefreshTokenMaxTTL),
+		RefreshGrace: a.reuseGrace(),
+		SessionIdle:  time.Duration(a.SessionTTL),
+		SessionMax:   time.Duration(a.SessionMaxTTL),
 	})
 	if a.keys != nil {
 		a.keys.rings = a.rec.Keyrings

@@ -102,6 +102,8 @@ func TestProvisionRefusals(t *testing.T) {
 			c.GrantTypes, c.JWKSURI = []string{GrantJWTBearer}, "https://keys.example/jwks"
 		}), []string{"assertion_subjects"}},
 		{"assertion settings without the grant", client(func(c *Client) { c.AssertionSubjects = []string{"*"} }), []string{"assertion_subjects"}},
+		{"refresh_token_reuse_grace over 1m (RFC 9700 §4.14.2)", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(61 * time.Second) }, []string{"refresh_token_reuse_grace", "1m1s"}},
+		{"refresh_token_reuse_grace negative", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(-time.Second) }, []string{"refresh_token_reuse_grace"}},
 		{"implicit grant refused (RFC 9700 §2.1.2)", client(func(c *Client) { c.GrantTypes = []string{"implicit"} }), []string{"grant_types", "implicit", "RFC 9700"}},
 		{"password grant refused (RFC 9700 §2.4)", client(func(c *Client) { c.GrantTypes = []string{"password"} }), []string{"grant_types", "password", "RFC 9700"}},
 		{"grant listed twice", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "client_credentials"} }), []string{"grant_types", "twice"}},
@@ -209,6 +211,8 @@ func TestProvisionAccepts(t *testing.T) {
 		{"metadata key of 64 characters", func(a *App) { a.Clients[0].Metadata = map[string]string{strings.Repeat("k", 61) + "_.-": "v"} }},
 		{"explicit grant type", func(a *App) { a.Clients[0].GrantTypes = []string{"client_credentials"} }},
 		{"EdDSA signing key", func(a *App) { a.SigningKey = &SigningKeyConfig{Algorithm: "EdDSA"} }},
+		{"refresh_token_reuse_grace 0 (off)", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(0) }},
+		{"refresh_token_reuse_grace 1m", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(time.Minute) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,6 +228,9 @@ func TestProvisionDefaults(t *testing.T) {
 	a := newApp(t, nil)
 	if time.Duration(a.AccessTokenTTL) != time.Hour {
 		t.Errorf("access_token_ttl = %v, want 1h", time.Duration(a.AccessTokenTTL))
+	}
+	if a.RefreshTokenReuseGrace == nil || time.Duration(*a.RefreshTokenReuseGrace) != 5*time.Second {
+		t.Errorf("refresh_token_reuse_grace = %v, want 5s", a.RefreshTokenReuseGrace)
 	}
 	if a.Audience != testIssuer {
 		t.Errorf("audience = %q, want the issuer (RFC 9068 §3 default)", a.Audience)
@@ -257,3 +264,5 @@ func TestAppClient(t *testing.T) {
 		t.Error("the internal stand-in for unknown clients is visible")
 	}
 }
+
+func durationPtr(d time.Duration) *caddy.Duration { c := caddy.Duration(d); return &c }

@@ -127,6 +127,10 @@ func (a *App) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error {
 		if accessTTLOutOfRange(a.AccessTokenTTL) {
 			err = fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(a.AccessTokenTTL))
 		}
+	case "refresh_token_reuse_grace":
+		if a.RefreshTokenReuseGrace != nil {
+			err = checkReuseGrace(*a.RefreshTokenReuseGrace)
+		}
 	case "leeway":
 		if a.Leeway < 0 || a.Leeway > caddy.Duration(maxLeeway) {
 			err = fmt.Errorf("leeway: %s is outside 0..5m", time.Duration(a.Leeway))

@@ -384,6 +384,9 @@ func TestCaddyfileChecks(t *testing.T) {
 		{"rotate_every with a key file", caddyfileLines("oauth {", iss, " signing_key ES256 /etc/as.pem {", "  rotate_every 720h", " }", "}"), "signing_key: rotate_every: the key comes from /etc/as.pem", 4},
 		{"refresh_token_ttl above its max", caddyfileLines("oauth {", iss, " refresh_token_ttl 48h", " refresh_token_max_ttl 24h", "}"), "refresh_token_ttl: 48h0m0s is longer than refresh_token_max_ttl 24h0m0s", 3},
 		{"session_max_ttl below the default session_ttl", caddyfileLines("oauth {", iss, " session_max_ttl 30m", "}"), "session_ttl: 1h0m0s is longer than session_max_ttl 30m0s", 3},
+		{"refresh_token_reuse_grace too long (RFC 9700 §4.14.2: a short window)", caddyfileLines("oauth {", iss, " refresh_token_reuse_grace 2m", "}"), "refresh_token_reuse_grace: 2m0s is outside 0s..1m0s", 3},
+		{"refresh_token_reuse_grace negative", caddyfileLines("oauth {", iss, " refresh_token_reuse_grace -1s", "}"), "refresh_token_reuse_grace: -1s is outside 0s..1m0s", 3},
+		{"refresh_token_reuse_grace twice", caddyfileLines("oauth {", iss, " refresh_token_reuse_grace 0s", " refresh_token_reuse_grace 0s", "}"), "refresh_token_reuse_grace already specified", 4},
 		{"session_ttl out of range", caddyfileLines("oauth {", iss, " session_ttl 30s", "}"), "session_ttl: 30s is outside 1m0s..", 3},
 		{"signup min_password_length", caddyfileLines("oauth {", iss, " signup {", "  min_password_length 4", " }", "}"), "signup: min_password_length 4 is outside 8..72", 3},
 
