@@ -3,6 +3,7 @@ package oauthstore
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,8 +33,8 @@ type Family struct {
 	Gen       int      `json:"gen"` // generation of the live token
 	Created   int64    `json:"created"`
 	MaxExp    int64    `json:"max_exp"`
-	// Access lists the family's access tokens that have not expired, so
-	// revoking the family revokes all of them (RFC 7009 §2.1).
+	// Access lists access tokens, as families written before they were
+	// entries of their own kept them (AddAccess); read when revoking.
 	Access []AccessRef `json:"access,omitempty"`
 }
 
@@ -143,18 +144,18 @@ func (o Families) Get(ctx context.Context, id string) (*Family, error) {
 	return fam, nil
 }
 
-// AddAccess records an access token the family issued (dropping those
-// expired), so revoking the family revokes it too.
+// AddAccess records an access token the family issued, so revoking the
+// family revokes it too. Each is an entry of its own, living until the
+// token expires: two refreshes of one family at once (two tabs, a retry
+// within the grace window) cannot overwrite each other's, as they could
+// when the list was part of the family's record.
 func (o Families) AddAccess(ctx context.Context, id string, fam *Family, ref AccessRef) error {
 	now := o.now()
-	kept := fam.Access[:0]
-	for _, r := range fam.Access {
-		if r.Exp > now.Unix() {
-			kept = append(kept, r)
-		}
+	exp := time.Unix(ref.Exp, 0)
+	if end := time.Unix(fam.MaxExp, 0); exp.After(end) {
+		exp = end
 	}
-	fam.Access = append(kept, ref)
-	return o.putJSON(ctx, familyKey(id), fam, TTLUntil(now, time.Unix(fam.MaxExp, 0)))
+	return o.putJSON(ctx, familyAccessKey(id, ref.JTI), ref, TTLUntil(now, exp))
 }
 
 // Revoke ends family id: its revocation is an entry of its own, which no
@@ -169,14 +170,35 @@ func (o Families) Revoke(ctx context.Context, id string) ([]AccessRef, error) {
 		}
 	}
 	now := o.now()
+	refs, listErr := o.access(ctx, id, fam.Access)
 	ttl := o.max
 	if fam.MaxExp != 0 {
 		ttl = time.Unix(fam.MaxExp, 0).Sub(now)
 	}
 	if ttl <= 0 {
-		return fam.Access, nil
+		return refs, listErr
 	}
-	return fam.Access, o.kv.Put(ctx, familyRevokedKey(id), []byte{1}, ttl)
+	if err := o.kv.Put(ctx, familyRevokedKey(id), []byte{1}, ttl); err != nil {
+		return refs, err
+	}
+	return refs, listErr
+}
+
+// access returns the family's access tokens: those recorded in the
+// family's record by earlier versions (legacy) and its entries.
+func (o Families) access(ctx context.Context, id string, legacy []AccessRef) ([]AccessRef, error) {
+	refs := slices.Clone(legacy)
+	keys, err := o.kv.List(ctx, familyAccessPrefix(id))
+	if err != nil {
+		return refs, err
+	}
+	for _, k := range keys {
+		var r AccessRef
+		if err := o.getJSON(ctx, k, "family access token", &r, func() bool { return r.JTI != "" }); err == nil {
+			refs = append(refs, r)
+		}
+	}
+	return refs, nil
 }
 
 // OfUser returns the ids of the families indexed under user for client, or

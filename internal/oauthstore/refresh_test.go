@@ -5,7 +5,9 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,30 +217,43 @@ func TestFamiliesRotateEnded(t *testing.T) {
 }
 
 // TestFamiliesAddAccess: RFC 7009 §2.1, revoking a refresh token SHOULD
-// revoke the access tokens of the same grant, so the family lists them;
-// the list drops those that have expired.
+// revoke the access tokens of the same grant, so the family keeps them,
+// each an entry of its own until it expires: concurrent refreshes (two
+// tabs, a retry within the grace window) lose none; an access token listed
+// in the family record by an earlier version is still returned.
 func TestFamiliesAddAccess(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t, testLifetimes)
 	fam := testFamily("alice", "app")
 	id, _ := startFamily(t, e, fam)
 	now := testEpoch.Unix()
-	fam.Access = []AccessRef{
-		{"expired", now - 1},
-		{"expiring now", now},
-		{"live", now + 1},
-		{"later", now + 3600},
-	}
-	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"new", now + 600}); err != nil {
+	fam.Access = []AccessRef{{"legacy", now + 60}}
+	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"soon", now + 10}); err != nil {
 		t.Fatal(err)
 	}
-	want := []AccessRef{{"live", now + 1}, {"later", now + 3600}, {"new", now + 600}}
-	if !slices.Equal(fam.Access, want) {
-		t.Errorf("Access = %v, want %v", fam.Access, want)
+	if _, err := e.rec.Families.rotateUnclaimed(ctx, id, fam); err != nil { // writes the legacy list
+		t.Fatal(err)
 	}
-	got, err := e.rec.Families.Get(ctx, id)
-	if err != nil || !slices.Equal(got.Access, want) {
-		t.Errorf("stored Access = %+v, %v; want %v", got, err, want)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"c" + strconv.Itoa(i), now + 600}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	e.clock.Advance(10 * time.Second) // "soon" has expired, and its entry is gone
+	got, err := e.rec.Families.Revoke(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, r := range got {
+		names[r.JTI] = true
+	}
+	if len(got) != 21 || !names["legacy"] || names["soon"] {
+		t.Errorf("Revoke returned %d refs %v; want the legacy one and the 20 concurrent ones", len(got), got)
 	}
 }
 
@@ -386,10 +401,10 @@ func TestFamiliesEntriesExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"a", e.clock.Now().Add(time.Hour).Unix()}); err != nil {
+	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"a", time.Unix(fam.MaxExp, 0).Add(time.Hour).Unix()}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{refreshKey(tok), refreshKey(next), refreshUsedKey(tok), familyKey(id), userFamilyKey("alice", "app", id)}
+	want := []string{refreshKey(tok), refreshKey(next), refreshUsedKey(tok), familyKey(id), userFamilyKey("alice", "app", id), familyAccessKey(id, "a")}
 	slices.Sort(want)
 	e.clock.Set(time.Unix(fam.MaxExp, 0).Add(-time.Second))
 	if got := e.keys(t); !slices.Equal(got, want) {
