@@ -286,6 +286,7 @@ func (a *App) Start() error {
 		go a.every(rotationCheckInterval(every), "scheduled key rotation", a.keys.rotateOnce)
 	}
 	go a.every(revocationRefresh, "revocation list refresh", a.revoked.refreshOnce)
+	a.registry.prime(context.Background())
 	if sw, ok := a.store.(sweeper); ok {
 		go a.every(oauthstore.SweepEvery, "store sweep", func(ctx context.Context) { a.sweep(ctx, sw) })
 	}
@@ -331,9 +332,11 @@ func (a *App) useStore(s Store) {
 		provision: func(c *Client) error {
 			return c.provision(caddy.NewReplacer(), a)
 		},
-		markTTL: max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute,
-		logger:  a.logger,
-		cache:   make(map[string]*clientEntry),
+		markTTL:   max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute,
+		logger:    a.logger,
+		known:     make(map[string]*clientEntry),
+		others:    make(map[string]*clientEntry),
+		maxOthers: clientCacheMax,
 	}
 }
 
@@ -346,14 +349,15 @@ func (a *App) Verifier() *oauthjwt.Verifier { return a.verifier }
 func (a *App) TokenAudience() string { return a.Audience }
 
 // Client describes a registered client. It implements oauthjwt.Authority.
-func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
-	// A store-kept client this instance cannot read now is unknown: its
-	// tokens are refused until the store answers again.
-	c, revokedBefore, ok, _ := a.registry.lookup(context.Background(), id)
-	if !ok {
-		return oauthjwt.ClientInfo{}, false
+func (a *App) Client(id string) (oauthjwt.ClientInfo, bool, error) {
+	// A client this instance cannot judge now (a store-kept client it has
+	// not read, any client whose revocation mark it never read) is an
+	// error: its tokens get 503, neither accepted nor thrown away.
+	c, revokedBefore, ok, err := a.registry.issued(context.Background(), id)
+	if err != nil || !ok {
+		return oauthjwt.ClientInfo{}, false, err
 	}
-	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata, Scopes: c.Scopes, RevokedBefore: revokedBefore}, true
+	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata, Scopes: c.Scopes, RevokedBefore: revokedBefore}, true, nil
 }
 
 // Keyring returns the current signing keyring.

@@ -253,14 +253,14 @@ func TestProvisionDefaults(t *testing.T) {
 // for placeholders, exposes the public description only.
 func TestAppClient(t *testing.T) {
 	a := newApp(t, nil)
-	info, ok := a.Client(svcID)
+	info, ok, _ := a.Client(svcID)
 	if !ok || info.ID != svcID || info.Name != "Reports service" || info.Metadata["tier"] != "gold" {
 		t.Errorf("Client(%q) = %+v, %v", svcID, info, ok)
 	}
-	if _, ok := a.Client("nobody"); ok {
+	if _, ok, _ := a.Client("nobody"); ok {
 		t.Error("unknown client found")
 	}
-	if _, ok := a.Client(newFakeClient().ID); ok {
+	if _, ok, _ := a.Client(newFakeClient().ID); ok {
 		t.Error("the internal stand-in for unknown clients is visible")
 	}
 }

@@ -177,8 +177,8 @@ func (s *Server) liveRefreshToken(ctx context.Context, tok string) (*oauthstore.
 	if revoked, err := a.registry.revokedSince(ctx, fam.ClientID, fam.Created); err != nil || revoked {
 		return nil, nil, err
 	}
-	if _, ok := a.Client(fam.ClientID); !ok {
-		return nil, nil, nil
+	if _, ok, err := a.Client(fam.ClientID); err != nil || !ok {
+		return nil, nil, err
 	}
 	return fam, rt, nil
 }
