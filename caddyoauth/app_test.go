@@ -122,6 +122,8 @@ func TestProvisionRefusals(t *testing.T) {
 		{"wildcard redirect URI (RFC 9700 §4.1.3)", client(func(c *Client) { c.RedirectURIs = []string{"https://*.example/cb"} }), []string{"redirect_uris", "exactly"}},
 		{"private-use scheme without a dot (RFC 8252 §7.1)", client(func(c *Client) { c.RedirectURIs = []string{"myapp:/cb"} }), []string{"redirect_uris", "reverse domain"}},
 		{"redirect URI whose query has code (RFC 6749 §4.1.2)", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb?code=1"} }), []string{"redirect_uris", "code"}},
+		{"redirect URI scheme in upper case (RFC 3986 §3.1)", client(func(c *Client) { c.RedirectURIs = []string{"HTTP://127.0.0.1/cb"} }), []string{"redirect_uris", "lower case"}},
+		{"redirect URI scheme in mixed case (RFC 3986 §3.1)", client(func(c *Client) { c.RedirectURIs = []string{"Com.Example.App:/cb"} }), []string{"redirect_uris", "lower case"}},
 		{"redirect URI twice", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb"} }), []string{"redirect_uris", "twice"}},
 		{"confidential client without secret (RFC 6749 §2.1)", client(func(c *Client) { c.SecretHash = "" }), []string{`client "reports-service"`, "secret_hash"}},
 		{"public client with secret_hash (RFC 6749 §2.1)", client(func(c *Client) { c.Public = true }), []string{"public"}},

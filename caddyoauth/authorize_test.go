@@ -495,6 +495,17 @@ func TestLoopbackRedirectAnyPort(t *testing.T) {
 		{"http://localhost:9001/cb", false}, // a name, not an IP literal: exact
 		{"https://app.example:8443/cb", false},
 		{"http://127.0.0.2:8765/cb", false},
+		// RFC 3986 §6.2.2.1 / RFC 9700 §4.1.3: the loopback rule varies
+		// the port only; a scheme in another case is refused, as the
+		// exact-match rule refuses it for every other URI.
+		{"HTTP://127.0.0.1:51234/cb", false},
+		{"Http://[::1]:40000/cb", false},
+		{"HTTPS://app.example/cb", false},
+		{"http://user@127.0.0.1:51234/cb", false},
+		{"http://127.0.0.1:/cb", false},
+		{"http://127.0.0.1:5x/cb", false},
+		{"http://127.0.0.1.evil.example/cb", false},
+		{"http://127.0.0.1:51234/cb#x", false},
 	} {
 		if _, ok := c.matchRedirectURI(tc.given); ok != tc.ok {
 			t.Errorf("%s: matched %v, want %v", tc.given, ok, tc.ok)
