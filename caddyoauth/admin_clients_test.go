@@ -150,7 +150,8 @@ func TestAdminClientLifecycle(t *testing.T) {
 
 func TestAdminClientRefusals(t *testing.T) {
 	startedApp(t)
-	if status, _, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"dup","scopes":["a"]}`); status != http.StatusCreated {
+	// Whitespace after the object (curl's newline) is not trailing data.
+	if status, _, raw := adminDo(t, "POST", "/oauth/clients", "{\"client_id\":\"dup\",\"scopes\":[\"a\"]}\n  "); status != http.StatusCreated {
 		t.Fatalf("setup: %d %s", status, raw)
 	}
 	tests := []struct {
@@ -163,6 +164,9 @@ func TestAdminClientRefusals(t *testing.T) {
 		{"caddyfile client secret is not rotated here", "POST", "/oauth/clients/" + svcID + "/secret", "", 409, "Caddyfile"},
 		{"create over a caddyfile client", "POST", "/oauth/clients", `{"client_id":"` + svcID + `","scopes":["a"]}`, 409, "Caddyfile"},
 		{"create twice", "POST", "/oauth/clients", `{"client_id":"dup","scopes":["a"]}`, 409, "exists"},
+		{"trailing object is refused", "POST", "/oauth/clients", `{"client_id":"x1","scopes":["a"]}{"client_id":"x2","scopes":["a"]}`, 400, "trailing data"},
+		{"trailing garbage is refused", "POST", "/oauth/clients", `{"client_id":"x3","scopes":["a"]} x`, 400, "trailing data"},
+		{"trailing data on update is refused", "PUT", "/oauth/clients/dup", `{"scopes":["a"]} []`, 400, "trailing data"},
 		{"secret in the body is refused", "POST", "/oauth/clients", `{"client_id":"x","scopes":["a"],"secret":"mine"}`, 400, `unknown field "secret"`},
 		{"secret_hash in the body is refused", "POST", "/oauth/clients", `{"client_id":"x","scopes":["a"],"secret_hash":"sha256:00"}`, 400, "secret_hash"},
 		{"no scopes", "POST", "/oauth/clients", `{"client_id":"x"}`, 400, "scopes"},
