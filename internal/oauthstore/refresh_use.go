@@ -22,10 +22,10 @@ import (
 // by whoever presents the same token again, so a crash, a failed write or
 // a lost response between the claim and the answer loses nothing:
 //
-//   - the rotation is unfinished (the family has not reached the new
-//     generation): nobody can have received the successor, since the
-//     answer is only sent after that write. The retry finishes the
-//     rotation and gets the successor, however late it comes.
+//   - the rotation is unfinished (the claim is not marked done, which is
+//     its last write before the answer): nobody can have received the
+//     successor. The retry finishes the rotation and gets the successor,
+//     however late it comes.
 //   - the rotation is finished: a retry within the grace window (RFC 9700
 //     §4.14.2 leaves room for it; two browser tabs refreshing at once) gets
 //     the same successor, as long as the successor itself is unused. After
@@ -52,6 +52,11 @@ type use struct {
 	Gen  int    `json:"gen"`            // generation of the used token
 	At   int64  `json:"at"`             // when it was claimed, Unix milliseconds
 	Next string `json:"next,omitempty"` // the successor, sealed; "" when none was issued
+	// Done: the successor's record and the family's generation are
+	// written; the last write before the successor is handed out. Only
+	// ever set (by overwriting the claim), never cleared, so unlike the
+	// family's generation (a record others rewrite) it cannot go back.
+	Done bool `json:"done,omitempty"`
 }
 
 // Use spends token (its record rt, its family fam as Lookup returned them)
@@ -93,7 +98,7 @@ func (o Families) Use(ctx context.Context, token string, rt *RefreshToken, fam *
 	case lapsed:
 		return "", ErrNotFound
 	}
-	return next, o.finish(ctx, rt, fam, next, now)
+	return next, o.finish(ctx, token, u, rt, fam, next, now)
 }
 
 // resume handles a token whose claim exists: a retry finishes or repeats
@@ -124,27 +129,37 @@ func (o Families) resume(ctx context.Context, token string, rt *RefreshToken, fa
 		return "", ErrReused
 	}
 	switch {
-	case fam.Gen <= u.Gen:
+	case !u.Done:
 		// Unfinished: the claimant never answered. Finish it.
-		return next, o.finish(ctx, rt, fam, next, now)
-	case fam.Gen == u.Gen+1 && now.Before(time.UnixMilli(u.At).Add(o.grace)):
+		return next, o.finish(ctx, token, u, rt, fam, next, now)
+	case now.Before(time.UnixMilli(u.At).Add(o.grace)):
 		// Finished, and retried within the grace window.
+		if fam.Gen < rt.Gen+1 {
+			fam.Gen = rt.Gen + 1 // as the caller's answer describes it
+		}
 		return next, nil
 	default:
 		return "", ErrReused
 	}
 }
 
-// finish writes the successor's record and moves the family to its
-// generation (put: the token first, then the family, so that every write
-// can be redone). Writing them again is harmless.
-func (o Families) finish(ctx context.Context, rt *RefreshToken, fam *Family, next string, now time.Time) error {
-	fam.Gen = rt.Gen + 1
+// finish writes the successor's record, moves the family to its
+// generation (putToken: the token first, then the family) and marks the
+// claim done, in that order, so that every write can be redone by a retry
+// until the last. Writing them again is harmless.
+func (o Families) finish(ctx context.Context, token string, u use, rt *RefreshToken, fam *Family, next string, now time.Time) error {
+	if fam.Gen < rt.Gen+1 {
+		fam.Gen = rt.Gen + 1
+	}
 	err := o.putToken(ctx, rt.Family, fam, next, now)
 	if errors.Is(err, errEnded) {
 		return ErrNotFound
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	u.Done = true
+	return o.putJSON(ctx, refreshUsedKey(token), u, TTLUntil(now, time.Unix(fam.MaxExp, 0)))
 }
 
 // Used reports whether token has been claimed (spent or being rotated).

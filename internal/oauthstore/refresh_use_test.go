@@ -2,6 +2,7 @@ package oauthstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -89,7 +90,7 @@ func TestFamiliesUseRetry(t *testing.T) {
 // which then works.
 func TestFamiliesUseCrashSafe(t *testing.T) {
 	ctx := context.Background()
-	for _, lost := range []string{"successor and family", "family"} {
+	for _, lost := range []string{"successor and family", "family", "done mark only"} {
 		t.Run(lost, func(t *testing.T) {
 			e := newTestEnv(t, testLifetimes) // no grace at all
 			id, t0 := startFamily(t, e, testFamily("alice", "app"))
@@ -103,7 +104,17 @@ func TestFamiliesUseCrashSafe(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The crash: what came after the claim was never written.
-			e.put(t, familyKey(id), before, time.Hour)
+			b, _ := e.kv.Get(ctx, refreshUsedKey(t0))
+			var u use
+			if err := json.Unmarshal(b, &u); err != nil || !u.Done {
+				t.Fatalf("the claim after a finished rotation: %s", b)
+			}
+			u.Done = false
+			nb, _ := json.Marshal(u)
+			e.put(t, refreshUsedKey(t0), nb, time.Hour)
+			if lost != "done mark only" {
+				e.put(t, familyKey(id), before, time.Hour)
+			}
 			if lost == "successor and family" {
 				if err := e.kv.Delete(ctx, refreshKey(s1)); err != nil {
 					t.Fatal(err)
@@ -198,5 +209,29 @@ func TestSealSuccessor(t *testing.T) {
 	}
 	if _, err := open(tok, "other", sealed); err == nil {
 		t.Error("opened for another family")
+	}
+}
+
+// TestFamiliesUseFamilyGoesBack: the family record is rewritten by others
+// (a retry finishing a rotation, recording access tokens) and may go back
+// a generation; the done mark on a claim never does, so a rotated token
+// replayed after the window is reuse even then, never a way to the live
+// token.
+func TestFamiliesUseFamilyGoesBack(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t, graceLifetimes)
+	id, t0 := startFamily(t, e, testFamily("alice", "app"))
+	s1, err := e.use(t, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atGen1, _ := e.kv.Get(ctx, familyKey(id))
+	if _, err := e.use(t, s1); err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, familyKey(id), atGen1, time.Hour) // a stale rewrite
+	e.clock.Advance(time.Minute)
+	if got, err := e.use(t, s1); !errors.Is(err, ErrReused) {
+		t.Errorf("replay of s1 after the family went back = %q, %v; want ErrReused", got, err)
 	}
 }
