@@ -8,6 +8,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/testredis"
 )
 
 // graceLifetimes are testLifetimes with a 5s reuse grace window.
@@ -233,5 +238,60 @@ func TestFamiliesUseFamilyGoesBack(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	if got, err := e.use(t, s1); !errors.Is(err, ErrReused) {
 		t.Errorf("replay of s1 after the family went back = %q, %v; want ErrReused", got, err)
+	}
+}
+
+// TestFamiliesUseConcurrentRedis: two instances sharing a real Redis,
+// two tabs each refreshing one token at once on either: every use gets the
+// same successor, 50 times over (RFC 9700 §4.14.2 grace period).
+func TestFamiliesUseConcurrentRedis(t *testing.T) {
+	srv := testredis.Start(t)
+	open := func() *Records {
+		opts, err := redis.ParseURL(srv.URL(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(opts)
+		t.Cleanup(func() { c.Close() })
+		return New(NewRedisStore(c, DefaultRedisKeyPrefix), time.Now, zap.NewNop(), graceLifetimes)
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	for round := range 50 {
+		id, err := NewID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0, err := a.Families.Start(ctx, id, testFamily("alice", "app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]string, 4)
+		var wg sync.WaitGroup
+		for i := range got {
+			rec := []*Records{a, b}[i%2]
+			wg.Go(func() {
+				rt, fam, err := rec.Families.Lookup(ctx, t0)
+				if err == nil {
+					got[i], err = rec.Families.Use(ctx, t0, rt, fam)
+				}
+				if err != nil {
+					t.Errorf("round %d use %d: %v", round, i, err)
+				}
+			})
+		}
+		wg.Wait()
+		for i := range got {
+			if got[i] != got[0] {
+				t.Fatalf("round %d: successors %q", round, got)
+			}
+		}
+		rt, fam, err := b.Families.Lookup(ctx, got[0])
+		if err != nil {
+			t.Fatalf("round %d: the successor: %v", round, err)
+		}
+		if _, err := b.Families.Use(ctx, got[0], rt, fam); err != nil {
+			t.Fatalf("round %d: using the successor: %v", round, err)
+		}
 	}
 }
