@@ -210,6 +210,11 @@ func decodeClientRequest(r *http.Request) (clientRequest, error) {
 	if err := dec.Decode(&req); err != nil {
 		return req, apiErr(http.StatusBadRequest, "body: %v (fields: %s; secrets are made by the server)", err, adminClientFields)
 	}
+	// One JSON object and nothing after it (RFC 8259 §2: a JSON text is
+	// one value): `{…}{…}` or `{…} x` is refused, not half read.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, apiErr(http.StatusBadRequest, "body: trailing data after the JSON object")
+	}
 	return req, req.check()
 }
 

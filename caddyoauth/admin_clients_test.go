@@ -61,7 +61,7 @@ func TestAdminClientLifecycle(t *testing.T) {
 	if rec := basicToken(t, srv, "billing", secret, ccForm("scope", "notes:read")); rec.Code != http.StatusBadRequest {
 		t.Errorf("scope not given to the client: %d", rec.Code)
 	}
-	if info, ok := a.Client("billing"); !ok || info.Name != "Billing" || info.Metadata["tier"] != "gold" {
+	if info, ok, _ := a.Client("billing"); !ok || info.Name != "Billing" || info.Metadata["tier"] != "gold" {
 		t.Errorf("Client(billing) = %+v, %v", info, ok)
 	}
 
@@ -94,7 +94,7 @@ func TestAdminClientLifecycle(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("PUT: %d %s", status, raw)
 	}
-	if info, _ := a.Client("billing"); info.Name != "Billing v2" || len(info.Scopes) != 1 {
+	if info, _, _ := a.Client("billing"); info.Name != "Billing v2" || len(info.Scopes) != 1 {
 		t.Errorf("after PUT: %+v", info)
 	}
 	if rec := basicToken(t, srv, "billing", secret, ccForm("scope", "user:write")); rec.Code != http.StatusBadRequest {
@@ -124,7 +124,7 @@ func TestAdminClientLifecycle(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(raw, "tokens_revoked_before") {
 		t.Fatalf("revoke: %d %s", status, raw)
 	}
-	info, ok := a.Client("billing")
+	info, ok, _ := a.Client("billing")
 	if !ok || info.RevokedBefore.IsZero() || claims.IssuedAt.After(info.RevokedBefore) {
 		t.Fatalf("after revoke: %+v (token iat %v)", info, claims.IssuedAt)
 	}
@@ -134,7 +134,7 @@ func TestAdminClientLifecycle(t *testing.T) {
 	if status, _, raw := adminDo(t, "DELETE", "/oauth/clients/billing", ""); status != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", status, raw)
 	}
-	if _, ok := a.Client("billing"); ok {
+	if _, ok, _ := a.Client("billing"); ok {
 		t.Error("deleted client still known")
 	}
 	if rec := basicToken(t, srv, "billing", newSecret, ccForm()); rec.Code != http.StatusUnauthorized {
@@ -143,14 +143,15 @@ func TestAdminClientLifecycle(t *testing.T) {
 	if status, _, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"billing","scopes":["user:read"]}`); status != http.StatusCreated {
 		t.Fatalf("re-create: %d %s", status, raw)
 	}
-	if info, ok := a.Client("billing"); !ok || info.RevokedBefore.IsZero() || claims.IssuedAt.After(info.RevokedBefore) {
+	if info, ok, _ := a.Client("billing"); !ok || info.RevokedBefore.IsZero() || claims.IssuedAt.After(info.RevokedBefore) {
 		t.Errorf("re-created client would accept a token from before the delete: %+v", info)
 	}
 }
 
 func TestAdminClientRefusals(t *testing.T) {
 	startedApp(t)
-	if status, _, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"dup","scopes":["a"]}`); status != http.StatusCreated {
+	// Whitespace after the object (curl's newline) is not trailing data.
+	if status, _, raw := adminDo(t, "POST", "/oauth/clients", "{\"client_id\":\"dup\",\"scopes\":[\"a\"]}\n  "); status != http.StatusCreated {
 		t.Fatalf("setup: %d %s", status, raw)
 	}
 	tests := []struct {
@@ -163,6 +164,9 @@ func TestAdminClientRefusals(t *testing.T) {
 		{"caddyfile client secret is not rotated here", "POST", "/oauth/clients/" + svcID + "/secret", "", 409, "Caddyfile"},
 		{"create over a caddyfile client", "POST", "/oauth/clients", `{"client_id":"` + svcID + `","scopes":["a"]}`, 409, "Caddyfile"},
 		{"create twice", "POST", "/oauth/clients", `{"client_id":"dup","scopes":["a"]}`, 409, "exists"},
+		{"trailing object is refused", "POST", "/oauth/clients", `{"client_id":"x1","scopes":["a"]}{"client_id":"x2","scopes":["a"]}`, 400, "trailing data"},
+		{"trailing garbage is refused", "POST", "/oauth/clients", `{"client_id":"x3","scopes":["a"]} x`, 400, "trailing data"},
+		{"trailing data on update is refused", "PUT", "/oauth/clients/dup", `{"scopes":["a"]} []`, 400, "trailing data"},
 		{"secret in the body is refused", "POST", "/oauth/clients", `{"client_id":"x","scopes":["a"],"secret":"mine"}`, 400, `unknown field "secret"`},
 		{"secret_hash in the body is refused", "POST", "/oauth/clients", `{"client_id":"x","scopes":["a"],"secret_hash":"sha256:00"}`, 400, "secret_hash"},
 		{"no scopes", "POST", "/oauth/clients", `{"client_id":"x"}`, 400, "scopes"},
@@ -199,7 +203,7 @@ func TestAdminRevokeCaddyfileClient(t *testing.T) {
 	if status, _, raw := adminDo(t, "POST", "/oauth/clients/"+svcID+"/revoke", ""); status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", status, raw)
 	}
-	info, ok := a.Client(svcID)
+	info, ok, _ := a.Client(svcID)
 	if !ok || info.RevokedBefore.IsZero() || claims.IssuedAt.After(info.RevokedBefore) {
 		t.Fatalf("after revoke: %+v", info)
 	}
@@ -224,7 +228,7 @@ func TestStoreClientCacheRefresh(t *testing.T) {
 	if status, _, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"roaming","scopes":["a"]}`); status != http.StatusCreated {
 		t.Fatalf("create on A: %d %s", status, raw)
 	}
-	if _, ok := b.Client("roaming"); !ok {
+	if _, ok, _ := b.Client("roaming"); !ok {
 		t.Fatal("B does not know a client created on A")
 	}
 	if status, _, raw := adminDo(t, "DELETE", "/oauth/clients/roaming", ""); status != http.StatusNoContent {
@@ -232,7 +236,7 @@ func TestStoreClientCacheRefresh(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * clientCacheTTL)
 	for {
-		if _, ok := b.Client("roaming"); !ok {
+		if _, ok, _ := b.Client("roaming"); !ok {
 			break
 		}
 		if time.Now().After(deadline) {

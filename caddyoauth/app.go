@@ -75,6 +75,14 @@ type App struct {
 	// sign-in that started it. Default: 30 days.
 	RefreshTokenMaxTTL caddy.Duration `json:"refresh_token_max_ttl,omitempty"`
 
+	// RefreshTokenReuseGrace is how long after a refresh token's rotation
+	// a retry with the same token gets the same successor instead of
+	// being taken for reuse (RFC 9700 §4.14.2): a lost answer, two browser
+	// tabs refreshing at once. 0 turns it off; at most 1m. Default: 5s.
+	// A rotation that a crash or a failed write left unfinished is always
+	// finished by the retry, whatever this says.
+	RefreshTokenReuseGrace *caddy.Duration `json:"refresh_token_reuse_grace,omitempty"`
+
 	// SessionTTL is how long a login session lasts without use. Default: 1h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
@@ -302,6 +310,7 @@ func (a *App) Start() error {
 		}
 	}
 	go a.every(revocationRefresh, "revocation list refresh", a.revoked.refreshOnce)
+	a.registry.prime(context.Background())
 	if sw, ok := a.store.(sweeper); ok {
 		go a.every(oauthstore.SweepEvery, "store sweep", func(ctx context.Context) { a.sweep(ctx, sw) })
 	}
@@ -316,15 +325,24 @@ func (a *App) Stop() error {
 	return nil
 }
 
+// reuseGrace is refresh_token_reuse_grace, its default when unset.
+func (a *App) reuseGrace() time.Duration {
+	if a.RefreshTokenReuseGrace == nil {
+		return DefaultRefreshReuseGrace
+	}
+	return time.Duration(*a.RefreshTokenReuseGrace)
+}
+
 // useStore makes s the app's store and the owners of its records.
 func (a *App) useStore(s Store) {
 	a.store = s
 	metered := meterStore(s)
 	a.rec = oauthstore.New(metered, a.clock, a.logger, oauthstore.Lifetimes{
-		RefreshIdle: time.Duration(a.RefreshTokenTTL),
-		RefreshMax:  time.Duration(a.RefreshTokenMaxTTL),
-		SessionIdle: time.Duration(a.SessionTTL),
-		SessionMax:  time.Duration(a.SessionMaxTTL),
+		RefreshIdle:  time.Duration(a.RefreshTokenTTL),
+		RefreshMax:   time.Duration(a.RefreshTokenMaxTTL),
+		RefreshGrace: a.reuseGrace(),
+		SessionIdle:  time.Duration(a.SessionTTL),
+		SessionMax:   time.Duration(a.SessionMaxTTL),
 	})
 	if a.keys != nil {
 		a.keys.rings = a.rec.Keyrings
@@ -342,9 +360,11 @@ func (a *App) useStore(s Store) {
 		provision: func(c *Client) error {
 			return c.provision(caddy.NewReplacer(), a)
 		},
-		markTTL: max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute,
-		logger:  a.logger,
-		cache:   make(map[string]*clientEntry),
+		markTTL:   max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute,
+		logger:    a.logger,
+		known:     make(map[string]*clientEntry),
+		others:    make(map[string]*clientEntry),
+		maxOthers: clientCacheMax,
 	}
 }
 
@@ -357,14 +377,15 @@ func (a *App) Verifier() *oauthjwt.Verifier { return a.verifier }
 func (a *App) TokenAudience() string { return a.Audience }
 
 // Client describes a registered client. It implements oauthjwt.Authority.
-func (a *App) Client(id string) (oauthjwt.ClientInfo, bool) {
-	// A store-kept client this instance cannot read now is unknown: its
-	// tokens are refused until the store answers again.
-	c, revokedBefore, ok, _ := a.registry.lookup(context.Background(), id)
-	if !ok {
-		return oauthjwt.ClientInfo{}, false
+func (a *App) Client(id string) (oauthjwt.ClientInfo, bool, error) {
+	// A client this instance cannot judge now (a store-kept client it has
+	// not read, any client whose revocation mark it never read) is an
+	// error: its tokens get 503, neither accepted nor thrown away.
+	c, revokedBefore, ok, err := a.registry.issued(context.Background(), id)
+	if err != nil || !ok {
+		return oauthjwt.ClientInfo{}, false, err
 	}
-	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata, Scopes: c.Scopes, RevokedBefore: revokedBefore}, true
+	return oauthjwt.ClientInfo{ID: c.ID, Name: c.Name, Metadata: c.Metadata, Scopes: c.Scopes, RevokedBefore: revokedBefore}, true, nil
 }
 
 // Keyring returns the current signing keyring.

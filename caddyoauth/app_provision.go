@@ -17,6 +17,8 @@ const (
 	DefaultSessionMaxTTL      = 12 * time.Hour
 	maxRefreshTokenMaxTTL     = 365 * 24 * time.Hour
 	maxSessionMaxTTL          = 30 * 24 * time.Hour
+	DefaultRefreshReuseGrace  = 5 * time.Second
+	maxRefreshReuseGrace      = time.Minute
 	defaultUserinfoScope      = "profile"
 )
 
@@ -40,6 +42,13 @@ func (a *App) provisionPersonSettings() error {
 		if *d.v < caddy.Duration(d.min) || *d.v > caddy.Duration(d.max) {
 			return fmt.Errorf("%s: %s is outside %s..%s", d.name, time.Duration(*d.v), d.min, d.max)
 		}
+	}
+	if a.RefreshTokenReuseGrace == nil {
+		g := caddy.Duration(DefaultRefreshReuseGrace)
+		a.RefreshTokenReuseGrace = &g
+	}
+	if err := checkReuseGrace(*a.RefreshTokenReuseGrace); err != nil {
+		return err
 	}
 	if a.RefreshTokenTTL > a.RefreshTokenMaxTTL {
 		return fmt.Errorf("refresh_token_ttl: %s is longer than refresh_token_max_ttl %s", time.Duration(a.RefreshTokenTTL), time.Duration(a.RefreshTokenMaxTTL))
@@ -65,6 +74,16 @@ func (a *App) provisionPersonSettings() error {
 		if a.Signup.MinPasswordLength < 8 || a.Signup.MinPasswordLength > maxPasswordBytes {
 			return fmt.Errorf("signup: min_password_length %d is outside 8..%d", a.Signup.MinPasswordLength, maxPasswordBytes)
 		}
+	}
+	return nil
+}
+
+// checkReuseGrace refuses a refresh_token_reuse_grace outside 0..1m: a
+// longer window would let a stolen, rotated token be exchanged long after
+// its rotation (RFC 9700 §4.14.2 allows only a short one).
+func checkReuseGrace(v caddy.Duration) error {
+	if v < 0 || v > caddy.Duration(maxRefreshReuseGrace) {
+		return fmt.Errorf("refresh_token_reuse_grace: %s is outside 0s..%s", time.Duration(v), maxRefreshReuseGrace)
 	}
 	return nil
 }

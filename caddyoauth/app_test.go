@@ -102,6 +102,8 @@ func TestProvisionRefusals(t *testing.T) {
 			c.GrantTypes, c.JWKSURI = []string{GrantJWTBearer}, "https://keys.example/jwks"
 		}), []string{"assertion_subjects"}},
 		{"assertion settings without the grant", client(func(c *Client) { c.AssertionSubjects = []string{"*"} }), []string{"assertion_subjects"}},
+		{"refresh_token_reuse_grace over 1m (RFC 9700 §4.14.2)", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(61 * time.Second) }, []string{"refresh_token_reuse_grace", "1m1s"}},
+		{"refresh_token_reuse_grace negative", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(-time.Second) }, []string{"refresh_token_reuse_grace"}},
 		{"implicit grant refused (RFC 9700 §2.1.2)", client(func(c *Client) { c.GrantTypes = []string{"implicit"} }), []string{"grant_types", "implicit", "RFC 9700"}},
 		{"password grant refused (RFC 9700 §2.4)", client(func(c *Client) { c.GrantTypes = []string{"password"} }), []string{"grant_types", "password", "RFC 9700"}},
 		{"grant listed twice", client(func(c *Client) { c.GrantTypes = []string{"client_credentials", "client_credentials"} }), []string{"grant_types", "twice"}},
@@ -120,6 +122,8 @@ func TestProvisionRefusals(t *testing.T) {
 		{"wildcard redirect URI (RFC 9700 §4.1.3)", client(func(c *Client) { c.RedirectURIs = []string{"https://*.example/cb"} }), []string{"redirect_uris", "exactly"}},
 		{"private-use scheme without a dot (RFC 8252 §7.1)", client(func(c *Client) { c.RedirectURIs = []string{"myapp:/cb"} }), []string{"redirect_uris", "reverse domain"}},
 		{"redirect URI whose query has code (RFC 6749 §4.1.2)", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb?code=1"} }), []string{"redirect_uris", "code"}},
+		{"redirect URI scheme in upper case (RFC 3986 §3.1)", client(func(c *Client) { c.RedirectURIs = []string{"HTTP://127.0.0.1/cb"} }), []string{"redirect_uris", "lower case"}},
+		{"redirect URI scheme in mixed case (RFC 3986 §3.1)", client(func(c *Client) { c.RedirectURIs = []string{"Com.Example.App:/cb"} }), []string{"redirect_uris", "lower case"}},
 		{"redirect URI twice", client(func(c *Client) { c.RedirectURIs = []string{"https://app.example/cb", "https://app.example/cb"} }), []string{"redirect_uris", "twice"}},
 		{"confidential client without secret (RFC 6749 §2.1)", client(func(c *Client) { c.SecretHash = "" }), []string{`client "reports-service"`, "secret_hash"}},
 		{"public client with secret_hash (RFC 6749 §2.1)", client(func(c *Client) { c.Public = true }), []string{"public"}},
@@ -209,6 +213,8 @@ func TestProvisionAccepts(t *testing.T) {
 		{"metadata key of 64 characters", func(a *App) { a.Clients[0].Metadata = map[string]string{strings.Repeat("k", 61) + "_.-": "v"} }},
 		{"explicit grant type", func(a *App) { a.Clients[0].GrantTypes = []string{"client_credentials"} }},
 		{"EdDSA signing key", func(a *App) { a.SigningKey = &SigningKeyConfig{Algorithm: "EdDSA"} }},
+		{"refresh_token_reuse_grace 0 (off)", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(0) }},
+		{"refresh_token_reuse_grace 1m", func(a *App) { a.RefreshTokenReuseGrace = durationPtr(time.Minute) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,6 +230,9 @@ func TestProvisionDefaults(t *testing.T) {
 	a := newApp(t, nil)
 	if time.Duration(a.AccessTokenTTL) != time.Hour {
 		t.Errorf("access_token_ttl = %v, want 1h", time.Duration(a.AccessTokenTTL))
+	}
+	if a.RefreshTokenReuseGrace == nil || time.Duration(*a.RefreshTokenReuseGrace) != 5*time.Second {
+		t.Errorf("refresh_token_reuse_grace = %v, want 5s", a.RefreshTokenReuseGrace)
 	}
 	if a.Audience != testIssuer {
 		t.Errorf("audience = %q, want the issuer (RFC 9068 §3 default)", a.Audience)
@@ -246,14 +255,16 @@ func TestProvisionDefaults(t *testing.T) {
 // for placeholders, exposes the public description only.
 func TestAppClient(t *testing.T) {
 	a := newApp(t, nil)
-	info, ok := a.Client(svcID)
+	info, ok, _ := a.Client(svcID)
 	if !ok || info.ID != svcID || info.Name != "Reports service" || info.Metadata["tier"] != "gold" {
 		t.Errorf("Client(%q) = %+v, %v", svcID, info, ok)
 	}
-	if _, ok := a.Client("nobody"); ok {
+	if _, ok, _ := a.Client("nobody"); ok {
 		t.Error("unknown client found")
 	}
-	if _, ok := a.Client(newFakeClient().ID); ok {
+	if _, ok, _ := a.Client(newFakeClient().ID); ok {
 		t.Error("the internal stand-in for unknown clients is visible")
 	}
 }
+
+func durationPtr(d time.Duration) *caddy.Duration { c := caddy.Duration(d); return &c }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -495,6 +496,17 @@ func TestLoopbackRedirectAnyPort(t *testing.T) {
 		{"http://localhost:9001/cb", false}, // a name, not an IP literal: exact
 		{"https://app.example:8443/cb", false},
 		{"http://127.0.0.2:8765/cb", false},
+		// RFC 3986 §6.2.2.1 / RFC 9700 §4.1.3: the loopback rule varies
+		// the port only; a scheme in another case is refused, as the
+		// exact-match rule refuses it for every other URI.
+		{"HTTP://127.0.0.1:51234/cb", false},
+		{"Http://[::1]:40000/cb", false},
+		{"HTTPS://app.example/cb", false},
+		{"http://user@127.0.0.1:51234/cb", false},
+		{"http://127.0.0.1:/cb", false},
+		{"http://127.0.0.1:5x/cb", false},
+		{"http://127.0.0.1.evil.example/cb", false},
+		{"http://127.0.0.1:51234/cb#x", false},
 	} {
 		if _, ok := c.matchRedirectURI(tc.given); ok != tc.ok {
 			t.Errorf("%s: matched %v, want %v", tc.given, ok, tc.ok)
@@ -590,4 +602,69 @@ func TestCodeReplayDuringRedemption(t *testing.T) {
 		t.Error("the access token issued after the replay is not revoked")
 	}
 	assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+}
+
+// slowTakeStore pauses after every successful Take, widening the moment
+// between a code's take and the rest of its redemption.
+type slowTakeStore struct {
+	Store
+	pause time.Duration
+}
+
+func (s *slowTakeStore) Take(ctx context.Context, k string) ([]byte, error) {
+	b, err := s.Store.Take(ctx, k)
+	if err == nil {
+		time.Sleep(s.pause)
+	}
+	return b, err
+}
+
+// TestCodeRedeemedTwiceAtOnce: issue 15. When a code is redeemed twice at
+// the same moment, one redemption wins and the other is a replay that
+// revokes the winner's tokens (RFC 6749 §4.1.2, §10.5; RFC 9700 §4.5),
+// every time: what the code will issue is recorded before the code is
+// taken, so the loser always finds it. 200 races, with the store pausing
+// after each take (the moment a marker written after the take missed).
+func TestCodeRedeemedTwiceAtOnce(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	b.s.app.useStore(&slowTakeStore{Store: b.s.app.store, pause: 200 * time.Microsecond})
+	verifier, challenge := pkce()
+	for i := range 200 {
+		code := b.code(challenge)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {spaRedirect}, "client_id": {spaID}, "code_verifier": {verifier}}
+		recs := make([]*httptest.ResponseRecorder, 2)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for j := range recs {
+			wg.Go(func() {
+				<-start
+				recs[j] = postToken(t, b.s, form)
+			})
+		}
+		close(start)
+		wg.Wait()
+		var won *httptest.ResponseRecorder
+		for _, rec := range recs {
+			switch rec.Code {
+			case http.StatusOK:
+				if won != nil {
+					t.Fatalf("race %d: both redemptions succeeded", i)
+				}
+				won = rec
+			case http.StatusBadRequest:
+				assertOAuthError(t, rec, http.StatusBadRequest, errInvalidGrant)
+			default:
+				t.Fatalf("race %d: %d %s", i, rec.Code, rec.Body)
+			}
+		}
+		if won == nil {
+			t.Fatalf("race %d: neither redemption succeeded", i)
+		}
+		tok := decodeUserTokens(t, won, won.Body.Bytes())
+		_, claims := jwtSegments(t, tok.AccessToken)
+		if !b.s.app.Revoked(claims["jti"].(string)) {
+			t.Fatalf("race %d: the winner's access token was not revoked by the replay", i)
+		}
+		assertOAuthError(t, b.refresh(tok.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+	}
 }

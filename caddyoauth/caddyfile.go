@@ -34,6 +34,7 @@ func init() {
 //		}
 //		refresh_token_ttl     <duration>
 //		refresh_token_max_ttl <duration>
+//		refresh_token_reuse_grace <duration>
 //		session_ttl           <duration>
 //		session_max_ttl       <duration>
 //		scope_description     <scope> <text>
@@ -156,6 +157,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &a.RefreshTokenMaxTTL); err != nil {
 				return err
 			}
+		case "refresh_token_reuse_grace":
+			if a.RefreshTokenReuseGrace != nil {
+				return d.Errf("%s already specified", d.Val())
+			}
+			var g caddy.Duration
+			if err := durationArg(d, &g); err != nil {
+				return err
+			}
+			a.RefreshTokenReuseGrace = &g
 		case "session_ttl":
 			if err := durationArg(d, &a.SessionTTL); err != nil {
 				return err

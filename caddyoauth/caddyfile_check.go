@@ -127,6 +127,10 @@ func (a *App) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error {
 		if accessTTLOutOfRange(a.AccessTokenTTL) {
 			err = fmt.Errorf("access_token_ttl: %s is outside 1m..24h", time.Duration(a.AccessTokenTTL))
 		}
+	case "refresh_token_reuse_grace":
+		if a.RefreshTokenReuseGrace != nil {
+			err = checkReuseGrace(*a.RefreshTokenReuseGrace)
+		}
 	case "leeway":
 		if a.Leeway < 0 || a.Leeway > caddy.Duration(maxLeeway) {
 			err = fmt.Errorf("leeway: %s is outside 0..5m", time.Duration(a.Leeway))
@@ -144,10 +148,12 @@ func (a *App) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error {
 	return nil
 }
 
-// accessTTLOutOfRange reports whether an access_token_ttl that is set
-// lies outside 1m..24h, as provision refuses it (0 is the default).
+// accessTTLOutOfRange reports whether an access_token_ttl just read from
+// the Caddyfile lies outside 1m..24h. Written there, 0s is refused too:
+// in JSON 0 means "unset, the default", but a Caddyfile that says 0s
+// means something it would not get (issue 15).
 func accessTTLOutOfRange(v caddy.Duration) bool {
-	return v != 0 && (v < caddy.Duration(minAccessTokenTTL) || v > caddy.Duration(maxAccessTokenTTL))
+	return v < caddy.Duration(minAccessTokenTTL) || v > caddy.Duration(maxAccessTokenTTL)
 }
 
 // checkCaddyfile checks the signing key's algorithm and rotation, the

@@ -375,6 +375,7 @@ func TestCaddyfileChecks(t *testing.T) {
 		{"issuer with a query", caddyfileLines("oauth {", " issuer https://as.example?x=1", "}"), "issuer: ", 2},
 		{"no issuer", caddyfileLines("oauth {", " audience https://api.example", "}"), "issuer: required", 1},
 		{"access_token_ttl too long", caddyfileLines("oauth {", iss, " access_token_ttl 48h", "}"), "access_token_ttl: 48h0m0s is outside 1m..24h", 3},
+		{"access_token_ttl 0s (not silently the default)", caddyfileLines("oauth {", iss, " access_token_ttl 0s", "}"), "access_token_ttl: 0s is outside 1m..24h", 3},
 		{"leeway too long", caddyfileLines("oauth {", iss, " leeway 10m", "}"), "leeway: 10m0s is outside 0..5m", 3},
 		{"negative leeway", caddyfileLines("oauth {", iss, " leeway -1s", "}"), "leeway: -1s is outside 0..5m", 3},
 		{"scope_description of a bad scope", caddyfileLines("oauth {", iss, " scope_description a ok", ` scope_description "b c" "two words"`, "}"), `scope_descriptions: "b c" is not a valid scope token`, 4},
@@ -384,6 +385,9 @@ func TestCaddyfileChecks(t *testing.T) {
 		{"rotate_every with a key file", caddyfileLines("oauth {", iss, " signing_key ES256 /etc/as.pem {", "  rotate_every 720h", " }", "}"), "signing_key: rotate_every: the key comes from /etc/as.pem", 4},
 		{"refresh_token_ttl above its max", caddyfileLines("oauth {", iss, " refresh_token_ttl 48h", " refresh_token_max_ttl 24h", "}"), "refresh_token_ttl: 48h0m0s is longer than refresh_token_max_ttl 24h0m0s", 3},
 		{"session_max_ttl below the default session_ttl", caddyfileLines("oauth {", iss, " session_max_ttl 30m", "}"), "session_ttl: 1h0m0s is longer than session_max_ttl 30m0s", 3},
+		{"refresh_token_reuse_grace too long (RFC 9700 §4.14.2: a short window)", caddyfileLines("oauth {", iss, " refresh_token_reuse_grace 2m", "}"), "refresh_token_reuse_grace: 2m0s is outside 0s..1m0s", 3},
+		{"refresh_token_reuse_grace negative", caddyfileLines("oauth {", iss, " refresh_token_reuse_grace -1s", "}"), "refresh_token_reuse_grace: -1s is outside 0s..1m0s", 3},
+		{"refresh_token_reuse_grace twice", caddyfileLines("oauth {", iss, " refresh_token_reuse_grace 0s", " refresh_token_reuse_grace 0s", "}"), "refresh_token_reuse_grace already specified", 4},
 		{"session_ttl out of range", caddyfileLines("oauth {", iss, " session_ttl 30s", "}"), "session_ttl: 30s is outside 1m0s..", 3},
 		{"signup min_password_length", caddyfileLines("oauth {", iss, " signup {", "  min_password_length 4", " }", "}"), "signup: min_password_length 4 is outside 8..72", 3},
 
@@ -402,6 +406,7 @@ func TestCaddyfileChecks(t *testing.T) {
 		{"relative resource (RFC 8707 §2)", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  resources /api", " }", "}"), `client "a": resources: "/api" is not an absolute URI`, 6},
 		{"metadata key", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", `  metadata "a b" c`, " }", "}"), `client "a": metadata: key "a b" must be`, 6},
 		{"client access_token_ttl", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  access_token_ttl 30s", " }", "}"), `client "a": access_token_ttl: 30s is outside 1m..24h`, 6},
+		{"client access_token_ttl 0s", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  access_token_ttl 0s", " }", "}"), `client "a": access_token_ttl: 0s is outside 1m..24h`, 6},
 		{"token_endpoint_auth_method", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  token_endpoint_auth_method tls_client_auth", "  scopes s", " }", "}"), `client "a": token_endpoint_auth_method: "tls_client_auth" is not one of`, 5},
 		{"unknown grant type", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  grant_types client_credentials password", "  scopes s", " }", "}"), `client "a": grant_types: unknown or unsupported grant type "password"`, 5},
 		{"grant type listed twice", caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+hash, "  scopes s", "  grant_types client_credentials client_credentials", " }", "}"), `client "a": grant_types: "client_credentials" listed twice`, 6},
@@ -450,8 +455,9 @@ func TestCaddyfileChecksLeaveToProvision(t *testing.T) {
 		"demo secret off localhost": caddyfileLines("oauth {", iss, " client a {", "  secret_hash "+demoSecretHashes[0], "  scopes s", " }", "}"),
 		"jwks_file not read":        caddyfileLines("oauth {", iss, " client a {", "  token_endpoint_auth_method private_key_jwt", "  jwks_file /nonexistent/jwks.json", "  scopes s", " }", "}"),
 		"signing key file not read": caddyfileLines("oauth {", iss, " signing_key ES256 /nonexistent/as.pem", "}"),
-		"zero durations are unset":  caddyfileLines("oauth {", iss, " access_token_ttl 0s", " session_ttl 0s", " client a {", "  secret_hash "+hash, "  access_token_ttl 0s", "  scopes s", " }", "}"),
-		"issuer after the clients":  caddyfileLines("oauth {", " client a {", "  secret_hash "+hash, "  scopes s", " }", iss, "}"),
+		// (access_token_ttl 0s is refused: TestCaddyfileChecks.)
+		"zero durations are unset": caddyfileLines("oauth {", iss, " session_ttl 0s", " client a {", "  secret_hash "+hash, "  scopes s", " }", "}"),
+		"issuer after the clients": caddyfileLines("oauth {", " client a {", "  secret_hash "+hash, "  scopes s", " }", iss, "}"),
 	} {
 		if err := parseCaddyfile(t, input); err != nil {
 			t.Errorf("%s: refused at parse time: %v", name, err)

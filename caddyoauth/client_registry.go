@@ -20,6 +20,16 @@ import (
 // served while one background read refreshes it, so a slow store never
 // holds up a request; only the first lookup of a client reads inline.
 // Changes therefore reach every instance within about clientCacheTTL.
+//
+// The cache has two parts. What is known of clients that exist (Caddyfile
+// clients once their revocation mark was read, store-kept clients once
+// read) is never evicted: it is bounded by the clients an administrator
+// made, and it holds the revocation marks, which must never be forgotten
+// because someone sent made-up client_ids. Everything else (unknown ids,
+// ids whose first read failed) is bounded by clientCacheMax and evicted
+// freely. A decision about a token already issued (revokedSince, Client)
+// whose client's mark cannot be read fails closed: errStoreUnavailable,
+// a 503 the client retries, never "not revoked" and never "unknown".
 
 const (
 	clientCacheTTL     = 500 * time.Millisecond
@@ -63,8 +73,13 @@ type clientRegistry struct {
 	markTTL time.Duration
 	logger  *zap.Logger
 
-	mu    sync.Mutex
-	cache map[string]*clientEntry
+	mu sync.Mutex
+	// known: clients that exist, read successfully; never evicted.
+	known map[string]*clientEntry
+	// others: unknown ids and failed first reads; at most maxOthers
+	// (clientCacheMax; tests lower it).
+	others    map[string]*clientEntry
+	maxOthers int
 }
 
 // errStoreUnavailable reports that a client's state could not be read:
@@ -74,8 +89,9 @@ var errStoreUnavailable = errors.New("the store is unavailable")
 // lookup finds a client: from the Caddyfile first, else from the
 // store. ok is false for an unknown client. err is errStoreUnavailable when
 // the client is not in the Caddyfile, this instance has not seen it, and
-// the store does not answer. A Caddyfile client whose revocation mark
-// cannot be read is served with the last mark known (none if never read).
+// the store does not answer. For a Caddyfile client the mark returned may
+// be unknown (zero) when the store never answered: use issued to judge a
+// token already issued.
 func (r *clientRegistry) lookup(ctx context.Context, id string) (*Client, time.Time, bool, error) {
 	e := r.entry(ctx, id)
 	if c, ok := r.static[id]; ok {
@@ -87,6 +103,21 @@ func (r *clientRegistry) lookup(ctx context.Context, id string) (*Client, time.T
 	return e.client, e.revokedBefore, e.client != nil, nil
 }
 
+// issued is lookup for judging something already issued (a token, a
+// family, a code, a consent): it fails closed, with errStoreUnavailable,
+// when the client's revocation mark has never been read, Caddyfile
+// clients included.
+func (r *clientRegistry) issued(ctx context.Context, id string) (*Client, time.Time, bool, error) {
+	e := r.entry(ctx, id)
+	if e.unavailable {
+		return nil, time.Time{}, false, errStoreUnavailable
+	}
+	if c, ok := r.static[id]; ok {
+		return c, e.revokedBefore, true, nil
+	}
+	return e.client, e.revokedBefore, e.client != nil, nil
+}
+
 // entry returns the cached entry for id, reading it from the store
 // inline the first time and in the background once stale. A first read
 // that fails is cached as unavailable too, so while the store is down each
@@ -94,7 +125,10 @@ func (r *clientRegistry) lookup(ctx context.Context, id string) (*Client, time.T
 func (r *clientRegistry) entry(ctx context.Context, id string) clientEntry {
 	now := time.Now()
 	r.mu.Lock()
-	e, ok := r.cache[id]
+	e, ok := r.known[id]
+	if !ok {
+		e, ok = r.others[id]
+	}
 	if ok {
 		cur := *e
 		if now.Sub(e.fetched) >= clientCacheTTL && !e.refreshing {
@@ -111,7 +145,14 @@ func (r *clientRegistry) entry(ctx context.Context, id string) clientEntry {
 		r.logger.Warn("reading client from the store", zap.String("client_id", id), zap.Error(err))
 		fresh = clientEntry{unavailable: true, fetched: time.Now()}
 	}
-	r.put(id, fresh)
+	r.mu.Lock()
+	if cur, ok := r.known[id]; ok && fresh.unavailable {
+		// Read successfully by another request meanwhile: keep that.
+		fresh = *cur
+	} else {
+		r.placeLocked(id, &fresh)
+	}
+	r.mu.Unlock()
 	return fresh
 }
 
@@ -122,7 +163,10 @@ func (r *clientRegistry) refreshEntry(id string) {
 	fresh, err := r.read(ctx, id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.cache[id]
+	e, ok := r.known[id]
+	if !ok {
+		e, ok = r.others[id]
+	}
 	if !ok {
 		return
 	}
@@ -133,26 +177,48 @@ func (r *clientRegistry) refreshEntry(id string) {
 		r.logger.Warn("refreshing client from the store; keeping the last known state", zap.String("client_id", id), zap.Error(err))
 		return
 	}
-	*e = fresh
+	r.placeLocked(id, &fresh)
 }
 
-// put caches e as what is known of id.
-func (r *clientRegistry) put(id string, e clientEntry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.cache) >= clientCacheMax {
-		for k := range r.cache { // drop an arbitrary entry; it is re-read on use
-			delete(r.cache, k)
+// placeLocked caches e as what is known of id, in the part it belongs to;
+// r.mu is held.
+func (r *clientRegistry) placeLocked(id string, e *clientEntry) {
+	_, static := r.static[id]
+	if !e.unavailable && (static || e.client != nil) {
+		delete(r.others, id)
+		r.known[id] = e
+		return
+	}
+	delete(r.known, id)
+	if _, ok := r.others[id]; !ok && len(r.others) >= r.maxOthers {
+		for k := range r.others { // drop an arbitrary entry; it is re-read on use
+			delete(r.others, k)
 			break
 		}
 	}
-	r.cache[id] = &e
+	r.others[id] = e
+}
+
+// prime reads what is known of the Caddyfile clients (their revocation
+// marks), so that a store outage later finds them known: issued fails
+// closed for a mark never read. A failure is left to the first use, which
+// reads again; the whole costs at most clientStoreTimeout.
+func (r *clientRegistry) prime(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, clientStoreTimeout)
+	defer cancel()
+	for id := range r.static {
+		if ctx.Err() != nil {
+			return
+		}
+		r.entry(ctx, id)
+	}
 }
 
 // forget drops the cached entry after a change made here.
 func (r *clientRegistry) forget(id string) {
 	r.mu.Lock()
-	delete(r.cache, id)
+	delete(r.known, id)
+	delete(r.others, id)
 	r.mu.Unlock()
 }
 
@@ -196,7 +262,7 @@ func (r *clientRegistry) readStored(ctx context.Context, id string) (*Client, er
 // revokedSince reports whether an administrator revoked the client's
 // tokens at or after the unix time t (a sign-in, a code, a consent).
 func (r *clientRegistry) revokedSince(ctx context.Context, clientID string, t int64) (bool, error) {
-	_, revokedBefore, ok, err := r.lookup(ctx, clientID)
+	_, revokedBefore, ok, err := r.issued(ctx, clientID)
 	if err != nil {
 		return false, err
 	}

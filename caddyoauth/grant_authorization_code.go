@@ -30,16 +30,30 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 	if oerr != nil {
 		return nil, oerr
 	}
+	now := a.clock()
+	refresh := client.allowsGrant(GrantRefreshToken)
+	// Name what the code will issue and record it before the code is
+	// taken, so a replay arriving at any moment, even while this request
+	// is between the take and the answer, revokes it (a jti or a family
+	// revoked before it exists is refused once it does).
+	use, oerr := s.reserveCode(ctx, client, code, now)
+	if oerr != nil {
+		return nil, oerr
+	}
 	rec, oerr := s.redeemCode(ctx, client, code, form)
 	if oerr != nil {
 		return nil, oerr
+	}
+	if use == nil {
+		// The code appeared between the check and the take: it cannot be
+		// one of ours (codes are stored before anyone knows them).
+		return nil, errCodeInvalid
 	}
 	if _, ok, err := a.directory.lookup(ctx, rec.User); err != nil {
 		return nil, unavailable()
 	} else if !ok {
 		return nil, badRequest(errInvalidGrant, "the user who approved the request no longer exists")
 	}
-	now := a.clock()
 	var scopes []string
 	for _, sc := range rec.Scopes { // the client may have lost some since
 		if slices.Contains(client.Scopes, sc) {
@@ -52,23 +66,16 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 	if oerr != nil {
 		return nil, oerr
 	}
-	// Name what the code will issue and record it before issuing, so a
-	// replay arriving at any moment after the take revokes it (a jti or a
-	// family revoked before it exists is refused once it does).
-	jti, err := randomID()
-	familyID, err2 := randomID()
-	if err != nil || err2 != nil {
-		return nil, &oauthError{Status: http.StatusInternalServerError, Code: errServerError}
-	}
-	exp := now.Add(client.ttl).Unix()
-	use := oauthstore.CodeUse{JTI: jti, Exp: exp, ExpiresAt: exp + int64(a.leeway()/time.Second)}
-	refresh := client.allowsGrant(GrantRefreshToken)
+	// Keep the marker as long as what the code issued lives.
+	final := *use
+	final.ExpiresAt = now.Add(client.ttl + a.leeway() + codeReplayMargin).Unix()
 	if refresh {
-		use.FamilyID, use.ExpiresAt = familyID, now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
+		final.ExpiresAt = now.Add(time.Duration(a.RefreshTokenMaxTTL)).Unix()
 	}
-	if err := a.rec.Codes.MarkUsed(ctx, code, use); err != nil {
-		a.logger.Warn("could not record a redeemed authorization code; a replay will not revoke its tokens", zap.Error(err))
+	if err := a.rec.Codes.MarkUsed(ctx, code, final); err != nil {
+		a.logger.Warn("could not keep a redeemed authorization code's marker; a replay after a minute will not revoke its tokens", zap.Error(err))
 	}
+	jti, familyID := use.JTI, use.FamilyID
 	resp, oerr := s.signAccessID(client, accessGrant{sub: rec.User, authTime: rec.AuthTime, scopes: scopes, aud: aud}, now, jti)
 	if oerr != nil {
 		return nil, oerr
@@ -86,6 +93,47 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 		resp.RefreshToken = tok
 	}
 	return resp, nil
+}
+
+// codeReplayMargin is added to the lifetime of a replay's revocation of a
+// code's access token: the token is signed by whichever request takes the
+// code, up to CodeTTL after the request that named its jti.
+const codeReplayMargin = oauthstore.CodeTTL + time.Minute
+
+// reserveCode names what code will issue (an access token's jti, and a
+// refresh family when the client may refresh) and records it before the
+// code is taken (oauthstore.Codes.Reserve): of concurrent redemptions the
+// first to record wins the names, every one adopts them, and so the take's
+// winner issues what a loser's replay revokes. Nothing is recorded for a
+// code that cannot be taken (nil, nil): made-up codes leave no marker.
+func (s *Server) reserveCode(ctx context.Context, c *Client, code string, now time.Time) (*oauthstore.CodeUse, *oauthError) {
+	a := s.app
+	if code == "" {
+		return nil, nil
+	}
+	live, err := a.rec.Codes.Live(ctx, code)
+	if err != nil {
+		return nil, unavailable()
+	}
+	if !live {
+		return nil, nil
+	}
+	jti, err := randomID()
+	familyID, err2 := randomID()
+	if err != nil || err2 != nil {
+		return nil, &oauthError{Status: http.StatusInternalServerError, Code: errServerError}
+	}
+	// A family id always: the request that wins the take may be of a
+	// client that refreshes even if this one does not (a stolen code).
+	use := oauthstore.CodeUse{JTI: jti, Exp: now.Add(c.ttl).Unix(), FamilyID: familyID}
+	// Until the code could no longer be taken, and a little after;
+	// extended once the take is won.
+	use.ExpiresAt = now.Add(2 * oauthstore.CodeTTL).Unix()
+	got, err := a.rec.Codes.Reserve(ctx, code, use, 2*oauthstore.CodeTTL)
+	if err != nil {
+		return nil, unavailable() // the code is not spent: the client may retry
+	}
+	return got, nil
 }
 
 // redeemCode takes the code (RFC 6749 §4.1.3, RFC 7636 §4.6), checks it was
@@ -162,7 +210,7 @@ func (s *Server) codeReplayed(ctx context.Context, code, clientID string) {
 	}
 	a.logger.Warn("authorization code replayed: revoking the tokens it issued", zap.String("client_id", clientID))
 	if use.JTI != "" {
-		if err := a.revokeAccessToken(ctx, use.JTI, time.Unix(use.Exp, 0)); err != nil {
+		if err := a.revokeAccessToken(ctx, use.JTI, time.Unix(use.Exp, 0).Add(codeReplayMargin)); err != nil {
 			a.logger.Error("revoking the access token of a replayed code failed", zap.Error(err))
 		}
 	}

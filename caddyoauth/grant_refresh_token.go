@@ -13,10 +13,12 @@ import (
 )
 
 // The refresh token grant (RFC 6749 §6, RFC 9700 §4.14). Each use rotates
-// the token (oauthstore.Families): of two concurrent uses, on any
-// instances, one wins. A token used again, or one from an earlier
-// generation, revokes the whole family and its access tokens (RFC 9700
-// §4.14.2).
+// the token (oauthstore.Families.Use): of two concurrent uses, on any
+// instances, one claims it and fixes the successor. A retry of the same
+// token gets that successor when the rotation never completed (a crash or
+// failed write) or within refresh_token_reuse_grace of it (a lost answer,
+// two tabs). Any other use again, or a token from an earlier generation,
+// revokes the whole family and its access tokens (RFC 9700 §4.14.2).
 
 // errRefreshInvalid is the one answer for a refresh token that does not
 // work, whatever the reason (RFC 6749 §5.2 invalid_grant).
@@ -111,25 +113,20 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 	if oerr != nil {
 		return nil, oerr
 	}
-	claimed, err := a.rec.Families.Claim(ctx, presented, fam)
-	if err != nil {
-		return nil, unavailable()
-	}
-	if !claimed || rt.Gen != fam.Gen {
+	// The claim fixes the successor: a retry after a crash, a failed
+	// write or a lost answer, or a second tab within the grace window,
+	// gets the same one (RFC 9700 §4.14.2); anything else is reuse.
+	tok, err := a.rec.Families.Use(ctx, presented, rt, fam)
+	switch {
+	case errors.Is(err, oauthstore.ErrReused):
 		a.logger.Warn("refresh token reused: revoking its family", zap.String("client_id", c.ID), zap.String("sub", fam.User))
 		a.audit.emit(nil, eventRefreshReuseDetected, map[string]any{"client_id": c.ID, "user": fam.User})
 		a.revokeFamily(ctx, rt.Family)
 		return nil, errRefreshInvalid
-	}
-	if now := a.clock().Unix(); now >= rt.IdleExp || now >= fam.MaxExp {
+	case errors.Is(err, ErrNotFound):
 		return nil, errRefreshInvalid
-	}
-	tok, err := a.rec.Families.Rotate(ctx, rt.Family, fam)
-	if err != nil {
-		a.logger.Error("storing a rotated refresh token failed", zap.Error(err))
-		// Give the claim back, so the client's retry is not taken for
-		// reuse (best effort: the store just failed).
-		_ = a.rec.Families.Unclaim(ctx, presented)
+	case err != nil:
+		a.logger.Error("rotating a refresh token failed; a retry finishes it", zap.Error(err))
 		return nil, unavailable()
 	}
 	access := accessGrant{sub: fam.User, authTime: fam.AuthTime, scopes: scopes, aud: aud}
@@ -173,8 +170,11 @@ func (s *Server) liveRefreshToken(ctx context.Context, tok string) (*oauthstore.
 		return nil, nil, err
 	}
 	now := a.clock().Unix()
-	if fam.Gen != rt.Gen || now >= rt.IdleExp || now >= fam.MaxExp {
+	if rt.Gen < fam.Gen || now >= rt.IdleExp || now >= fam.MaxExp {
 		return nil, nil, nil
+	}
+	if used, err := a.rec.Families.Used(ctx, tok); err != nil || used {
+		return nil, nil, err
 	}
 	if _, ok, err := a.directory.lookup(ctx, fam.User); err != nil || !ok {
 		return nil, nil, err
@@ -182,8 +182,8 @@ func (s *Server) liveRefreshToken(ctx context.Context, tok string) (*oauthstore.
 	if revoked, err := a.registry.revokedSince(ctx, fam.ClientID, fam.Created); err != nil || revoked {
 		return nil, nil, err
 	}
-	if _, ok := a.Client(fam.ClientID); !ok {
-		return nil, nil, nil
+	if _, ok, err := a.Client(fam.ClientID); err != nil || !ok {
+		return nil, nil, err
 	}
 	return fam, rt, nil
 }

@@ -15,21 +15,24 @@ import (
 // activeAccessToken verifies one of this server's access tokens and checks
 // what a signature cannot: that it was not revoked, alone or with all of its
 // client's tokens, and that its client is still registered. It returns the
-// claims, or the reason the token is not active.
-func (s *Server) activeAccessToken(tok string) (*oauthjwt.Claims, string) {
+// claims, or the reason the token is not active; err when its client
+// cannot be checked now (the store does not answer).
+func (s *Server) activeAccessToken(tok string) (*oauthjwt.Claims, string, error) {
 	a := s.app
 	claims, err := a.verifier.Verify(tok)
 	if err != nil {
-		return nil, oauthjwt.Describe(err)
+		return nil, oauthjwt.Describe(err), nil
 	}
-	client, ok := a.Client(claims.ClientID)
+	client, ok, err := a.Client(claims.ClientID)
 	switch {
+	case err != nil:
+		return nil, "", err
 	case !ok:
-		return nil, "token client is not registered"
+		return nil, "token client is not registered", nil
 	case a.Revoked(claims.ID), client.RevokedToken(claims):
-		return nil, "token revoked"
+		return nil, "token revoked", nil
 	}
-	return claims, ""
+	return claims, "", nil
 }
 
 // looksLikeJWT tells a JWS compact serialization from an opaque refresh
@@ -79,7 +82,10 @@ type introspection struct {
 func (s *Server) introspect(ctx context.Context, caller *Client, tok string) (*introspection, error) {
 	a := s.app
 	if looksLikeJWT(tok) {
-		claims, reason := s.activeAccessToken(tok)
+		claims, reason, err := s.activeAccessToken(tok)
+		if err != nil {
+			return nil, err
+		}
 		if claims == nil {
 			a.logger.Debug("introspection: inactive access token", zap.String("reason", reason))
 			return &introspection{}, nil

@@ -181,7 +181,7 @@ func TestLogoutAndSessionLifetime(t *testing.T) {
 // TestUserinfo: the person's claims for a token with the profile scope
 // issued on their behalf; RFC 6750 §3.1 refusals otherwise.
 func TestUserinfo(t *testing.T) {
-	b, _ := newFlow(t, nil)
+	b, ms := newFlow(t, nil)
 	get := func(authz string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
 		if authz != "" {
@@ -226,6 +226,7 @@ func TestUserinfo(t *testing.T) {
 	// Revoked (a replayed refresh token revokes the family's access token).
 	rec2 := b.refresh(tok.RefreshToken)
 	fresh := decodeUserTokens(t, rec2, rec2.Body.Bytes())
+	b.advance(ms, DefaultRefreshReuseGrace) // past the grace window: a replay
 	b.refresh(tok.RefreshToken)
 	if rec := get("Bearer " + fresh.AccessToken); rec.Code != http.StatusUnauthorized {
 		t.Errorf("revoked token: %d", rec.Code)

@@ -29,6 +29,13 @@ func validateRedirectURI(raw string) error {
 			return fmt.Errorf("%q: its query has %s, which the authorization response adds (RFC 6749 §4.1.2)", raw, p)
 		}
 	}
+	// RFC 3986 §3.1: schemes are case-insensitive and lower case is their
+	// canonical form (§6.2.2.1). Redirect URIs match as written (RFC 9700
+	// §4.1.3), so a registered scheme in another case would only match
+	// requests written the same odd way; it is refused instead.
+	if !strings.HasPrefix(raw, u.Scheme+":") {
+		return fmt.Errorf("%q: the scheme must be written in lower case (RFC 3986 §3.1)", raw)
+	}
 	if strings.ContainsAny(raw, "*{} \t\r\n") {
 		return fmt.Errorf("%q: wildcards and spaces are not allowed; redirect URIs match exactly (RFC 9700 §4.1.3)", raw)
 	}
@@ -77,26 +84,37 @@ func (c *Client) matchRedirectURI(given string) (string, bool) {
 
 // loopbackIPWithoutPort returns an http URI to 127.0.0.1 or [::1] with its
 // port removed, for the comparison RFC 8252 §7.3 asks for. Only IP
-// literals: RFC 8252 §8.3 advises against "localhost".
+// literals: RFC 8252 §8.3 advises against "localhost". The port is cut
+// from the text and nothing else is touched: everything but the port
+// matches exactly, as RFC 9700 §4.1.3 asks, the scheme included (written
+// "http", as registered URIs must be; "HTTP://127.0.0.1" no more matches
+// than "HTTPS://app.example" matches "https://app.example").
 func loopbackIPWithoutPort(raw string) (string, bool) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" {
+	rest, ok := strings.CutPrefix(raw, "http://")
+	if !ok {
 		return "", false
 	}
-	host := u.Hostname()
-	if host != "127.0.0.1" && host != "::1" {
+	authority, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, tail = rest[:i], rest[i:]
+	}
+	var host string
+	switch {
+	case strings.HasPrefix(authority, "127.0.0.1"):
+		host = "127.0.0.1"
+	case strings.HasPrefix(authority, "[::1]"):
+		host = "[::1]"
+	default:
 		return "", false
 	}
-	if p := u.Port(); p != "" {
-		for _, ch := range p {
-			if ch < '0' || ch > '9' {
-				return "", false
-			}
+	if port := authority[len(host):]; port != "" {
+		digits, ok := strings.CutPrefix(port, ":")
+		if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			return "", false
 		}
 	}
-	u.Host = host
-	if strings.Contains(host, ":") {
-		u.Host = "[" + host + "]"
+	if strings.Contains(tail, "#") {
+		return "", false
 	}
-	return u.String(), true
+	return "http://" + host + tail, true
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // signedInTokens runs the SPA flow and returns its tokens.
@@ -19,10 +21,12 @@ func signedInTokens(t *testing.T, b *browser, kv ...string) userTokens {
 }
 
 // TestRefreshRotation: each use returns a new refresh token (RFC 9700
-// §4.14.2 rotation); using a rotated one again is refused and revokes the
-// family, including the newest refresh token and the last access token.
+// §4.14.2 rotation); a retry of the rotated one within
+// refresh_token_reuse_grace gets the same successor; using it again after
+// the window is refused and revokes the family, including the newest
+// refresh token and the last access token (RFC 6749 §10.4).
 func TestRefreshRotation(t *testing.T) {
-	b, _ := newFlow(t, nil)
+	b, ms := newFlow(t, nil)
 	first := signedInTokens(t, b)
 
 	rec := b.refresh(first.RefreshToken)
@@ -34,12 +38,24 @@ func TestRefreshRotation(t *testing.T) {
 	if c2["sub"] != aliceUser || c2["auth_time"] == nil {
 		t.Errorf("refreshed access token claims %v: want the same person", c2)
 	}
+	// A retry within the window (the answer was lost): the same
+	// successor, a new access token.
+	b.advance(ms, DefaultRefreshReuseGrace-time.Second)
+	rec = b.refresh(first.RefreshToken)
+	retry := decodeUserTokens(t, rec, rec.Body.Bytes())
+	if retry.RefreshToken != second.RefreshToken {
+		t.Fatalf("retry within the grace window: refresh token %q, want the successor %q", retry.RefreshToken, second.RefreshToken)
+	}
+	_, cr := jwtSegments(t, retry.AccessToken)
 
-	// Reuse of the rotated token: refused, family revoked.
+	// Reuse of the rotated token after the window: refused, family revoked.
+	b.advance(ms, time.Second)
 	assertOAuthError(t, b.refresh(first.RefreshToken), http.StatusBadRequest, errInvalidGrant)
 	assertOAuthError(t, b.refresh(second.RefreshToken), http.StatusBadRequest, errInvalidGrant)
-	if !b.s.app.Revoked(c2["jti"].(string)) {
-		t.Error("the family's last access token was not revoked")
+	for _, c := range []map[string]any{c2, cr} {
+		if !b.s.app.Revoked(c["jti"].(string)) {
+			t.Error("an access token of the family was not revoked")
+		}
 	}
 	// Another sign-in's family is unaffected.
 	other := signedInTokens(t, b)
@@ -48,36 +64,71 @@ func TestRefreshRotation(t *testing.T) {
 	}
 }
 
-// TestRefreshConcurrentUse: of many concurrent uses of one refresh token,
-// at most one succeeds (the rest are reuse, which revokes the family).
+// TestRefreshReuseGraceOff: refresh_token_reuse_grace 0: any second use
+// of a rotated token is reuse (RFC 9700 §4.14.2 without a grace period).
+func TestRefreshReuseGraceOff(t *testing.T) {
+	b, _ := newFlow(t, func(a *App) { zero := caddy.Duration(0); a.RefreshTokenReuseGrace = &zero })
+	first := signedInTokens(t, b)
+	rec := b.refresh(first.RefreshToken)
+	second := decodeUserTokens(t, rec, rec.Body.Bytes())
+	assertOAuthError(t, b.refresh(first.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+	assertOAuthError(t, b.refresh(second.RefreshToken), http.StatusBadRequest, errInvalidGrant)
+}
+
+// TestRefreshConcurrentUse: many concurrent uses of one refresh token (two
+// browser tabs, retries) within the grace window all succeed with the same
+// successor, which works afterwards; nothing is revoked (run with -race).
 func TestRefreshConcurrentUse(t *testing.T) {
 	b, _ := newFlow(t, nil)
 	tok := signedInTokens(t, b)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	ok := 0
+	next := map[string]int{}
 	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rec := postToken(t, b.s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {spaID}})
-			if rec.Code == http.StatusOK {
-				mu.Lock()
-				ok++
-				mu.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
+			if rec.Code != http.StatusOK {
+				t.Errorf("a concurrent use failed: %d %s", rec.Code, rec.Body)
+				return
 			}
-		}()
+			next[decodeUserTokens(t, rec, rec.Body.Bytes()).RefreshToken]++
+		})
 	}
 	wg.Wait()
-	if ok > 1 {
-		t.Fatalf("%d concurrent uses succeeded, want at most 1", ok)
+	if len(next) != 1 {
+		t.Fatalf("concurrent uses got %d different successors, want one", len(next))
 	}
-	// The losers were reuse: the whole family is gone, the winner's new
-	// refresh token included.
-	keys, _ := b.s.app.store.List(t.Context(), "refresh-revoked/")
-	if len(keys) != 1 {
-		t.Errorf("family revocations after concurrent reuse: %v, want one", keys)
+	for s := range next {
+		if rec := b.refresh(s); rec.Code != http.StatusOK {
+			t.Errorf("the shared successor: %d %s", rec.Code, rec.Body)
+		}
 	}
+	if keys, _ := b.s.app.store.List(t.Context(), "refresh-revoked/"); len(keys) != 0 {
+		t.Errorf("family revocations after concurrent retries: %v, want none", keys)
+	}
+}
+
+// TestRefreshConcurrentReplayAfterGrace: past the window, concurrent
+// replays of a rotated token are reuse: all refused, the family revoked.
+func TestRefreshConcurrentReplayAfterGrace(t *testing.T) {
+	b, ms := newFlow(t, nil)
+	tok := signedInTokens(t, b)
+	rec := b.refresh(tok.RefreshToken)
+	second := decodeUserTokens(t, rec, rec.Body.Bytes())
+	b.advance(ms, DefaultRefreshReuseGrace)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			rec := postToken(t, b.s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {spaID}})
+			if rec.Code != http.StatusBadRequest {
+				t.Errorf("replay after the window: %d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	wg.Wait()
+	assertOAuthError(t, b.refresh(second.RefreshToken), http.StatusBadRequest, errInvalidGrant)
 }
 
 // TestRefreshScope: RFC 6749 §6: a narrower scope may be asked, a wider

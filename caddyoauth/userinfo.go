@@ -37,7 +37,12 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		berr.Write(w, userinfoRealm)
 		return
 	}
-	claims, reason := s.activeAccessToken(tok)
+	claims, reason, err := s.activeAccessToken(tok)
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		refuse(http.StatusServiceUnavailable, errTemporarilyUnavailable, "the token's client cannot be checked now")
+		return
+	}
 	if claims == nil {
 		refuse(http.StatusUnauthorized, bearer.InvalidToken, reason)
 		return

@@ -33,6 +33,9 @@ type testAuthority struct {
 	clients  map[string]oauthjwt.ClientInfo
 	revoked  map[string]bool // jti
 	declared []string        // DeclareResource calls
+	// clientErr, when set, is Client's answer for every id: a store
+	// that cannot be read.
+	clientErr error
 }
 
 func (a *testAuthority) DeclareResource(uri string) { a.declared = append(a.declared, uri) }
@@ -43,9 +46,12 @@ func (a *testAuthority) TokenAudience() string { return testAudience }
 
 func (a *testAuthority) Revoked(jti string) bool { return a.revoked[jti] }
 
-func (a *testAuthority) Client(id string) (oauthjwt.ClientInfo, bool) {
+func (a *testAuthority) Client(id string) (oauthjwt.ClientInfo, bool, error) {
+	if a.clientErr != nil {
+		return oauthjwt.ClientInfo{}, false, a.clientErr
+	}
 	c, ok := a.clients[id]
-	return c, ok
+	return c, ok, nil
 }
 
 // fixture holds a signing keyring and the authority that trusts it.

@@ -408,7 +408,15 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	// The client must still be registered, and still allowed what the
 	// route needs: removing a client or narrowing its scopes in the config
 	// takes effect at the next reload, not when its tokens expire.
-	client, ok := s.authority.Client(claims.ClientID)
+	client, ok, err := s.authority.Client(claims.ClientID)
+	if err != nil {
+		// The client's record or revocation mark cannot be read now: a
+		// 503 the client retries with the same token, never a 401 that
+		// makes it throw a valid token away, nor a 200 for a token that
+		// may have been revoked.
+		w.Header().Set("Retry-After", strconv.Itoa((&unavailableError{}).retryAfterSeconds()))
+		return s.refuse(w, r, &bearer.Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Desc: "the token's client cannot be checked now"})
+	}
 	if !ok {
 		return s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token client is not registered", Scope: rule.scope})
 	}

@@ -734,3 +734,31 @@ func TestRevokedTokenRefused(t *testing.T) {
 	r, _ = newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("s", map[string]any{"jti": "jti-live"})))
 	checkRefused(t, serve(t, h, r), http.StatusUnauthorized, errInvalidToken)
 }
+
+// TestClientUnreadableIs503: issue 15. When the authorization server
+// cannot read a local token's client (a store-kept client during a store
+// outage, or one whose revocation mark it never read), the token is
+// neither accepted (it may have been revoked) nor refused with 401 (the
+// client would throw a valid token away): 503 temporarily_unavailable with
+// Retry-After, which the client retries with the same token.
+func TestClientUnreadableIs503(t *testing.T) {
+	f := newFixture(t)
+	h := newHandler(t, f, &Scope{})
+	f.auth.clientErr = errors.New("the store is unavailable")
+	r, _ := newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("s", nil)))
+	res := serve(t, h, r)
+	if res.calls != 0 || res.rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("unreadable client: %d (passed on %d times), want 503", res.rec.Code, res.calls)
+	}
+	if ra := res.rec.Header().Get("Retry-After"); ra == "" {
+		t.Error("503 without Retry-After")
+	}
+	if ch := res.rec.Header().Get("WWW-Authenticate"); !strings.Contains(ch+res.rec.Body.String(), "temporarily_unavailable") {
+		t.Errorf("503 does not say temporarily_unavailable: %q %s", ch, res.rec.Body)
+	}
+	f.auth.clientErr = nil
+	r, _ = newRequest(http.MethodGet, "/", "Bearer "+f.token(t, claims("s", nil)))
+	if res := serve(t, h, r); res.calls != 1 {
+		t.Fatalf("once readable again: %d %s", res.rec.Code, res.rec.Body)
+	}
+}

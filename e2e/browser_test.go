@@ -180,12 +180,17 @@ func TestBrowserSignIn(t *testing.T) {
 		t.Errorf("userinfo: %d %s", status, body)
 	}
 
-	// Refresh: a new refresh token; the old one again is invalid_grant and
-	// takes the new one down with it.
+	// Refresh: a new refresh token; once that has been used, the old one
+	// again is invalid_grant (not a retry within the grace window) and
+	// takes the newest one down with it.
 	old := tok.RefreshToken
-	fresh, err := conf.TokenSource(octx, &oauth2.Token{RefreshToken: old, Expiry: time.Now().Add(-time.Hour)}).Token()
-	if err != nil || fresh.RefreshToken == "" || fresh.RefreshToken == old {
-		t.Fatalf("refresh: %v (new refresh token %q)", err, fresh.RefreshToken)
+	next, err := conf.TokenSource(octx, &oauth2.Token{RefreshToken: old, Expiry: time.Now().Add(-time.Hour)}).Token()
+	if err != nil || next.RefreshToken == "" || next.RefreshToken == old {
+		t.Fatalf("refresh: %v (new refresh token %q)", err, next.RefreshToken)
+	}
+	fresh, err := conf.TokenSource(octx, &oauth2.Token{RefreshToken: next.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
+	if err != nil || fresh.RefreshToken == "" || fresh.RefreshToken == next.RefreshToken {
+		t.Fatalf("second refresh: %v (new refresh token %q)", err, fresh.RefreshToken)
 	}
 	_, err = conf.TokenSource(octx, &oauth2.Token{RefreshToken: old, Expiry: time.Now().Add(-time.Hour)}).Token()
 	assertRetrieveError(t, err, "invalid_grant")

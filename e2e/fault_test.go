@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,4 +117,71 @@ func TestRedisLostWhileRunning(t *testing.T) {
 		t.Fatalf("API calls during the outage: %v (want only 200s)", got)
 	}
 	t.Logf("API calls across the outage: %v; Redis down from request %d to %d", got, sentAtStop, sentAtRestart)
+}
+
+// TestRefreshLostAnswerAndTwoTabs: issue 15. A gateway killed between the
+// claim of a refresh token and its answer cannot be timed from outside, so
+// the lost answer is simulated against a real Caddy: the refresh is sent
+// and its answer thrown away; the client's retry with the same token gets
+// the same successor and the family lives on (RFC 9700 §4.14.2 grace
+// period). Two tabs refreshing one token at once both get tokens that
+// work. A rotated token used after its successor was used is still reuse
+// and revokes the family (RFC 6749 §10.4).
+func TestRefreshLostAnswerAndTwoTabs(t *testing.T) {
+	needBinary(t)
+	p := newPorts(t)
+	g := startGateway(t, p, exampleCaddyfile(t, p), "")
+	pp := newPerson(t)
+	verifier, challenge := pkcePair()
+	rt0 := exchange(t, g, pp.code(g, challenge), verifier).str("refresh_token")
+	if rt0 == "" {
+		t.Fatal("no refresh token")
+	}
+	works := func(r tokenResult, what string) {
+		t.Helper()
+		if r.status != http.StatusOK || r.str("refresh_token") == "" {
+			t.Fatalf("%s: %d %v", what, r.status, r.body)
+		}
+		if status, _, body := g.do("GET", "/api/notes", r.str("access_token"), nil); status != http.StatusOK {
+			t.Fatalf("%s: its access token at the API: %d %s", what, status, body)
+		}
+	}
+
+	// The lost answer.
+	lost := refresh(t, g, rt0) // the client never sees this
+	retry := refresh(t, g, rt0)
+	works(retry, "retry after a lost answer")
+	if retry.str("refresh_token") != lost.str("refresh_token") {
+		t.Fatalf("the retry got another successor than the lost answer")
+	}
+	rt1 := retry.str("refresh_token")
+
+	// Two tabs at once.
+	tabs := make([]tokenResult, 2)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range tabs {
+		wg.Go(func() {
+			<-start
+			tabs[i] = postToken(t, g, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt1}})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, r := range tabs {
+		works(r, "tab "+strconv.Itoa(i+1))
+	}
+	if tabs[0].str("refresh_token") != tabs[1].str("refresh_token") {
+		t.Fatal("the two tabs got different successors")
+	}
+	rt2 := tabs[0].str("refresh_token")
+	works(refresh(t, g, rt2), "the tabs' successor")
+
+	// rt1's successor has been used: rt1 again is reuse.
+	if r := refresh(t, g, rt1); r.status != http.StatusBadRequest || r.str("error") != "invalid_grant" {
+		t.Fatalf("replay after the successor was used: %d %v, want invalid_grant", r.status, r.body)
+	}
+	if status, _, _ := g.do("GET", "/api/notes", tabs[1].str("access_token"), nil); status != http.StatusUnauthorized {
+		t.Errorf("after reuse, a family access token at the API: %d, want 401", status)
+	}
 }

@@ -230,10 +230,19 @@ func TestClusterPeopleState(t *testing.T) {
 	if status, _, body := a.do("GET", "/api/notes", second.str("access_token"), nil); status != http.StatusOK || !strings.Contains(string(body), `"user_id":"alice"`) {
 		t.Fatalf("B's refreshed token at A: %d %s", status, body)
 	}
+	// A retry of the predecessor at A within the grace window (a lost
+	// answer) gets B's successor; once that is used, it is reuse.
+	if r := refresh(t, a, first.str("refresh_token")); r.status != http.StatusOK || r.str("refresh_token") != second.str("refresh_token") {
+		t.Fatalf("retry of the predecessor at A within the grace window: %d %v, want B's successor", r.status, r.body)
+	}
+	third := refresh(t, a, second.str("refresh_token"))
+	if third.status != http.StatusOK {
+		t.Fatalf("refresh of the successor at A: %d %v", third.status, third.body)
+	}
 	if r := refresh(t, a, first.str("refresh_token")); r.status != http.StatusBadRequest || r.str("error") != "invalid_grant" {
 		t.Fatalf("rotated predecessor at A: %d %v, want invalid_grant", r.status, r.body)
 	}
-	if r := refresh(t, b, second.str("refresh_token")); r.status != http.StatusBadRequest {
+	if r := refresh(t, b, third.str("refresh_token")); r.status != http.StatusBadRequest {
 		t.Fatalf("after reuse, the family's live token at B: %d %v, want invalid_grant", r.status, r.body)
 	}
 

@@ -13,8 +13,11 @@ type Authority interface {
 	// route without its own audience list requires it (RFC 9068 §4).
 	TokenAudience() string
 	// Client describes a registered client. A token whose client is not
-	// (or no longer) registered is refused.
-	Client(id string) (ClientInfo, bool)
+	// (or no longer) registered is refused (ok false, err nil). err
+	// reports that the client's record or revocation mark could not be
+	// read (a store outage): the token is neither accepted nor refused,
+	// the caller answers 503 with Retry-After.
+	Client(id string) (info ClientInfo, ok bool, err error)
 	// Revoked reports whether the token with this jti was revoked (RFC
 	// 7009) and has not expired yet. It must be cheap: it runs on every
 	// request, from a local copy of the revocation list.

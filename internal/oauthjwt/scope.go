@@ -6,6 +6,7 @@ package oauthjwt
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -13,20 +14,33 @@ import (
 // ErrInvalidScope reports a scope string that does not follow RFC 6749 §3.3.
 var ErrInvalidScope = errors.New("invalid scope syntax")
 
+// MaxScopes is the most scope tokens ParseScope accepts in one string: far
+// more than any client is registered for, few enough that a request
+// cannot make the server work hard (RFC 6749 §3.3 sets no limit; RFC 6749
+// §10 leaves resource limits to the server).
+const MaxScopes = 128
+
 // ParseScope splits a space-delimited scope parameter (RFC 6749 §3.3) into its
 // scope tokens. Tokens are separated by single spaces; each is 1*NQCHAR, where
 // NQCHAR is %x21 / %x23-5B / %x5D-7E. Duplicates are removed, order is kept.
-// An empty string yields no scopes and no error.
+// An empty string yields no scopes and no error. More than MaxScopes tokens
+// (duplicates counted) is ErrInvalidScope. Linear in len(s).
 func ParseScope(s string) ([]string, error) {
 	if s == "" {
 		return nil, nil
 	}
-	out := make([]string, 0, strings.Count(s, " ")+1)
+	n := strings.Count(s, " ") + 1
+	if n > MaxScopes {
+		return nil, fmt.Errorf("%w: more than %d scopes", ErrInvalidScope, MaxScopes)
+	}
+	out := make([]string, 0, n)
+	seen := make(map[string]struct{}, n)
 	for tok := range strings.SplitSeq(s, " ") {
 		if !ValidScopeToken(tok) {
 			return nil, ErrInvalidScope
 		}
-		if !slices.Contains(out, tok) {
+		if _, dup := seen[tok]; !dup {
+			seen[tok] = struct{}{}
 			out = append(out, tok)
 		}
 	}

@@ -1,7 +1,10 @@
 package oauthjwt
 
 import (
+	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +29,9 @@ func TestParseScope(t *testing.T) {
 		{"backslash is not NQCHAR (§3.3)", `a\b`, nil, true},
 		{"DEL is not NQCHAR (§3.3)", "a\x7f", nil, true},
 		{"non-ASCII is not NQCHAR (§3.3)", "é", nil, true},
+		{"MaxScopes tokens accepted", strings.TrimSuffix(strings.Repeat("a ", MaxScopes), " "), []string{"a"}, false},
+		{"more than MaxScopes refused, duplicates counted", strings.TrimSuffix(strings.Repeat("a ", MaxScopes+1), " "), nil, true},
+		{"a huge scope string is refused before it is split", strings.Repeat("s ", 1<<20) + "s", nil, true},
 		{"punctuation is NQCHAR (§3.3)", "https://api.example/x!#$%&'()*+,-./:;<=>?@[]^_`{|}~", []string{"https://api.example/x!#$%&'()*+,-./:;<=>?@[]^_`{|}~"}, false},
 	}
 	for _, tt := range tests {
@@ -70,4 +76,24 @@ func FuzzParseScope(f *testing.F) {
 			t.Fatalf("round trip of %q: %q, %v", s, again, err)
 		}
 	})
+}
+
+// TestParseScopeLinear: ParseScope's cost grows with the input, not its
+// square (a request of MaxScopes distinct scopes of the longest kind).
+func TestParseScopeLinear(t *testing.T) {
+	toks := make([]string, MaxScopes)
+	for i := range toks {
+		toks[i] = "scope:" + strconv.Itoa(i) + ":" + strings.Repeat("x", 64)
+	}
+	in := strings.Join(toks, " ")
+	got, err := ParseScope(in)
+	if err != nil || len(got) != MaxScopes {
+		t.Fatalf("ParseScope of %d distinct scopes: %d, %v", MaxScopes, len(got), err)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { _, _ = ParseScope(in) }); allocs > 8 {
+		t.Errorf("%v allocations, want a handful", allocs)
+	}
+	if !errors.Is(func() error { _, err := ParseScope(in + " one-more"); return err }(), ErrInvalidScope) {
+		t.Error("MaxScopes+1 not ErrInvalidScope")
+	}
 }

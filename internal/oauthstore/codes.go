@@ -2,15 +2,17 @@ package oauthstore
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
 // Authorization codes (RFC 6749 §4.1.2, §10.5): 256 random bits, stored
 // only as a SHA-256 for CodeTTL and redeemed once with the store's atomic
-// Take. Redeeming leaves a marker naming what the code issued, so that a
-// replay finds it and the tokens can be revoked (RFC 6749 §4.1.2: "SHOULD
-// revoke (when possible) all tokens previously issued based on that
-// authorization code").
+// Take. Before the take, Reserve leaves a marker naming what the code will
+// issue (the first redeemer's names, which every redeemer adopts), so a
+// replay that loses the take, however close behind, finds it and the
+// tokens can be revoked (RFC 6749 §4.1.2: "SHOULD revoke (when possible)
+// all tokens previously issued based on that authorization code").
 
 // CodeTTL is how long an authorization code can be redeemed.
 const CodeTTL = 60 * time.Second
@@ -78,6 +80,38 @@ func (o Codes) Take(ctx context.Context, code string) (*Code, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Live reports whether code can still be taken (without taking it).
+func (o Codes) Live(ctx context.Context, code string) (bool, error) {
+	if len(code) != secretLen {
+		return false, nil
+	}
+	return o.exists(ctx, codeKey(code))
+}
+
+// Reserve records, before code is taken, what it will issue, for ttl: the
+// first call for a code writes use, atomically across instances, and
+// every call returns what the first wrote. The request that wins the take
+// issues exactly those names, so a concurrent redemption that loses the
+// take revokes them. ErrNotFound when the marker vanished meanwhile.
+func (o Codes) Reserve(ctx context.Context, code string, use CodeUse, ttl time.Duration) (*CodeUse, error) {
+	b, err := json.Marshal(use)
+	if err != nil {
+		return nil, err
+	}
+	won, err := o.kv.PutIfAbsent(ctx, codeUsedKey(code), b, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if won {
+		return &use, nil
+	}
+	got := new(CodeUse)
+	if err := o.getJSON(ctx, codeUsedKey(code), "redeemed code", got, func() bool { return got.JTI != "" }); err != nil {
+		return nil, err
+	}
+	return got, nil
 }
 
 // MarkUsed records what a redeemed code issued, until use.ExpiresAt.

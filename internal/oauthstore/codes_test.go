@@ -280,3 +280,40 @@ func TestCodeResources(t *testing.T) {
 		t.Errorf("Take = %+v, %v; want resources %v", got, err, nc.Resources)
 	}
 }
+
+// TestCodesReserve: RFC 6749 §4.1.2, a replay revokes what the code
+// issued: the names of what it will issue are recorded before the take,
+// the first Reserve's for every caller, so the take's winner and a
+// concurrent replay agree on them. Live tells whether a code can still be
+// taken, without taking it.
+func TestCodesReserve(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t, testLifetimes)
+	code, err := e.rec.Codes.Issue(ctx, &Code{ClientID: "app", User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, err := e.rec.Codes.Live(ctx, code); !live || err != nil {
+		t.Fatalf("Live of an issued code = %v, %v", live, err)
+	}
+	if live, err := e.rec.Codes.Live(ctx, "short"); live || err != nil {
+		t.Errorf("Live of a malformed code = %v, %v", live, err)
+	}
+	first, err := e.rec.Codes.Reserve(ctx, code, CodeUse{JTI: "j1", FamilyID: "f1", Exp: 1}, time.Minute)
+	if err != nil || first.JTI != "j1" {
+		t.Fatalf("first Reserve = %+v, %v", first, err)
+	}
+	second, err := e.rec.Codes.Reserve(ctx, code, CodeUse{JTI: "j2", FamilyID: "f2", Exp: 2}, time.Minute)
+	if err != nil || *second != *first {
+		t.Errorf("second Reserve = %+v, %v; want the first's names %+v", second, err, first)
+	}
+	if _, err := e.rec.Codes.Take(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := e.rec.Codes.Live(ctx, code); live {
+		t.Error("Live after the take")
+	}
+	if use, err := e.rec.Codes.Used(ctx, code); err != nil || use.JTI != "j1" {
+		t.Errorf("Used after the take = %+v, %v; want the reserved names", use, err)
+	}
+}

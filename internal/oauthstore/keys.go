@@ -57,6 +57,11 @@ func familyRevokedKey(id string) string {
 	return "refresh-revoked/" + id
 }
 
+// familyAccessPrefix holds a family's access tokens, one entry each, so
+// concurrent refreshes never overwrite each other's (refresh.go AddAccess).
+func familyAccessPrefix(id string) string   { return "refresh-access/" + id + "/" }
+func familyAccessKey(id, jti string) string { return familyAccessPrefix(id) + SafeID(jti) }
+
 // userFamiliesPrefix is where a person's families are indexed, for every
 // client when client is "".
 func userFamiliesPrefix(user, client string) string {

@@ -64,8 +64,11 @@ func (o owner) exists(ctx context.Context, key string) (bool, error) {
 type Lifetimes struct {
 	RefreshIdle time.Duration // a refresh token unused (refresh_token_ttl)
 	RefreshMax  time.Duration // a refresh-token family (refresh_token_max_ttl)
-	SessionIdle time.Duration // a login session unused (session_ttl)
-	SessionMax  time.Duration // a login session from sign-in (session_max_ttl)
+	// RefreshGrace is how long after a rotation a retry with the rotated
+	// token gets the same successor (refresh_token_reuse_grace); 0: never.
+	RefreshGrace time.Duration
+	SessionIdle  time.Duration // a login session unused (session_ttl)
+	SessionMax   time.Duration // a login session from sign-in (session_max_ttl)
 }
 
 // Records is every owner of one store, with one clock and one logger.
@@ -88,7 +91,7 @@ func New(kv Store, now func() time.Time, log *zap.Logger, life Lifetimes) *Recor
 	o := owner{kv: kv, now: now, log: log}
 	return &Records{
 		Codes:       Codes{o},
-		Families:    Families{owner: o, idle: life.RefreshIdle, max: life.RefreshMax},
+		Families:    Families{owner: o, idle: life.RefreshIdle, max: life.RefreshMax, grace: life.RefreshGrace},
 		Sessions:    Sessions{owner: o, idle: life.SessionIdle, max: life.SessionMax},
 		Consents:    Consents{o},
 		Users:       Users{o},

@@ -3,6 +3,7 @@ package oauthstore
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -12,7 +13,9 @@ import (
 // to its family (the chain of tokens that one sign-in started) and its place
 // in the chain. Each use rotates it: the family moves to the next
 // generation and the presented token is claimed with an atomic
-// PutIfAbsent, so of two concurrent uses, on any instances, one wins. A
+// PutIfAbsent, so of two concurrent uses, on any instances, one wins
+// the rotation; the claim records the successor, so the other, or a retry
+// after a crash or a lost answer, gets the same one (refresh_use.go). A
 // token lapses after the idle lifetime without use; a family ends the
 // maximum lifetime after its sign-in. A family is indexed under its person
 // and client, so withdrawing a consent can end it.
@@ -30,8 +33,8 @@ type Family struct {
 	Gen       int      `json:"gen"` // generation of the live token
 	Created   int64    `json:"created"`
 	MaxExp    int64    `json:"max_exp"`
-	// Access lists the family's access tokens that have not expired, so
-	// revoking the family revokes all of them (RFC 7009 §2.1).
+	// Access lists access tokens, as families written before they were
+	// entries of their own kept them (AddAccess); read when revoking.
 	Access []AccessRef `json:"access,omitempty"`
 }
 
@@ -53,6 +56,7 @@ type RefreshToken struct {
 type Families struct {
 	owner
 	idle, max time.Duration
+	grace     time.Duration // a retry of a rotated token gets the same successor (refresh_use.go)
 }
 
 // Start begins family id for a sign-in (its Created and MaxExp are set
@@ -72,31 +76,37 @@ func (o Families) Start(ctx context.Context, id string, fam *Family) (string, er
 }
 
 // put saves the family at its current generation and a new token for that
-// generation. The token first, then the family that makes it the live
-// one: if the second write fails, the presented token is still the live
-// one and a retry works. The token's entry outlives its idle deadline,
-// until the family ends, so that its reuse after rotation is recognised.
+// generation.
 func (o Families) put(ctx context.Context, id string, fam *Family, now time.Time) (string, error) {
 	tok, err := NewSecret()
 	if err != nil {
 		return "", err
 	}
+	if err := o.putToken(ctx, id, fam, tok, now); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// putToken saves tok as the token of the family's current generation, and
+// the family. The token first, then the family that makes it the live
+// one: if the second write fails, the presented token is still the live
+// one and a retry works. The token's entry outlives its idle deadline,
+// until the family ends, so that its reuse after rotation is recognised.
+func (o Families) putToken(ctx context.Context, id string, fam *Family, tok string, now time.Time) error {
 	maxExp := time.Unix(fam.MaxExp, 0)
 	life := maxExp.Sub(now)
 	if life <= 0 {
-		return "", errEnded
+		return errEnded
 	}
 	idle := now.Add(o.idle)
 	if idle.After(maxExp) {
 		idle = maxExp
 	}
 	if err := o.putJSON(ctx, refreshKey(tok), RefreshToken{Family: id, Gen: fam.Gen, IdleExp: idle.Unix()}, life); err != nil {
-		return "", err
+		return err
 	}
-	if err := o.putJSON(ctx, familyKey(id), fam, life); err != nil {
-		return "", err
-	}
-	return tok, nil
+	return o.putJSON(ctx, familyKey(id), fam, life)
 }
 
 // Lookup returns a refresh token's record and its family, or ErrNotFound
@@ -134,36 +144,18 @@ func (o Families) Get(ctx context.Context, id string) (*Family, error) {
 	return fam, nil
 }
 
-// Claim marks token used, atomically across instances, and reports
-// whether this call did: false means it was used before (reuse).
-func (o Families) Claim(ctx context.Context, token string, fam *Family) (bool, error) {
-	return o.kv.PutIfAbsent(ctx, refreshUsedKey(token), []byte{1}, TTLUntil(o.now(), time.Unix(fam.MaxExp, 0)))
-}
-
-// Unclaim gives a claim back, after a rotation that could not be stored,
-// so that the client's retry is not taken for reuse.
-func (o Families) Unclaim(ctx context.Context, token string) error {
-	return o.kv.Delete(ctx, refreshUsedKey(token))
-}
-
-// Rotate moves family id to its next generation and returns the new token.
-func (o Families) Rotate(ctx context.Context, id string, fam *Family) (string, error) {
-	fam.Gen++
-	return o.put(ctx, id, fam, o.now())
-}
-
-// AddAccess records an access token the family issued (dropping those
-// expired), so revoking the family revokes it too.
+// AddAccess records an access token the family issued, so revoking the
+// family revokes it too. Each is an entry of its own, living until the
+// token expires: two refreshes of one family at once (two tabs, a retry
+// within the grace window) cannot overwrite each other's, as they could
+// when the list was part of the family's record.
 func (o Families) AddAccess(ctx context.Context, id string, fam *Family, ref AccessRef) error {
 	now := o.now()
-	kept := fam.Access[:0]
-	for _, r := range fam.Access {
-		if r.Exp > now.Unix() {
-			kept = append(kept, r)
-		}
+	exp := time.Unix(ref.Exp, 0)
+	if end := time.Unix(fam.MaxExp, 0); exp.After(end) {
+		exp = end
 	}
-	fam.Access = append(kept, ref)
-	return o.putJSON(ctx, familyKey(id), fam, TTLUntil(now, time.Unix(fam.MaxExp, 0)))
+	return o.putJSON(ctx, familyAccessKey(id, ref.JTI), ref, TTLUntil(now, exp))
 }
 
 // Revoke ends family id: its revocation is an entry of its own, which no
@@ -178,14 +170,35 @@ func (o Families) Revoke(ctx context.Context, id string) ([]AccessRef, error) {
 		}
 	}
 	now := o.now()
+	refs, listErr := o.access(ctx, id, fam.Access)
 	ttl := o.max
 	if fam.MaxExp != 0 {
 		ttl = time.Unix(fam.MaxExp, 0).Sub(now)
 	}
 	if ttl <= 0 {
-		return fam.Access, nil
+		return refs, listErr
 	}
-	return fam.Access, o.kv.Put(ctx, familyRevokedKey(id), []byte{1}, ttl)
+	if err := o.kv.Put(ctx, familyRevokedKey(id), []byte{1}, ttl); err != nil {
+		return refs, err
+	}
+	return refs, listErr
+}
+
+// access returns the family's access tokens: those recorded in the
+// family's record by earlier versions (legacy) and its entries.
+func (o Families) access(ctx context.Context, id string, legacy []AccessRef) ([]AccessRef, error) {
+	refs := slices.Clone(legacy)
+	keys, err := o.kv.List(ctx, familyAccessPrefix(id))
+	if err != nil {
+		return refs, err
+	}
+	for _, k := range keys {
+		var r AccessRef
+		if err := o.getJSON(ctx, k, "family access token", &r, func() bool { return r.JTI != "" }); err == nil {
+			refs = append(refs, r)
+		}
+	}
+	return refs, nil
 }
 
 // OfUser returns the ids of the families indexed under user for client, or

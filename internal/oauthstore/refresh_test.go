@@ -5,7 +5,9 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,42 +148,6 @@ func TestFamiliesLookupNotFound(t *testing.T) {
 	}
 }
 
-// TestFamiliesClaim: RFC 9700 §4.14.2, refresh token rotation: a token is
-// used once; the second use is reuse. Unclaim gives back the claim of a
-// rotation that could not be stored, so the client's retry is no reuse.
-func TestFamiliesClaim(t *testing.T) {
-	ctx := context.Background()
-	e := newTestEnv(t, testLifetimes)
-	fam := testFamily("alice", "app")
-	_, tok := startFamily(t, e, fam)
-	other := mustSecret(t)
-	steps := []struct {
-		name  string
-		do    func() (bool, error)
-		fresh bool
-	}{
-		{"first use", func() (bool, error) { return e.rec.Families.Claim(ctx, tok, fam) }, true},
-		{"reuse", func() (bool, error) { return e.rec.Families.Claim(ctx, tok, fam) }, false},
-		{"another token is independent", func() (bool, error) { return e.rec.Families.Claim(ctx, other, fam) }, true},
-		{"after Unclaim", func() (bool, error) {
-			if err := e.rec.Families.Unclaim(ctx, tok); err != nil {
-				return false, err
-			}
-			return e.rec.Families.Claim(ctx, tok, fam)
-		}, true},
-		{"reuse after the retry", func() (bool, error) { return e.rec.Families.Claim(ctx, tok, fam) }, false},
-	}
-	for _, s := range steps {
-		fresh, err := s.do()
-		if err != nil || fresh != s.fresh {
-			t.Errorf("%s: Claim = %v, %v; want %v", s.name, fresh, err, s.fresh)
-		}
-	}
-	if err := e.rec.Families.Unclaim(ctx, mustSecret(t)); err != nil {
-		t.Errorf("Unclaim of an unclaimed token: %v", err)
-	}
-}
-
 // TestFamiliesRotate: RFC 9700 §4.14.2, rotation: each use issues a new
 // token of the next generation; the old token's record still names its
 // older generation, so presenting it again is recognised as reuse.
@@ -191,12 +157,12 @@ func TestFamiliesRotate(t *testing.T) {
 	fam := testFamily("alice", "app")
 	id, tok0 := startFamily(t, e, fam)
 	e.clock.Advance(time.Hour)
-	tok1, err := e.rec.Families.Rotate(ctx, id, fam)
+	tok1, err := e.rec.Families.rotateUnclaimed(ctx, id, fam)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Hour)
-	tok2, err := e.rec.Families.Rotate(ctx, id, fam)
+	tok2, err := e.rec.Families.rotateUnclaimed(ctx, id, fam)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,42 +205,55 @@ func TestFamiliesRotateEnded(t *testing.T) {
 	fam := testFamily("alice", "app")
 	id, _ := startFamily(t, e, fam)
 	e.clock.Set(time.Unix(fam.MaxExp, 0).Add(-time.Second))
-	if _, err := e.rec.Families.Rotate(ctx, id, fam); err != nil {
+	if _, err := e.rec.Families.rotateUnclaimed(ctx, id, fam); err != nil {
 		t.Fatalf("Rotate 1s before MaxExp: %v", err)
 	}
 	for _, at := range []time.Duration{0, time.Hour} {
 		e.clock.Set(time.Unix(fam.MaxExp, 0).Add(at))
-		if tok, err := e.rec.Families.Rotate(ctx, id, fam); !errors.Is(err, errEnded) || tok != "" {
+		if tok, err := e.rec.Families.rotateUnclaimed(ctx, id, fam); !errors.Is(err, errEnded) || tok != "" {
 			t.Errorf("Rotate at MaxExp+%s = %q, %v; want errEnded", at, tok, err)
 		}
 	}
 }
 
 // TestFamiliesAddAccess: RFC 7009 §2.1, revoking a refresh token SHOULD
-// revoke the access tokens of the same grant, so the family lists them;
-// the list drops those that have expired.
+// revoke the access tokens of the same grant, so the family keeps them,
+// each an entry of its own until it expires: concurrent refreshes (two
+// tabs, a retry within the grace window) lose none; an access token listed
+// in the family record by an earlier version is still returned.
 func TestFamiliesAddAccess(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEnv(t, testLifetimes)
 	fam := testFamily("alice", "app")
 	id, _ := startFamily(t, e, fam)
 	now := testEpoch.Unix()
-	fam.Access = []AccessRef{
-		{"expired", now - 1},
-		{"expiring now", now},
-		{"live", now + 1},
-		{"later", now + 3600},
-	}
-	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"new", now + 600}); err != nil {
+	fam.Access = []AccessRef{{"legacy", now + 60}}
+	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"soon", now + 10}); err != nil {
 		t.Fatal(err)
 	}
-	want := []AccessRef{{"live", now + 1}, {"later", now + 3600}, {"new", now + 600}}
-	if !slices.Equal(fam.Access, want) {
-		t.Errorf("Access = %v, want %v", fam.Access, want)
+	if _, err := e.rec.Families.rotateUnclaimed(ctx, id, fam); err != nil { // writes the legacy list
+		t.Fatal(err)
 	}
-	got, err := e.rec.Families.Get(ctx, id)
-	if err != nil || !slices.Equal(got.Access, want) {
-		t.Errorf("stored Access = %+v, %v; want %v", got, err, want)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"c" + strconv.Itoa(i), now + 600}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	e.clock.Advance(10 * time.Second) // "soon" has expired, and its entry is gone
+	got, err := e.rec.Families.Revoke(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, r := range got {
+		names[r.JTI] = true
+	}
+	if len(got) != 21 || !names["legacy"] || names["soon"] {
+		t.Errorf("Revoke returned %d refs %v; want the legacy one and the 20 concurrent ones", len(got), got)
 	}
 }
 
@@ -304,7 +283,7 @@ func TestFamiliesRevoke(t *testing.T) {
 	}
 	// A rotation racing the revocation rewrites the family, not the
 	// revocation.
-	next, err := e.rec.Families.Rotate(ctx, id, fam)
+	next, err := e.rec.Families.rotateUnclaimed(ctx, id, fam)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,18 +392,19 @@ func TestFamiliesEntriesExpire(t *testing.T) {
 	e := newTestEnv(t, testLifetimes)
 	fam := testFamily("alice", "app")
 	id, tok := startFamily(t, e, fam)
-	if ok, err := e.rec.Families.Claim(ctx, tok, fam); !ok || err != nil {
-		t.Fatal(ok, err)
-	}
 	e.clock.Advance(time.Hour)
-	next, err := e.rec.Families.Rotate(ctx, id, fam)
+	rt, _, err := e.rec.Families.Lookup(ctx, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"a", e.clock.Now().Add(time.Hour).Unix()}); err != nil {
+	next, err := e.rec.Families.Use(ctx, tok, rt, fam)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{refreshKey(tok), refreshKey(next), refreshUsedKey(tok), familyKey(id), userFamilyKey("alice", "app", id)}
+	if err := e.rec.Families.AddAccess(ctx, id, fam, AccessRef{"a", time.Unix(fam.MaxExp, 0).Add(time.Hour).Unix()}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{refreshKey(tok), refreshKey(next), refreshUsedKey(tok), familyKey(id), userFamilyKey("alice", "app", id), familyAccessKey(id, "a")}
 	slices.Sort(want)
 	e.clock.Set(time.Unix(fam.MaxExp, 0).Add(-time.Second))
 	if got := e.keys(t); !slices.Equal(got, want) {
@@ -452,8 +432,12 @@ func TestFamiliesStoreFailure(t *testing.T) {
 	if _, err := rec.Families.Get(ctx, "f"); !errors.Is(err, errStoreDown) {
 		t.Errorf("Get err = %v", err)
 	}
-	if _, err := rec.Families.Claim(ctx, tok, fam); !errors.Is(err, errStoreDown) {
-		t.Errorf("Claim err = %v", err)
+	fam.MaxExp = testEpoch.Add(time.Hour).Unix()
+	if _, err := rec.Families.Use(ctx, tok, &RefreshToken{Family: "f", IdleExp: fam.MaxExp}, fam); !errors.Is(err, errStoreDown) {
+		t.Errorf("Use err = %v", err)
+	}
+	if _, err := rec.Families.Used(ctx, tok); !errors.Is(err, errStoreDown) {
+		t.Errorf("Used err = %v", err)
 	}
 	if _, err := rec.Families.OfUser(ctx, "alice", ""); !errors.Is(err, errStoreDown) {
 		t.Errorf("OfUser err = %v", err)
@@ -489,4 +473,11 @@ func TestFamilyResources(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got.Resources, res) {
 		t.Errorf("Lookup = %+v, %v; want resources %v", got, err, res)
 	}
+}
+
+// rotateUnclaimed moves family id to its next generation with a new token,
+// without claiming any: what a rotation writes, for tests of the records.
+func (o Families) rotateUnclaimed(ctx context.Context, id string, fam *Family) (string, error) {
+	fam.Gen++
+	return o.put(ctx, id, fam, o.now())
 }
