@@ -84,7 +84,7 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 		return nil, oerr
 	}
 	if refresh {
-		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Resources: rec.Resources, Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
+		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Resources: rec.Resources, SID: rec.SID, Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
 		tok, err := a.rec.Families.Start(ctx, familyID, fam)
 		if err != nil {
 			s.logger.Error("storing a refresh token failed", zap.Error(err))

@@ -43,7 +43,7 @@ func (s *Server) refreshGrant(ctx context.Context, client *Client, form url.Valu
 		return nil, oerr
 	}
 	// OpenID Connect Core §12.2: same sub and auth_time, no nonce.
-	if oerr := s.attachIDToken(ctx, resp, client, idGrant{user: r.fam.User, authTime: r.fam.AuthTime, scopes: r.access.scopes}, now); oerr != nil {
+	if oerr := s.attachIDToken(ctx, resp, client, idGrant{user: r.fam.User, authTime: r.fam.AuthTime, scopes: r.access.scopes, sid: r.fam.SID}, now); oerr != nil {
 		return nil, oerr
 	}
 	if err := a.rec.Families.AddAccess(ctx, r.id, r.fam, oauthstore.AccessRef{JTI: resp.jti, Exp: resp.exp}); err != nil {

@@ -260,7 +260,8 @@ func TestIDTokenCodeReplay(t *testing.T) {
 }
 
 // TestIDTokenRefresh: Core §12.2: a refresh of an openid grant returns an
-// ID token with the same sub and auth_time, iat new, and no nonce.
+// ID token with the same sub and auth_time (and the same sid: the family
+// keeps the session it came from), iat new, and no nonce.
 func TestIDTokenRefresh(t *testing.T) {
 	b, ms := oidcFlow(t, nil)
 	first := signInOIDC(t, b, "nonce", "n1")
@@ -272,7 +273,10 @@ func TestIDTokenRefresh(t *testing.T) {
 		t.Fatalf("no ID token on refresh: %s", rec.Body)
 	}
 	_, c2 := verifyIDToken(t, b, second.IDToken)
-	for _, k := range []string{"sub", "auth_time", "iss", "aud"} {
+	if c1["sid"] == nil || c1["sid"] == "" {
+		t.Fatal("no sid in the first ID token")
+	}
+	for _, k := range []string{"sub", "auth_time", "iss", "aud", "sid"} {
 		if c1[k] != c2[k] {
 			t.Errorf("%s changed on refresh: %v → %v (Core §12.2)", k, c1[k], c2[k])
 		}

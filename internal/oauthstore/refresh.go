@@ -30,9 +30,13 @@ type Family struct {
 	// family stays bound to the full original grant); nil for none, as
 	// in families written before the field existed.
 	Resources []string `json:"resources,omitempty"`
-	Gen       int      `json:"gen"` // generation of the live token
-	Created   int64    `json:"created"`
-	MaxExp    int64    `json:"max_exp"`
+	// SID is the sign-in session the grant came from, for the sid of
+	// refreshed ID tokens (OpenID Connect Core §12.2); "" in families
+	// written before the field existed.
+	SID     string `json:"sid,omitempty"`
+	Gen     int    `json:"gen"` // generation of the live token
+	Created int64  `json:"created"`
+	MaxExp  int64  `json:"max_exp"`
 	// Access lists access tokens, as families written before they were
 	// entries of their own kept them (AddAccess); read when revoking.
 	Access []AccessRef `json:"access,omitempty"`
