@@ -19,6 +19,7 @@ var secrets = struct {
 	"provisioning-demo-secret-not-for-production",
 	"partner-demo-secret-not-for-production",
 	"notes-web-demo-secret-not-for-production",
+	"oauth2-proxy-demo-secret-not-for-production",
 	"alice-demo-password",
 	"e2e-introspection-secret",
 }}
