@@ -128,7 +128,15 @@ func (s *Server) readPageForm(w http.ResponseWriter, r *http.Request, form strin
 		return nil, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxPageFormBytes)
-	if err := r.ParseForm(); err != nil {
+	lift := bodyDeadline(w)
+	err := r.ParseForm()
+	lift()
+	if err != nil {
+		if isTimeout(err) {
+			w.Header().Set("Connection", "close")
+			s.errorPage(w, http.StatusRequestTimeout, "Request timeout", "The form came too slowly.")
+			return nil, false
+		}
 		s.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
 		return nil, false
 	}

@@ -22,11 +22,17 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError)
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, badRequest(errInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
 	}
+	lift := bodyDeadline(w)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	lift()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, &oauthError{Status: http.StatusRequestEntityTooLarge, Code: errInvalidRequest, Description: "request body too large"}
+		}
+		if isTimeout(err) {
+			w.Header().Set("Connection", "close")
+			return nil, &oauthError{Status: http.StatusRequestTimeout, Code: errInvalidRequest, Description: "the request body came too slowly"}
 		}
 		return nil, badRequest(errInvalidRequest, "could not read the request body")
 	}
