@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 
+	"github.com/caddyapigw/gateway/internal/reqinfo"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
@@ -58,7 +59,7 @@ func (au *auditor) emit(r *http.Request, name string, data map[string]any) {
 	initStoreMetrics()
 	storeMetrics.events.WithLabelValues(name).Inc()
 	if r != nil {
-		data["remote_ip"] = clientIP(r)
+		data["remote_ip"] = reqinfo.ClientIP(r)
 	}
 	for k, v := range data {
 		if s, ok := v.(string); ok && len(s) > maxEventValue {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyapigw/gateway/internal/reqinfo"
 	"go.uber.org/zap"
 )
 
@@ -53,7 +53,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, req, http.StatusBadRequest, "", loginFailed)
 		return
 	}
-	ip := clientIP(r)
+	ip := reqinfo.ClientIP(r)
 	delay, retryAfter := s.app.throttle.verdict(username, ip)
 	if retryAfter > 0 {
 		s.logger.Warn("sign-in refused: too many failures", zap.String("remote_ip", ip))
@@ -108,12 +108,3 @@ func (s *Server) continueSignedIn(w http.ResponseWriter, r *http.Request, req *a
 
 // loginFailed is the one message for an unknown user and a wrong password.
 const loginFailed = "The username or password is incorrect."
-
-// clientIP is the client address Caddy determined (trusted proxies
-// applied), or the connection's.
-func clientIP(r *http.Request) string {
-	if v, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && v != "" {
-		return v
-	}
-	return r.RemoteAddr
-}

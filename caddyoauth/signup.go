@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyapigw/gateway/internal/oauthstore"
+	"github.com/caddyapigw/gateway/internal/reqinfo"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -72,7 +73,7 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := signupPageData{Username: form.Get("username"), Name: strings.TrimSpace(form.Get("name")), Email: strings.TrimSpace(form.Get("email"))}
-	ip := clientIP(r)
+	ip := reqinfo.ClientIP(r)
 	// Sign-ups count against the address's sign-in budget, so one address
 	// cannot create accounts without limit.
 	if retryAfter := s.app.throttle.addressVerdict(ip); retryAfter > 0 {

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/bearer"
+	"github.com/caddyapigw/gateway/internal/reqinfo"
 )
 
 // Placeholders a refusal sets, for handle_errors routes that write their
@@ -67,7 +68,7 @@ func (s *Scope) logRefusal(r *http.Request, e *bearer.Error, code, errID string)
 		zap.String("reason", e.Desc),
 		zap.String("method", r.Method),
 		zap.String("path", requestPath(r)), // not the query: it may hold a token
-		zap.String("remote_ip", remoteIP(r)),
+		zap.String("remote_ip", reqinfo.ClientIP(r)),
 	}
 	if errID != "" {
 		fields = append(fields, zap.String("err_id", errID))
@@ -89,12 +90,4 @@ func requestPath(r *http.Request) string {
 func hasErrorRoutes(r *http.Request) bool {
 	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	return ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0
-}
-
-// remoteIP is the address of the peer, as Caddy's access log names it.
-func remoteIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	return r.RemoteAddr
 }
