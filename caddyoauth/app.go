@@ -83,6 +83,11 @@ type App struct {
 	// finished by the retry, whatever this says.
 	RefreshTokenReuseGrace *caddy.Duration `json:"refresh_token_reuse_grace,omitempty"`
 
+	// DPoP tunes sender-constrained tokens (RFC 9449). A token request
+	// with a DPoP proof gets a DPoP-bound token whether or not this is
+	// set; it adds server nonces and the proof window.
+	DPoP *DPoPConfig `json:"dpop,omitempty"`
+
 	// SessionTTL is how long a login session lasts without use. Default: 1h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
@@ -128,6 +133,22 @@ type App struct {
 
 	declared *resourceSet // resources oauth_scope routes guard (DeclareResource)
 	audit    *auditor     // security events: Caddy events and the oauth.audit log
+	dpop     *dpopSettings
+}
+
+// DPoPConfig tunes DPoP at the token endpoint (RFC 9449).
+type DPoPConfig struct {
+	// Nonce makes the token endpoint require a server nonce in every
+	// proof (§8): a proof without the current one gets use_dpop_nonce
+	// and the nonce in the DPoP-Nonce header. It limits how long a proof
+	// made ahead of time can be used.
+	Nonce bool `json:"nonce,omitempty"`
+	// NonceLifetime is how long a nonce stays current; one is accepted
+	// for up to twice that. Default: 5m.
+	NonceLifetime caddy.Duration `json:"nonce_lifetime,omitempty"`
+	// ProofWindow is how far a proof's iat may be from now, either way
+	// (§11.1). Default: 60s; at most 5m.
+	ProofWindow caddy.Duration `json:"proof_window,omitempty"`
 }
 
 // SigningKeyConfig chooses how access tokens are signed.
@@ -226,6 +247,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	}
 	a.fake = newFakeClient()
 	if err := a.provisionPersonSettings(); err != nil {
+		return err
+	}
+	if err := a.provisionDPoP(); err != nil {
 		return err
 	}
 	if err := a.provisionUsers(); err != nil {

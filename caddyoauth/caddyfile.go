@@ -198,6 +198,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("unrecognized signup option %s", d.Val())
 				}
 			}
+		case "dpop":
+			if err := a.unmarshalDPoP(d); err != nil {
+				return err
+			}
 		case "userinfo_scope":
 			if err := oneArg(d, &a.UserinfoScope); err != nil {
 				return err

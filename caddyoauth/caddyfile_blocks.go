@@ -88,6 +88,11 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error
 			if err := oneArg(d, &c.IDTokenSignedResponseAlg); err != nil {
 				return err
 			}
+		case "require_dpop":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.DPoPBoundAccessTokens = true
 		case "require_pkce":
 			if d.NextArg() {
 				return d.ArgErr()

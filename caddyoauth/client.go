@@ -40,6 +40,12 @@ type ClientSettings struct {
 	// client too. It is always mandatory for public clients.
 	RequirePKCE bool `json:"require_pkce,omitempty"`
 
+	// DPoPBoundAccessTokens requires a DPoP proof (RFC 9449) at the token
+	// endpoint for every token of this client (§5.2's client metadata):
+	// its access tokens are always sender-constrained. Caddyfile:
+	// require_dpop.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+
 	// Scopes the client may be granted (RFC 6749 §3.3). A token request
 	// without `scope` gets all of them.
 	Scopes []string `json:"scopes,omitempty"`

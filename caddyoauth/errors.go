@@ -14,6 +14,10 @@ const (
 	errUnsupportedGrantType = "unsupported_grant_type"
 	errInvalidScope         = "invalid_scope"
 	errServerError          = "server_error"
+	// RFC 9449 §5, §8: a DPoP proof refused, or one without the server's
+	// current nonce.
+	errInvalidDPoPProof = "invalid_dpop_proof"
+	errUseDPoPNonce     = "use_dpop_nonce"
 	// errInvalidTarget is RFC 8707 §2's code for a resource that is
 	// malformed or that the client may not have a token for.
 	errInvalidTarget = "invalid_target"

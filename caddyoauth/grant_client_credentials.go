@@ -7,7 +7,7 @@ import (
 
 // clientCredentials is the client credentials grant (RFC 6749 §4.4). It
 // touches no store: the token is the only state.
-func (s *Server) clientCredentials(_ context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
+func (s *Server) clientCredentials(ctx context.Context, client *Client, form url.Values) (*tokenResponse, *oauthError) {
 	scopes, oerr := grantedScopes(client, form.Get("scope"))
 	if oerr != nil {
 		return nil, oerr
@@ -17,5 +17,5 @@ func (s *Server) clientCredentials(_ context.Context, client *Client, form url.V
 		return nil, oerr
 	}
 	// RFC 9068 §2.2: for client credentials, sub is the client itself.
-	return s.signAccess(client, accessGrant{sub: client.ID, scopes: scopes, aud: aud}, s.app.clock())
+	return s.signAccess(client, accessGrant{sub: client.ID, scopes: scopes, aud: aud, jkt: boundKey(ctx)}, s.app.clock())
 }

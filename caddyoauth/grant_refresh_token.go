@@ -108,6 +108,11 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 	if oerr != nil {
 		return nil, oerr
 	}
+	// RFC 9449 §5: a family bound to a DPoP key (a public client's) needs
+	// a proof by that key; without it the token is not burnt.
+	if oerr := checkBoundFamily(ctx, fam.JKT); oerr != nil {
+		return nil, oerr
+	}
 	// RFC 8707 §2.2: a subset of the grant's resources, never more.
 	aud, oerr := a.grantAudience(c, fam.Resources, ask.resources)
 	if oerr != nil {
@@ -129,7 +134,7 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 		a.logger.Error("rotating a refresh token failed; a retry finishes it", zap.Error(err))
 		return nil, unavailable()
 	}
-	access := accessGrant{sub: fam.User, authTime: fam.AuthTime, scopes: scopes, aud: aud}
+	access := accessGrant{sub: fam.User, authTime: fam.AuthTime, scopes: scopes, aud: aud, jkt: boundKey(ctx)}
 	return &rotated{fam: fam, id: rt.Family, token: tok, access: access}, nil
 }
 

@@ -71,6 +71,10 @@ type introspection struct {
 	Aud       audience `json:"aud,omitempty"` // as in the token (RFC 8707 §2)
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Cnf is the key a sender-constrained token is bound to (RFC 9449
+	// §6.2, RFC 7800 §3.1): a resource server that introspects checks the
+	// DPoP proof against it.
+	Cnf *oauthjwt.Confirmation `json:"cnf,omitempty"`
 }
 
 // introspect describes tok to caller. The hint is not needed: the two kinds
@@ -98,6 +102,9 @@ func (s *Server) introspect(ctx context.Context, caller *Client, tok string) (*i
 			out.Iat = claims.IssuedAt.Unix()
 		}
 		out.Aud = audience(claims.Audience)
+		if claims.BoundKey() != "" {
+			out.TokenType, out.Cnf = "DPoP", &oauthjwt.Confirmation{JKT: claims.BoundKey()} // RFC 9449 §6.2
+		}
 		if _, person := claims.Claim("auth_time"); person {
 			out.Username = claims.Subject
 		}

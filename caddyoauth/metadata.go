@@ -1,6 +1,8 @@
 package caddyoauth
 
 import (
+	"github.com/caddyapigw/gateway/internal/dpop"
+
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -48,6 +50,7 @@ type serverMetadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
+	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported"` // RFC 9449 §5.1
 }
 
 // buildMetadata renders the metadata document for endpoints under base.
@@ -85,6 +88,7 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		// RFC 9207: redirects carry iss.
 		AuthorizationResponseIssParameterSupported: true,
+		DPoPSigningAlgValuesSupported:              dpop.Algs,
 	}, "", "  ")
 }
 

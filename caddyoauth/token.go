@@ -37,6 +37,14 @@ type accessTokenClaims struct {
 	// AuthTime is when the person signed in (RFC 9068 §2.2.1); absent for
 	// client credentials, which is how userinfo tells the two apart.
 	AuthTime int64 `json:"auth_time,omitempty"`
+	// Cnf binds the token to the key of a DPoP proof (RFC 9449 §6.1,
+	// RFC 7800 §3.1); nil for a bearer token.
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the cnf claim of a sender-constrained token.
+type confirmation struct {
+	JKT string `json:"jkt,omitempty"` // RFC 9449 §6.1
 }
 
 // serveToken is the token endpoint (RFC 6749 §3.2).
@@ -101,7 +109,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType, claime
 		writeOAuthError(w, oerr)
 		return nil, oerr
 	}
-	resp, oerr := g.token(s, r.Context(), client, form)
+	ctx, oerr := s.tokenProof(w, r, client)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return nil, oerr
+	}
+	resp, oerr := g.token(s, ctx, client, form)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return nil, oerr
@@ -118,6 +131,7 @@ type accessGrant struct {
 	authTime int64
 	scopes   []string
 	aud      []string
+	jkt      string // the DPoP key the token is bound to; "" for a bearer token
 }
 
 // setClientPlaceholders names the authenticated client on the request's
@@ -191,6 +205,11 @@ func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti stri
 		Scope:    scope,
 		AuthTime: g.authTime,
 	}
+	tokenType := "Bearer"
+	if g.jkt != "" {
+		claims.Cnf = &confirmation{JKT: g.jkt}
+		tokenType = "DPoP" // RFC 9449 §5
+	}
 	var (
 		tok string
 		err error
@@ -206,5 +225,5 @@ func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti stri
 	if ce := a.logger.Check(zap.DebugLevel, "issued access token"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("sub", g.sub), zap.String("jti", jti), zap.String("scope", scope), zap.Strings("aud", g.aud))
 	}
-	return &tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(c.ttl / time.Second), Scope: scope, jti: jti, exp: claims.Expiry}, nil
+	return &tokenResponse{AccessToken: tok, TokenType: tokenType, ExpiresIn: int64(c.ttl / time.Second), Scope: scope, jti: jti, exp: claims.Expiry}, nil
 }

@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		resource    <uri>
 //		name        <name>
 //		realm       <realm>
+//		dpop        allowed|required
 //		allow_preflight
 //		forward_header <field> <value>
 //		issuer local
@@ -141,6 +142,20 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if d.NextArg() {
 				return d.ArgErr()
+			}
+		case tok == "dpop":
+			if s.DPoP != "" {
+				return d.Err("dpop already specified")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			s.DPoP = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if s.DPoP != DPoPAllowed && s.DPoP != DPoPRequired {
+				return d.Errf("dpop: %q is neither %s nor %s", s.DPoP, DPoPAllowed, DPoPRequired)
 			}
 		case tok == "allow_preflight":
 			if d.NextArg() {

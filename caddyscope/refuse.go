@@ -33,7 +33,10 @@ func (s *Scope) refuse(w http.ResponseWriter, r *http.Request, e *bearer.Error) 
 		// Not about the token: no challenge.
 	default:
 		e.ResourceMetadata = s.metadataURL
-		w.Header().Set("WWW-Authenticate", e.Challenge(s.Realm))
+		if e.DPoP == nil {
+			e.DPoP = s.dpopChallenge(r)
+		}
+		e.SetChallenges(w.Header(), s.Realm)
 	}
 	code := e.Code
 	if code == "" {

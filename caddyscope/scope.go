@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/bearer"
+	"github.com/caddyapigw/gateway/internal/dpop"
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
 
@@ -102,6 +103,12 @@ type Scope struct {
 	// are removed first, so a client cannot pass its own values through.
 	ForwardHeaders map[string]string `json:"forward_headers,omitempty"`
 
+	// DPoP is how the route takes DPoP-bound tokens (RFC 9449 §7):
+	// "allowed" (default) takes bearer tokens and DPoP-bound tokens, each
+	// with its own scheme; "required" takes DPoP-bound tokens only. A
+	// DPoP-bound token is never accepted as a bearer token.
+	DPoP string `json:"dpop,omitempty"`
+
 	rules     *ruleSet
 	audience  []string           // Audience, or the authority's
 	authority oauthjwt.Authority // nil when only external issuers are trusted
@@ -112,6 +119,10 @@ type Scope struct {
 	metadataURL string
 	published   *resourceEntry // this route's part of the metadata
 	metrics     *routeMetrics
+	// DPoP (dpop.go)
+	dpopRequired bool
+	dpopAlgs     string
+	replay       dpop.Replay
 	forward     []forwardHeader
 	logger      *zap.Logger
 	// issuerLogger is for running issuers, which outlive a config
@@ -223,6 +234,9 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 		return err
 	}
 	s.rules = rs
+	if err := s.provisionDPoP(); err != nil {
+		return err
+	}
 	if strings.ContainsAny(s.Realm, "\"\\") {
 		return errors.New("realm: must not contain quotes or backslashes")
 	}
@@ -371,7 +385,7 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return s.refuse(w, r, &bearer.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Desc: "this method is not allowed on this route"})
 	}
 
-	token, berr := bearer.Token(r)
+	token, scheme, berr := bearer.Credentials(r)
 	if berr != nil {
 		berr.Scope = rule.scope
 		return s.refuse(w, r, berr)
@@ -394,6 +408,9 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	if len(by.audience) > 0 && !hasAnyAudience(claims, by.audience) {
 		return s.refuse(w, r, &bearer.Error{Status: http.StatusUnauthorized, Code: bearer.InvalidToken, Desc: "token audience not accepted", Scope: rule.scope})
+	}
+	if berr := s.checkDPoP(w, r, token, scheme, claims, rule.scope); berr != nil {
+		return s.refuse(w, r, berr)
 	}
 	if !by.local {
 		// Another issuer's token: its client is that issuer's business.

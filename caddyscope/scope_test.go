@@ -67,7 +67,7 @@ func TestServeBearer(t *testing.T) {
 
 		{"no Authorization: challenge without error (RFC 6750 §3, §3.1)", "/", nil, 401, noCode},
 		{"Basic scheme: as if no token (RFC 6750 §3.1)", "/", []string{"Basic dXNlcjpwYXNz"}, 401, noCode},
-		{"unknown scheme: as if no token (RFC 6750 §3.1)", "/", []string{"DPoP " + good}, 401, noCode},
+		{"unknown scheme: as if no token (RFC 6750 §3.1)", "/", []string{"MAC " + good}, 401, noCode},
 
 		{"garbage token (RFC 6750 §3.1 invalid_token)", "/", []string{"Bearer garbage"}, 401, "invalid_token"},
 		{"not a b64token: quote (RFC 6750 §2.1)", "/", []string{`Bearer "` + good + `"`}, 401, "invalid_token"},

@@ -26,6 +26,24 @@ type Error struct {
 	// sent as the challenge's resource_metadata parameter (§5.1) so a
 	// client can find where to get a token.
 	ResourceMetadata string
+	// DPoP, when set, adds (or with Only, makes) the challenge a DPoP
+	// challenge (RFC 9449 §7.1).
+	DPoP *DPoPChallenge
+}
+
+// DPoP error codes of RFC 9449 §7.1 and §9.
+const (
+	InvalidDPoPProof = "invalid_dpop_proof"
+	UseDPoPNonce     = "use_dpop_nonce"
+)
+
+// DPoPChallenge describes the DPoP challenge of a refusal.
+type DPoPChallenge struct {
+	Algs string // space-separated algorithms accepted for proofs
+	Only bool   // the resource takes DPoP-bound tokens only: no Bearer challenge
+	// ErrorHere puts the error code on the DPoP challenge rather than the
+	// Bearer one: the DPoP proof, or the token's binding, is what failed.
+	ErrorHere bool
 }
 
 // Error implements error: the description, for logs and Caddy's
@@ -43,12 +61,31 @@ type errorBody struct {
 	Scope       string `json:"scope,omitempty"`
 }
 
-// Challenge renders the WWW-Authenticate value (RFC 6750 §3). Attribute
-// values here never contain a quote or backslash: descriptions are fixed
-// strings and scopes are NQCHAR tokens.
+// Challenge renders the WWW-Authenticate value (RFC 6750 §3) of a Bearer
+// refusal. Attribute values here never contain a quote or backslash:
+// descriptions are fixed strings and scopes are NQCHAR tokens.
 func (e *Error) Challenge(realm string) string {
+	return e.render("Bearer", realm, true, "")
+}
+
+// Challenges renders every WWW-Authenticate value of the refusal: Bearer,
+// DPoP (RFC 9449 §7.1), or both, the error code on the one whose scheme
+// failed.
+func (e *Error) Challenges(realm string) []string {
+	d := e.DPoP
+	if d == nil {
+		return []string{e.Challenge(realm)}
+	}
+	dpop := e.render("DPoP", realm, d.Only || d.ErrorHere, d.Algs)
+	if d.Only {
+		return []string{dpop}
+	}
+	return []string{e.render("Bearer", realm, !d.ErrorHere, ""), dpop}
+}
+
+func (e *Error) render(scheme, realm string, withError bool, algs string) string {
 	var b strings.Builder
-	b.WriteString("Bearer")
+	b.WriteString(scheme)
 	sep := " "
 	attr := func(k, v string) {
 		if v == "" {
@@ -62,21 +99,32 @@ func (e *Error) Challenge(realm string) string {
 		sep = ", "
 	}
 	attr("realm", realm)
-	attr("error", e.Code)
-	if e.Code != "" {
-		// No error information without an error code (§3.1).
-		attr("error_description", e.Desc)
+	if withError {
+		attr("error", e.Code)
+		if e.Code != "" {
+			// No error information without an error code (§3.1).
+			attr("error_description", e.Desc)
+		}
 	}
 	attr("scope", e.Scope)
 	// An https URL (oauth_scope checks it), so never a quote or backslash.
 	attr("resource_metadata", e.ResourceMetadata)
+	attr("algs", algs)
 	return b.String()
 }
 
 // Write sends the challenge and a small JSON body.
 func (e *Error) Write(w http.ResponseWriter, realm string) {
-	w.Header().Set("WWW-Authenticate", e.Challenge(realm))
+	e.SetChallenges(w.Header(), realm)
 	e.WriteBody(w)
+}
+
+// SetChallenges puts the refusal's challenges on h, replacing any.
+func (e *Error) SetChallenges(h http.Header, realm string) {
+	h.Del("WWW-Authenticate")
+	for _, c := range e.Challenges(realm) {
+		h.Add("WWW-Authenticate", c)
+	}
 }
 
 // WriteBody sends the status and the JSON body, without a challenge.

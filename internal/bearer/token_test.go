@@ -36,9 +36,9 @@ func TestParseBearer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseBearer(tt.in)
+			got, ok := parseScheme(tt.in, "Bearer")
 			if ok != tt.wantOK || got != tt.want {
-				t.Fatalf("parseBearer(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.wantOK)
+				t.Fatalf("parseScheme(%q, Bearer) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}
@@ -234,33 +234,60 @@ func FuzzBearerToken(f *testing.F) {
 	})
 }
 
-// FuzzParseBearer checks parseBearer against the grammar it implements:
+// FuzzParseBearer checks parseScheme against the grammar it implements:
 // "Bearer" (any case) 1*SP, then the rest.
 func FuzzParseBearer(f *testing.F) {
 	for _, s := range []string{"Bearer abc", "bearer  abc", "Bearer", "Bearer ", "Basic x", "BEARER\tx", "Bearerx", "", "Bearer \x00", "beaRer ===", "Bearer \tabc", "Bearer  \t abc"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		tok, ok := parseBearer(v)
+		tok, ok := parseScheme(v, "Bearer")
 		const prefix = "Bearer "
 		isBearer := len(v) >= len(prefix) && strings.EqualFold(v[:len(prefix)], prefix)
 		if ok != isBearer {
-			t.Fatalf("parseBearer(%q) ok = %v, want %v", v, ok, isBearer)
+			t.Fatalf("parseScheme(%q, Bearer) ok = %v, want %v", v, ok, isBearer)
 		}
 		if !ok {
 			if tok != "" {
-				t.Fatalf("parseBearer(%q) = %q on refusal", v, tok)
+				t.Fatalf("parseScheme(%q, Bearer) = %q on refusal", v, tok)
 			}
 			return
 		}
 		if !strings.HasSuffix(v, tok) || len(tok) >= len(v) {
-			t.Fatalf("parseBearer(%q) = %q, not a proper tail", v, tok)
+			t.Fatalf("parseScheme(%q, Bearer) = %q, not a proper tail", v, tok)
 		}
 		if strings.HasPrefix(tok, " ") {
-			t.Fatalf("parseBearer(%q) = %q keeps leading SP", v, tok)
+			t.Fatalf("parseScheme(%q, Bearer) = %q keeps leading SP", v, tok)
 		}
 		if strings.TrimLeft(v[len(prefix)-1:], " ") != tok {
-			t.Fatalf("parseBearer(%q) = %q, dropped more than the SP run", v, tok)
+			t.Fatalf("parseScheme(%q, Bearer) = %q, dropped more than the SP run", v, tok)
 		}
 	})
+}
+
+// TestCredentialsSchemes: RFC 9449 §7.1, a DPoP-bound token comes with the
+// DPoP scheme; Token (for bearer-only endpoints) refuses it as no bearer
+// credentials, Credentials reports the scheme.
+func TestCredentialsSchemes(t *testing.T) {
+	cases := []struct {
+		header, tok, scheme string
+		ok                  bool
+	}{
+		{"Bearer abc", "abc", SchemeBearer, true},
+		{"DPoP abc", "abc", SchemeDPoP, true},
+		{"dpop  abc", "abc", SchemeDPoP, true},
+		{"DPoPabc", "", "", false},
+		{"Basic abc", "", "", false},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", tc.header)
+		tok, scheme, err := Credentials(r)
+		if tc.ok != (err == nil) || tok != tc.tok || scheme != tc.scheme {
+			t.Errorf("%q: got %q %q %v", tc.header, tok, scheme, err)
+		}
+		if _, berr := Token(r); (berr == nil) != (tc.ok && tc.scheme == SchemeBearer) {
+			t.Errorf("%q: Token error %v", tc.header, berr)
+		}
+	}
 }

@@ -24,6 +24,11 @@ type Claims struct {
 	// JSON array of strings is accepted too, as some issuers emit one.
 	Scope ScopeClaim `json:"scope,omitempty"`
 
+	// Cnf names the key the token is bound to (RFC 7800 §3.1): a DPoP
+	// key's thumbprint (RFC 9449 §6.1) or a client certificate's (RFC 8705
+	// §3.1). nil for a bearer token.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+
 	// Scp is the array form some issuers (Azure AD, Okta) use instead of scope.
 	Scp ScopeClaim `json:"scp,omitempty"`
 
@@ -34,6 +39,20 @@ type Claims struct {
 	scopeText string
 	roles     []string // from a ClaimMapping's roles claim; nil without one
 	rolesText string
+}
+
+// Confirmation is a cnf claim (RFC 7800 §3.1).
+type Confirmation struct {
+	JKT     string `json:"jkt,omitempty"`      // RFC 9449 §6.1
+	X5TS256 string `json:"x5t#S256,omitempty"` // RFC 8705 §3.1
+}
+
+// BoundKey is the DPoP key thumbprint the token is bound to, or "".
+func (c *Claims) BoundKey() string {
+	if c.Cnf == nil {
+		return ""
+	}
+	return c.Cnf.JKT
 }
 
 // Scopes returns the granted scopes: the union of scope and scp, or,

@@ -83,6 +83,10 @@ const clientsPrefix = "clients/"
 
 func clientKey(id string) string           { return clientsPrefix + SafeID(id) }
 func clientRevocationKey(id string) string { return "client-revocations/" + SafeID(id) }
+func proofKey(jkt, jti string) string {
+	return "dpop-proofs/" + digest(jkt+"\x00"+jti)
+}
+func secretKey(name string) string { return "secrets/" + SafeID(name) }
 func assertionKey(client, jti string) string {
 	return "client-assertions/" + SafeID(client) + "/" + digest(jti)
 }

@@ -83,6 +83,8 @@ type Records struct {
 	Revocations Revocations
 	Keyrings    Keyrings
 	Assertions  Assertions
+	Proofs      Proofs
+	Secrets     Secrets
 }
 
 // New makes the owners of the records in kv. now is the app's clock (tests
@@ -98,5 +100,7 @@ func New(kv Store, now func() time.Time, log *zap.Logger, life Lifetimes) *Recor
 		Revocations: Revocations{o},
 		Keyrings:    Keyrings{o},
 		Assertions:  Assertions{o},
+		Proofs:      Proofs{o},
+		Secrets:     Secrets{o},
 	}
 }

@@ -33,7 +33,10 @@ type Family struct {
 	// SID is the sign-in session the grant came from, for the sid of
 	// refreshed ID tokens (OpenID Connect Core §12.2); "" in families
 	// written before the field existed.
-	SID     string `json:"sid,omitempty"`
+	SID string `json:"sid,omitempty"`
+	// JKT is the thumbprint of the DPoP key the family's refresh tokens
+	// are bound to (RFC 9449 §5: a public client's); "" for none.
+	JKT     string `json:"jkt,omitempty"`
 	Gen     int    `json:"gen"` // generation of the live token
 	Created int64  `json:"created"`
 	MaxExp  int64  `json:"max_exp"`

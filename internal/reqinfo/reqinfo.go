@@ -16,3 +16,19 @@ func ClientIP(r *http.Request) string {
 	}
 	return r.RemoteAddr
 }
+
+// URL is the absolute URL the client sent the request to, without query:
+// the scheme of the connection, the Host header and the path as the
+// client wrote it (before any rewrite by Caddy handlers), which is what a
+// DPoP proof's htu names (RFC 9449 §4.3 item 9).
+func URL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	path := r.URL.EscapedPath()
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		path = orig.URL.EscapedPath()
+	}
+	return scheme + "://" + r.Host + path
+}
