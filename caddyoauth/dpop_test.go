@@ -227,4 +227,3 @@ func TestDPoPMetadataAndIntrospection(t *testing.T) {
 		t.Fatalf("introspection of a bound token: %d %v", code, in)
 	}
 }
-

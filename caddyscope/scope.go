@@ -123,8 +123,8 @@ type Scope struct {
 	dpopRequired bool
 	dpopAlgs     string
 	replay       dpop.Replay
-	forward     []forwardHeader
-	logger      *zap.Logger
+	forward      []forwardHeader
+	logger       *zap.Logger
 	// issuerLogger is for running issuers, which outlive a config
 	issuerLogger *zap.Logger
 }
