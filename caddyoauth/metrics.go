@@ -49,6 +49,7 @@ func registerTokenMetrics(reg prometheus.Registerer) error {
 var errorCodes = []string{
 	errInvalidRequest, errInvalidClient, errInvalidGrant, errUnauthorizedClient,
 	errUnsupportedGrantType, errInvalidScope, errServerError, errInvalidTarget, errTemporarilyUnavailable,
+	errInvalidDPoPProof, errUseDPoPNonce,
 }
 
 // grantLabel bounds the grant label: a grant type this server knows, or

@@ -171,6 +171,15 @@ func refusalReason(e *bearer.Error) string {
 	if r, ok := reasons[e.Desc]; ok {
 		return r
 	}
+	switch e.Code {
+	case bearer.InvalidDPoPProof:
+		return "invalid_dpop_proof" // RFC 9449 §7.1: the proof, not the token
+	case bearer.UseDPoPNonce:
+		return "use_dpop_nonce"
+	}
+	if e.DPoP != nil && e.Code == bearer.InvalidToken {
+		return "dpop_binding" // a bound token as bearer, or the DPoP scheme without one
+	}
 	switch e.Status {
 	case http.StatusBadRequest:
 		return "invalid_request"
