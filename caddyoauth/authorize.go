@@ -166,6 +166,6 @@ func (s *Server) issueCode(ctx context.Context, req *authzRequest, sess *session
 	return a.rec.Codes.Issue(ctx, &oauthstore.Code{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, User: sess.User, AuthTime: sess.AuthTime, Scopes: req.scopes,
-		Resources: req.resources, Nonce: req.oidc.nonce, SID: sess.SID,
+		Resources: req.resources, Nonce: req.oidc.nonce, SID: sess.SID, DPoPJKT: req.dpopJKT,
 	})
 }

@@ -18,6 +18,7 @@ type authzRequest struct {
 	challenge     string     // PKCE S256 code_challenge, or "" (RFC 7636 §4.3)
 	query         string     // the request, re-encoded, carried through the forms
 	oidc          oidcParams // OpenID Connect Core §3.1.2.1 (authorize_oidc.go)
+	dpopJKT       string     // RFC 9449 §10: the DPoP key the code is bound to, or ""
 }
 
 // authzError is a refused authorization request. Until the client and its
@@ -56,7 +57,7 @@ const maxAuthorizeQuery = 8 << 10
 // of Core's (display, ui_locales, acr_values, claims_locales, claims) are
 // ignored, which Core allows: claims_parameter_supported is false.
 var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
-	"nonce", "prompt", "max_age", "login_hint", "id_token_hint"}
+	"nonce", "prompt", "max_age", "login_hint", "id_token_hint", "dpop_jkt"}
 
 // parseAuthorizeRequest validates an authorization request given as the
 // raw query of GET {prefix}/authorize (or carried through a form). It
@@ -142,6 +143,12 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 		return req, redirectError(errInvalidRequest, "code_challenge must be 43 base64url characters (RFC 7636 section 4.2)")
 	}
 	req.challenge = challenge
+	// RFC 9449 §10: dpop_jkt binds the code to a DPoP key; a SHA-256
+	// JWK thumbprint is 43 base64url characters, like an S256 challenge.
+	req.dpopJKT = q.Get("dpop_jkt")
+	if q.Has("dpop_jkt") && !validS256Challenge(req.dpopJKT) {
+		return req, redirectError(errInvalidRequest, "dpop_jkt must be a SHA-256 JWK thumbprint (RFC 9449 section 10)")
+	}
 	if req.oidc, aerr = s.parseOIDCParams(ctx, q, c); aerr != nil {
 		return req, aerr
 	}

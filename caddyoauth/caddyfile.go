@@ -42,6 +42,11 @@ func init() {
 //		signup {
 //			min_password_length <n>
 //		}
+//		dpop {
+//			nonce
+//			nonce_lifetime <duration>
+//			proof_window   <duration>
+//		}
 //		client <client_id> {
 //			name             <text>
 //			secret_hash      <sha256:hex|bcrypt|argon2id>
@@ -50,6 +55,7 @@ func init() {
 //			grant_types      <grant...>
 //			redirect_uris    <uri...>
 //			require_pkce
+//			require_dpop
 //			id_token_signed_response_alg <RS256|alg>
 //			post_logout_redirect_uris <uri...>
 //			token_endpoint_auth_method <method>

@@ -227,3 +227,43 @@ func TestDPoPMetadataAndIntrospection(t *testing.T) {
 		t.Fatalf("introspection of a bound token: %d %v", code, in)
 	}
 }
+
+// TestDPoPAuthorizationCodeBinding: RFC 9449 §10, a code asked for with
+// dpop_jkt is redeemed only with a proof by that key; a malformed
+// dpop_jkt is refused at the authorization endpoint.
+func TestDPoPAuthorizationCodeBinding(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	k, other := dpopKey(t), dpopKey(t)
+	exchange := func(code, verifier string, proofs ...string) *httptest.ResponseRecorder {
+		f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {spaRedirect}, "client_id": {spaID}, "code_verifier": {verifier}}
+		return dpopRequest(t, b.s, f, proofs...)
+	}
+	cases := []struct {
+		name   string
+		proofs func() []string
+		ok     bool
+	}{
+		{"no proof", func() []string { return nil }, false},
+		{"proof by another key", func() []string { return []string{other.Proof("POST", tokenURLOf, dpoptest.Options{})} }, false},
+		{"proof by the key", func() []string { return []string{k.Proof("POST", tokenURLOf, dpoptest.Options{})} }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			verifier, challenge := pkce()
+			code := b.code(challenge, "dpop_jkt", k.JKT)
+			rec := exchange(code, verifier, tc.proofs()...)
+			if !tc.ok {
+				assertOAuthError(t, rec, http.StatusBadRequest, errInvalidDPoPProof)
+				return
+			}
+			if rec.Code != http.StatusOK || boundJKT(t, tokenJSON(t, rec)["access_token"].(string)) != k.JKT {
+				t.Fatalf("bound code with its key: %d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	_, challenge := pkce()
+	u := b.approve(authorizeQuery(challenge, "dpop_jkt", "short"))
+	if u.Query().Get("error") != errInvalidRequest {
+		t.Fatalf("malformed dpop_jkt: redirect %s, want error=invalid_request", u)
+	}
+}

@@ -182,6 +182,10 @@ func (s *Server) redeemCode(ctx context.Context, c *Client, code string, form ur
 			return nil, badRequest(errInvalidGrant, "code_verifier does not match the code_challenge (RFC 7636 section 4.6)")
 		}
 	}
+	// RFC 9449 §10: a code bound with dpop_jkt needs a proof by that key.
+	if rec.DPoPJKT != "" && boundKey(ctx) != rec.DPoPJKT {
+		return nil, badRequest(errInvalidDPoPProof, "the authorization code is bound to another DPoP key (dpop_jkt)")
+	}
 	return rec, nil
 }
 

@@ -37,6 +37,9 @@ type Code struct {
 	// SID names the login session the code was approved in (the ID
 	// token's sid, OpenID Connect Front-Channel Logout §3).
 	SID string `json:"sid,omitempty"`
+	// DPoPJKT is the dpop_jkt of the authorization request (RFC 9449
+	// §10): the code is redeemed only with a DPoP proof by that key.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // CodeUse is the marker a redeemed code leaves: what it issued.
