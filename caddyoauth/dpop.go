@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/dpop"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 	"github.com/caddyapigw/gateway/internal/reqinfo"
 )
 
@@ -128,7 +129,7 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, c *Client) (
 	}
 	// §11.1: a proof is good once, on every instance sharing the store,
 	// for as long as its iat is in the window.
-	fresh, err := a.rec.Proofs.Claim(ctx, proof.JKT, proof.JTI, proof.IssuedAt.Add(a.dpop.window))
+	fresh, err := a.DPoPReplay().Claim(ctx, proof.JKT, proof.JTI, proof.IssuedAt.Add(a.dpop.window))
 	if err != nil {
 		s.logger.Warn("DPoP proof replay check failed: the store does not answer", zap.Error(err))
 		return nil, unavailable()
@@ -165,6 +166,21 @@ func familyKey(ctx context.Context, c *Client) string {
 	return boundKey(ctx)
 }
 
-// DPoPReplay is where oauth_scope routes record the DPoP proofs they
-// accept (RFC 9449 §11.1): the app's store, shared by the cluster.
-func (a *App) DPoPReplay() dpop.Replay { return a.rec.Proofs }
+// DPoPReplay is where the token endpoint and oauth_scope routes record
+// the DPoP proofs they accept (RFC 9449 §11.1). With `store redis` it is
+// the store, so a proof accepted by one instance is refused by every
+// other, at one round trip per proof. With Caddy storage, whose atomic
+// writes take a lock file (milliseconds per proof, measured in
+// BenchmarkTokenEndpointDPoP), it is this process's memory: a proof is
+// good once per instance, and a cluster that must refuse a proof replayed
+// to another instance uses `store redis`.
+func (a *App) DPoPReplay() dpop.Replay {
+	if _, shared := a.store.(*oauthstore.RedisStore); shared {
+		return a.rec.Proofs
+	}
+	return processReplay
+}
+
+// processReplay remembers proofs for apps without a Redis store: one per
+// process, so a reload does not forget the proofs seen.
+var processReplay = dpop.NewMemoryReplay(0)
