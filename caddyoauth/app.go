@@ -83,6 +83,11 @@ type App struct {
 	// finished by the retry, whatever this says.
 	RefreshTokenReuseGrace *caddy.Duration `json:"refresh_token_reuse_grace,omitempty"`
 
+	// RequirePushedAuthorizationRequests makes every client use the PAR
+	// endpoint (RFC 9126 §5): authorization requests in the browser's URL
+	// are refused.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+
 	// DPoP tunes sender-constrained tokens (RFC 9449). A token request
 	// with a DPoP proof gets a DPoP-bound token whether or not this is
 	// set; it adds server nonces and the proof window.

@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -105,6 +106,10 @@ func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *authzRe
 // sendCode issues a code and sends the person back to the client.
 func (s *Server) sendCode(w http.ResponseWriter, r *http.Request, req *authzRequest, sess *session, status int) {
 	code, err := s.issueCode(r.Context(), req, sess)
+	if errors.Is(err, errPushedUsed) {
+		http.Redirect(w, r, s.errorRedirect(req, redirectError(errInvalidRequest, "request_uri was already used")), status)
+		return
+	}
 	if err != nil {
 		s.unavailableRedirect(w, r, req, status, err)
 		return
@@ -163,6 +168,14 @@ func (s *Server) readRequestForm(w http.ResponseWriter, r *http.Request, form st
 // and returns it.
 func (s *Server) issueCode(ctx context.Context, req *authzRequest, sess *session) (string, error) {
 	a := s.app
+	if req.pushed != "" {
+		// RFC 9126 §4: a pushed request yields one code.
+		if fresh, err := a.rec.Pushed.Take(ctx, pushedID(req.pushed)); err != nil {
+			return "", err
+		} else if !fresh {
+			return "", errPushedUsed
+		}
+	}
 	return a.rec.Codes.Issue(ctx, &oauthstore.Code{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, RedirectGiven: req.redirectGiven,
 		Challenge: req.challenge, User: sess.User, AuthTime: sess.AuthTime, Scopes: req.scopes,

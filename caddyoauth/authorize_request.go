@@ -19,6 +19,7 @@ type authzRequest struct {
 	query         string     // the request, re-encoded, carried through the forms
 	oidc          oidcParams // OpenID Connect Core §3.1.2.1 (authorize_oidc.go)
 	dpopJKT       string     // RFC 9449 §10: the DPoP key the code is bound to, or ""
+	pushed        string     // the request_uri of a pushed request (RFC 9126), or ""
 }
 
 // authzError is a refused authorization request. Until the client and its
@@ -64,6 +65,13 @@ var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope"
 // returns the request, or the refusal and, once the redirect URI is
 // trusted, the partial request to redirect it to.
 func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*authzRequest, *authzError) {
+	return s.parseAuthorize(ctx, rawQuery, false)
+}
+
+// parseAuthorize is parseAuthorizeRequest; atPAR is set for a request
+// being pushed (RFC 9126 §2.1), which is not refused for lacking a
+// request_uri.
+func (s *Server) parseAuthorize(ctx context.Context, rawQuery string, atPAR bool) (*authzRequest, *authzError) {
 	a := s.app
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
@@ -78,6 +86,18 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 	if id == "" {
 		return nil, pageError(http.StatusBadRequest, "The request does not name a client (client_id).")
 	}
+	// RFC 9126 §4: a pushed request is used by reference; its own
+	// parameters are the request, anything else in the URL is ignored.
+	// Another request_uri (a request object by reference, OpenID Connect
+	// Core §6.2) is refused as unsupported once the redirect URI is known.
+	pushed := ""
+	if ref := q.Get("request_uri"); pushedID(ref) != "" {
+		var aerr *authzError
+		if q, aerr = s.pushedRequest(ctx, q); aerr != nil {
+			return nil, aerr
+		}
+		pushed = ref
+	}
 	c, _, ok, err := a.registry.lookup(ctx, id)
 	if err != nil {
 		return nil, pageError(http.StatusServiceUnavailable, "The service is temporarily unavailable. Please try again shortly.")
@@ -89,9 +109,12 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 	if !ok {
 		return nil, pageError(http.StatusBadRequest, "The application asked to send you back to an address it has not registered.")
 	}
-	req := &authzRequest{client: c, redirectURI: redirect, redirectGiven: q.Has("redirect_uri"), state: q.Get("state")}
+	req := &authzRequest{client: c, redirectURI: redirect, redirectGiven: q.Has("redirect_uri"), state: q.Get("state"), pushed: pushed}
 
 	// From here on, errors go back to the client's redirect URI.
+	if pushed == "" && !atPAR && (c.RequirePushedAuthorizationRequests || a.RequirePushedAuthorizationRequests) {
+		return req, redirectError(errInvalidRequest, "this client must push its authorization requests to the PAR endpoint (RFC 9126)")
+	}
 	if len(rawQuery) > maxAuthorizeQuery {
 		// The forms carry the request; refuse here rather than after the
 		// person typed a password into a form too large to post.
@@ -163,6 +186,11 @@ func (s *Server) parseAuthorizeRequest(ctx context.Context, rawQuery string) (*a
 		canon["resource"] = resources
 	}
 	req.query = canon.Encode()
+	if pushed != "" {
+		// The forms carry the reference, not the parameters: a request
+		// that had to be pushed never travels through the browser.
+		req.query = url.Values{"client_id": {c.ID}, "request_uri": {pushed}}.Encode()
+	}
 	return req, nil
 }
 

@@ -42,6 +42,7 @@ func init() {
 //		signup {
 //			min_password_length <n>
 //		}
+//		require_pushed_authorization_requests
 //		dpop {
 //			nonce
 //			nonce_lifetime <duration>
@@ -56,6 +57,7 @@ func init() {
 //			redirect_uris    <uri...>
 //			require_pkce
 //			require_dpop
+//			require_pushed_authorization_requests
 //			id_token_signed_response_alg <RS256|alg>
 //			post_logout_redirect_uris <uri...>
 //			token_endpoint_auth_method <method>
@@ -204,6 +206,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("unrecognized signup option %s", d.Val())
 				}
 			}
+		case "require_pushed_authorization_requests":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.RequirePushedAuthorizationRequests = true
 		case "dpop":
 			if err := a.unmarshalDPoP(d); err != nil {
 				return err

@@ -88,6 +88,11 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error
 			if err := oneArg(d, &c.IDTokenSignedResponseAlg); err != nil {
 				return err
 			}
+		case "require_pushed_authorization_requests":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.RequirePushedAuthorizationRequests = true
 		case "require_dpop":
 			if d.NextArg() {
 				return d.ArgErr()

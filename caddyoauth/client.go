@@ -46,6 +46,11 @@ type ClientSettings struct {
 	// require_dpop.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 
+	// RequirePushedAuthorizationRequests makes the authorization endpoint
+	// take this client's requests only through the PAR endpoint (RFC 9126
+	// §6): a request in the browser's URL is refused.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+
 	// Scopes the client may be granted (RFC 6749 §3.3). A token request
 	// without `scope` gets all of them.
 	Scopes []string `json:"scopes,omitempty"`

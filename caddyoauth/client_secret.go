@@ -151,4 +151,5 @@ var demoSecretHashes = []string{
 	"sha256:9b7b7a49182930707a9ba543c0ea8c417a01a04b44c8ac256cf0a58771f4732a", // partner-demo-secret-not-for-production
 	"sha256:b8d5967ef8785ed5c840febc4bc51bbc9d8ac143d06d6941fd52e02485b72375", // notes-web-demo-secret-not-for-production
 	"sha256:e41bb21b2a2d0936c67b97002f8534510285dadf0cdf8b4d47a55569655400db", // oauth2-proxy-demo-secret-not-for-production
+	"sha256:647127389fa41cf03185d1f0bc986219daf42543d1dda27690ed5334a4529657", // ledger-demo-secret-not-for-production
 }

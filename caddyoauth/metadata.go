@@ -50,7 +50,9 @@ type serverMetadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
-	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported"` // RFC 9449 §5.1
+	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported"`     // RFC 9449 §5.1
+	PushedAuthorizationRequestEndpoint                 string   `json:"pushed_authorization_request_endpoint"` // RFC 9126 §5
+	RequirePushedAuthorizationRequests                 bool     `json:"require_pushed_authorization_requests"`
 }
 
 // buildMetadata renders the metadata document for endpoints under base.
@@ -89,6 +91,8 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		// RFC 9207: redirects carry iss.
 		AuthorizationResponseIssParameterSupported: true,
 		DPoPSigningAlgValuesSupported:              dpop.Algs,
+		PushedAuthorizationRequestEndpoint:         base + "/par",
+		RequirePushedAuthorizationRequests:         a.RequirePushedAuthorizationRequests,
 	}, "", "  ")
 }
 

@@ -50,6 +50,7 @@ type Server struct {
 	introPath        string
 	revokePath       string
 	signupPath       string
+	parPath          string
 	assertionAud     []string // what a client assertion's aud may name
 	metadataPath     string
 	metadata         []byte
@@ -112,6 +113,7 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	s.introPath = base + "/introspect"
 	s.revokePath = base + "/revoke"
 	s.signupPath = base + "/signup"
+	s.parPath = base + "/par"
 	s.metadataPath = metadataPath(s.app.Issuer)
 	var err error
 	if s.pages, err = loadPages(s.Templates); err != nil {
@@ -179,6 +181,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.signupPath:
 		s.serveSignup(w, r)
+		return nil
+	case s.parPath:
+		s.servePAR(w, r)
 		return nil
 	case s.metadataPath:
 		servePublicDocument(w, r, s.metadata)

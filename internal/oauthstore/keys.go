@@ -86,6 +86,7 @@ func clientRevocationKey(id string) string { return "client-revocations/" + Safe
 func proofKey(jkt, jti string) string {
 	return "dpop-proofs/" + digest(jkt+"\x00"+jti)
 }
+func pushedKey(id string) string   { return "pushed-requests/" + digest(id) }
 func secretKey(name string) string { return "secrets/" + SafeID(name) }
 func assertionKey(client, jti string) string {
 	return "client-assertions/" + SafeID(client) + "/" + digest(jti)

@@ -85,6 +85,7 @@ type Records struct {
 	Assertions  Assertions
 	Proofs      Proofs
 	Secrets     Secrets
+	Pushed      PushedRequests
 }
 
 // New makes the owners of the records in kv. now is the app's clock (tests
@@ -102,5 +103,6 @@ func New(kv Store, now func() time.Time, log *zap.Logger, life Lifetimes) *Recor
 		Assertions:  Assertions{o},
 		Proofs:      Proofs{o},
 		Secrets:     Secrets{o},
+		Pushed:      PushedRequests{o},
 	}
 }
