@@ -35,6 +35,8 @@ func TestMetricsDecisions(t *testing.T) {
 	}
 	acc, ok2xx, ok429 := decisions(route, "accepted", ""), responses(route, testClientID, "2xx"), responses(route, testClientID, "429")
 	hist := testutil.CollectAndCount(scopeMetrics.validation)
+	cache := func(result string) float64 { return testutil.ToFloat64(scopeMetrics.cache.WithLabelValues(route, result)) }
+	hits, misses := cache("hit"), cache("miss")
 
 	steps := []struct {
 		method, authz string
@@ -77,6 +79,12 @@ func TestMetricsDecisions(t *testing.T) {
 	}
 	if got := responses(route, testClientID, "429"); got != ok429+1 {
 		t.Errorf("429 for the client: %v, want %v", got, ok429+1)
+	}
+	// Checked tokens: a.b.c, notes:read, elsewhere and the first use of
+	// good missed the cache; its second use hit it (the missing token and
+	// the refused method were refused before any check).
+	if h, m := cache("hit")-hits, cache("miss")-misses; h != 1 || m != 4 {
+		t.Errorf("cache: %v hits and %v misses, want 1 and 4", h, m)
 	}
 	if testutil.CollectAndCount(scopeMetrics.validation) < hist {
 		t.Error("validation histogram lost series")
