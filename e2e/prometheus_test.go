@@ -28,6 +28,7 @@ func TestPrometheusScrapesGateway(t *testing.T) {
 	tok := g.token(reportsClient)
 	g.do("GET", "/api/users", "", nil)
 	g.do("GET", "/api/users/1", tok, nil)
+	g.do("GET", "/api/users/1", tok, nil) // from oauth_scope's cache
 
 	dir := t.TempDir()
 	port := freePorts(t, 1)[0]
@@ -78,6 +79,10 @@ scrape_configs:
 		`oauth_scope_decisions_total{outcome="accepted"}`,
 		`oauth_token_issued_total{client="reports-service"}`,
 		`oauth_scope_validation_seconds_bucket`,
+		`oauth_scope_cache_total{result="hit"} > 0`,
+		`oauth_signins_total{result="success"}`,
+		`oauth_refresh_tokens_total{result="reuse_detected"}`,
+		`oauth_signing_key_age_seconds >= 0`,
 		`up{job="gateway"} == 1`,
 	}
 	deadline := time.Now().Add(30 * time.Second)
