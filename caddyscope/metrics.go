@@ -83,7 +83,7 @@ type routeMetrics struct {
 	validation prometheus.Observer
 	hits       prometheus.Counter
 	misses     prometheus.Counter
-	byClient   sync.Map // client label → *[len(statusClasses)]prometheus.Counter
+	byClient   sync.Map // client label (its id, or "other") → *[len(statusClasses)]prometheus.Counter
 }
 
 // statusClasses are the class label values of oauth_scope_responses_total.
@@ -131,14 +131,18 @@ func (m *routeMetrics) response(client string, status int, err error) {
 			status = he.StatusCode
 		}
 	}
-	label := oauthmetrics.ClientLabels.Label(client)
-	v, ok := m.byClient.Load(label)
+	// A client with a label of its own is found by its id in one map
+	// read; the rest share the counters of "other" and are not kept.
+	v, ok := m.byClient.Load(client)
 	if !ok {
-		var cs [len(statusClasses)]prometheus.Counter
-		for i, class := range statusClasses {
-			cs[i] = scopeMetrics.responses.WithLabelValues(m.route, label, class)
+		label := oauthmetrics.ClientLabels.Label(client)
+		if v, ok = m.byClient.Load(label); !ok {
+			var cs [len(statusClasses)]prometheus.Counter
+			for i, class := range statusClasses {
+				cs[i] = scopeMetrics.responses.WithLabelValues(m.route, label, class)
+			}
+			v, _ = m.byClient.LoadOrStore(label, &cs)
 		}
-		v, _ = m.byClient.LoadOrStore(label, &cs)
 	}
 	v.(*[len(statusClasses)]prometheus.Counter)[statusClassIndex(status)].Inc()
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,5 +128,19 @@ func TestMetricsSurviveReload(t *testing.T) {
 	}
 	if got := decisions("reload-route", "accepted", ""); got < 1 {
 		t.Errorf("count lost: %v", got)
+	}
+}
+
+// BenchmarkRouteMetrics measures what the metrics add to one accepted
+// request (BenchmarkScopeServeHTTP): the validation observation, the cache
+// count, the accepted count and the per-client answer count.
+func BenchmarkRouteMetrics(b *testing.B) {
+	m := newRouteMetrics("bench-route")
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.observe(start, true)
+		m.accepted.Inc()
+		m.response(testClientID, http.StatusOK, nil)
 	}
 }
