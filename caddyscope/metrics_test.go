@@ -36,7 +36,9 @@ func TestMetricsDecisions(t *testing.T) {
 	}
 	acc, ok2xx, ok429 := decisions(route, "accepted", ""), responses(route, testClientID, "2xx"), responses(route, testClientID, "429")
 	hist := testutil.CollectAndCount(scopeMetrics.validation)
-	cache := func(result string) float64 { return testutil.ToFloat64(scopeMetrics.cache.WithLabelValues(route, result)) }
+	cache := func(result string) float64 {
+		return testutil.ToFloat64(scopeMetrics.cache.WithLabelValues(route, result))
+	}
 	hits, misses := cache("hit"), cache("miss")
 
 	steps := []struct {

@@ -44,10 +44,10 @@ type dashboardFile struct {
 }
 
 type dashboardPanel struct {
-	Title      string
-	Type       string
-	Datasource struct{ Type, UID string }
-	GridPos    struct{ X, Y, W, H int }
+	Title       string
+	Type        string
+	Datasource  struct{ Type, UID string }
+	GridPos     struct{ X, Y, W, H int }
 	FieldConfig struct {
 		Defaults struct{ Unit string }
 	}
