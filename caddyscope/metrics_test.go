@@ -146,3 +146,29 @@ func BenchmarkRouteMetrics(b *testing.B) {
 		m.response(testClientID, http.StatusOK, nil)
 	}
 }
+
+// TestMetricsCacheIntrospected: on a route with other issuers, an opaque
+// token's first use is a cache miss and one introspection call, counted
+// under its issuer; its second use is a hit without a call.
+func TestMetricsCacheIntrospected(t *testing.T) {
+	as := newTestAS(t, "", "none")
+	s := introspectingScope(as, nil)
+	s.Name = "metrics-introspected-route"
+	h, _ := issuerHandler(t, nil, s)
+	as.answer("opaque-metrics", activeAnswer(as, "user:read", time.Now().Add(time.Hour), nil))
+	cache := func(result string) float64 {
+		return testutil.ToFloat64(scopeMetrics.cache.WithLabelValues(s.Name, result))
+	}
+	calls := func() float64 {
+		return testutil.ToFloat64(scopeMetrics.issuer.WithLabelValues(as.issuer, "introspection", "ok"))
+	}
+	hits, misses, calls0 := cache("hit"), cache("miss"), calls()
+	mustAccept(t, get(t, h, "opaque-metrics"))
+	mustAccept(t, get(t, h, "opaque-metrics"))
+	if h, m := cache("hit")-hits, cache("miss")-misses; h != 1 || m != 1 {
+		t.Errorf("cache: %v hits and %v misses, want 1 and 1", h, m)
+	}
+	if got := calls() - calls0; got != 1 {
+		t.Errorf("introspection calls counted: %v, want 1", got)
+	}
+}
