@@ -213,3 +213,39 @@ func TestKeyFileAge(t *testing.T) {
 		t.Errorf("key file created %v, want its mtime %v", time.Unix(got, 0), old)
 	}
 }
+
+// TestAppMetricsReload: a reload registers the app's collectors into the
+// same or a new registry without an error or a duplicate, and a pedantic
+// registry gathers them (names, help and label sets consistent).
+func TestAppMetricsReload(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	for range 2 {
+		if err := registerAppMetrics(reg); err != nil {
+			t.Fatal(err)
+		}
+		if err := registerTokenMetrics(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := registerAppMetrics(prometheus.NewPedanticRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	signins.Inc(signinSuccess)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range families {
+		if seen[f.GetName()] {
+			t.Errorf("%s gathered twice", f.GetName())
+		}
+		seen[f.GetName()] = true
+	}
+	for _, name := range []string{"oauth_signins_total", "oauth_consents_total", "oauth_refresh_tokens_total", "oauth_sessions_total",
+		"oauth_slow_hash_slots_total", "oauth_signing_key_rotations_total", "oauth_security_events_total", "oauth_token_refused_total"} {
+		if !seen[name] {
+			t.Errorf("%s not gathered", name)
+		}
+	}
+}
