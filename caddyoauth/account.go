@@ -84,6 +84,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again shortly.")
 		return
 	}
+	consents.Inc(consentWithdrawn)
 	s.logger.Info("consent withdrawn", zap.String("user", sess.User), zap.String("client_id", client))
 	s.app.audit.emit(r, eventConsentWithdrawn, map[string]any{"user": sess.User, "client_id": client})
 	http.Redirect(w, r, s.accountPath, http.StatusSeeOther)

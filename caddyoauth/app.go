@@ -191,7 +191,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provision(ctx, ctx.Storage(), ctx.Logger()); err != nil {
 		return err
 	}
-	if err := registerStoreMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := registerAppMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %v", err)
 	}
 	return a.audit.attach(ctx)

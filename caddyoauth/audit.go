@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"sort"
 
-	"github.com/caddyapigw/gateway/internal/reqinfo"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/caddyapigw/gateway/internal/oauthmetrics"
+	"github.com/caddyapigw/gateway/internal/reqinfo"
 )
 
 // Security events. Each is emitted as a Caddy event named "oauth.<name>"
@@ -27,6 +30,13 @@ const (
 	eventClientRevoked        = "client_revoked"
 	eventKeyRotated           = "key_rotated"
 )
+
+// securityEvents counts the events, by name (oauth_security_events_total).
+var securityEvents = oauthmetrics.NewFixed(prometheus.CounterOpts{
+	Namespace: "oauth", Name: "security_events_total",
+	Help: "Security events (the oauth.audit log and Caddy events), by event.",
+}, "event", eventTokenIssued, eventTokenRefused, eventRefreshReuseDetected, eventLoginSucceeded,
+	eventLoginFailed, eventAccountLocked, eventConsentWithdrawn, eventClientRevoked, eventKeyRotated)
 
 // maxEventValue bounds a value that came from a request (a client_id or a
 // username someone typed), so an event cannot carry a megabyte of input.
@@ -56,8 +66,7 @@ func (au *auditor) emit(r *http.Request, name string, data map[string]any) {
 	if au == nil {
 		return
 	}
-	initStoreMetrics()
-	storeMetrics.events.WithLabelValues(name).Inc()
+	securityEvents.Inc(name)
 	if r != nil {
 		data["remote_ip"] = reqinfo.ClientIP(r)
 	}

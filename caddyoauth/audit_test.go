@@ -1,11 +1,13 @@
 package caddyoauth
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -70,5 +72,23 @@ func TestAuditValuesBounded(t *testing.T) {
 	au.emit(nil, eventTokenRefused, map[string]any{"client_id": strings.Repeat("x", 10000)})
 	if got := logs.All()[0].ContextMap()["client_id"].(string); len(got) > maxEventValue+len("…") {
 		t.Errorf("client_id of %d bytes logged", len(got))
+	}
+}
+
+// TestSecurityEventCounts: each security event is also counted
+// (oauth_security_events_total), under its own name only.
+func TestSecurityEventCounts(t *testing.T) {
+	rotated := securityEvents.Child(eventKeyRotated)
+	issued := securityEvents.Child(eventTokenIssued)
+	before, issued0 := testutil.ToFloat64(rotated), testutil.ToFloat64(issued)
+	app := newApp(t, baseConfig())
+	if _, err := app.RotateSigningKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(rotated); got != before+1 {
+		t.Errorf("key_rotated count %v, want %v", got, before+1)
+	}
+	if got := testutil.ToFloat64(issued); got != issued0 {
+		t.Errorf("token_issued moved by a rotation: %v", got-issued0)
 	}
 }

@@ -94,6 +94,7 @@ const slowHashWait = time.Second
 func acquireSlowHashSlot() bool {
 	select {
 	case slowHashSlots <- struct{}{}:
+		slowHashSlotMetrics.Inc(slotFree)
 		return true
 	default:
 	}
@@ -101,8 +102,10 @@ func acquireSlowHashSlot() bool {
 	defer t.Stop()
 	select {
 	case slowHashSlots <- struct{}{}:
+		slowHashSlotMetrics.Inc(slotWaited)
 		return true
 	case <-t.C:
+		slowHashSlotMetrics.Inc(slotRefused)
 		return false
 	}
 }

@@ -61,6 +61,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	switch form.Get("decision") {
 	case "allow":
 	case "deny":
+		consents.Inc(consentDenied)
 		s.logger.Info("consent denied", zap.String("user", sess.User), zap.String("client_id", req.client.ID))
 		http.Redirect(w, r, s.errorRedirect(req, redirectError(errAccessDenied, "the resource owner denied the request")), http.StatusSeeOther)
 		return
@@ -73,6 +74,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 			s.logger.Warn("remembering a consent failed", zap.Error(err))
 		}
 	}
+	consents.Inc(consentGranted)
 	s.logger.Info("consent given", zap.String("user", sess.User), zap.String("client_id", req.client.ID))
 	s.sendCode(w, r, req, sess, http.StatusSeeOther)
 }

@@ -125,6 +125,7 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 	switch {
 	case errors.Is(err, oauthstore.ErrReused):
 		a.logger.Warn("refresh token reused: revoking its family", zap.String("client_id", c.ID), zap.String("sub", fam.User))
+		refreshes.Inc(refreshReuse)
 		a.audit.emit(nil, eventRefreshReuseDetected, map[string]any{"client_id": c.ID, "user": fam.User})
 		a.revokeFamily(ctx, rt.Family)
 		return nil, errRefreshInvalid
@@ -134,6 +135,7 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 		a.logger.Error("rotating a refresh token failed; a retry finishes it", zap.Error(err))
 		return nil, unavailable()
 	}
+	refreshes.Inc(refreshRotated)
 	access := accessGrant{sub: fam.User, authTime: fam.AuthTime, scopes: scopes, aud: aud, jkt: boundKey(ctx)}
 	return &rotated{fam: fam, id: rt.Family, token: tok, access: access}, nil
 }

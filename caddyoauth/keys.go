@@ -26,6 +26,13 @@ type signingKeys struct {
 	logger *zap.Logger
 	// rotated reports a rotation this instance made on schedule (nil: none)
 	rotated func(kid, reason string)
+	// kind is the key label of the rotation count: keyAccessToken (when
+	// empty) or keyIDToken
+	kind string
+
+	// activeCreated is when the active key was made (Unix seconds; for a
+	// key file, its modification time), for oauth_signing_key_age_seconds
+	activeCreated atomic.Int64
 
 	current       atomic.Pointer[oauthjwt.Keyring]
 	lastRefreshNs atomic.Int64 // last read prompted by an unknown kid
@@ -47,6 +54,9 @@ func (k *signingKeys) load(ctx context.Context) (*oauthjwt.Keyring, error) {
 		key, err := oauthjwt.ParsePrivateKeyPEM(alg, data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", k.cfg.File, err)
+		}
+		if fi, err := os.Stat(k.cfg.File); err == nil {
+			k.activeCreated.Store(fi.ModTime().Unix())
 		}
 		return oauthjwt.NewKeyring(key)
 	}
@@ -84,6 +94,9 @@ func (k *signingKeys) read(ctx context.Context, alg string) (*oauthjwt.Keyring, 
 		return nil, false, nil
 	}
 	kr, err := oauthjwt.NewKeyring(active, others...)
+	if err == nil {
+		k.noteCreated(sk)
+	}
 	return kr, err == nil, err
 }
 
@@ -140,7 +153,26 @@ func (k *signingKeys) rotateLocked(ctx context.Context, alg string) (*oauthjwt.K
 	if err != nil {
 		return nil, err
 	}
+	k.noteCreated(sk)
 	return oauthjwt.NewKeyring(active, others...)
+}
+
+// noteCreated records when sk's active key was made.
+func (k *signingKeys) noteCreated(sk *oauthstore.StoredKeyring) {
+	for _, s := range sk.Keys {
+		if s.ID == sk.Active && !s.Created.IsZero() {
+			k.activeCreated.Store(s.Created.Unix())
+		}
+	}
+}
+
+// countRotation counts a rotation this instance made.
+func (k *signingKeys) countRotation(trigger string) {
+	kind := k.kind
+	if kind == "" {
+		kind = keyAccessToken
+	}
+	keyRotations.WithLabelValues(kind, trigger).Inc()
 }
 
 // decodeStoredKeys parses stored keys, dropping those past RetireAt.
@@ -236,5 +268,6 @@ func (k *signingKeys) rotate(ctx context.Context) (string, error) {
 		return "", err
 	}
 	k.current.Store(kr)
+	k.countRotation(rotateAdmin)
 	return kr.Active().ID, nil
 }

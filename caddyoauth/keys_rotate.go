@@ -73,6 +73,7 @@ func (k *signingKeys) rotateIfDue(ctx context.Context, now time.Time) (bool, err
 		return false, err
 	}
 	k.current.Store(kr)
+	k.countRotation(rotateSchedule)
 	k.logger.Info("signing key rotated on schedule", zap.String("active_kid", kr.Active().ID), zap.Duration("rotate_every", every))
 	if k.rotated != nil {
 		k.rotated(kr.Active().ID, "schedule")

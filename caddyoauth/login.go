@@ -50,12 +50,18 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username, password := form.Get("username"), form.Get("password")
 	if len(username) > 256 || len(password) > 1024 {
+		signins.Inc(signinWrongPassword)
 		s.showLogin(w, r, req, http.StatusBadRequest, "", loginFailed)
 		return
 	}
 	ip := reqinfo.ClientIP(r)
 	delay, retryAfter := s.app.throttle.verdict(username, ip)
 	if retryAfter > 0 {
+		if s.app.throttle.accountOver(username) {
+			signins.Inc(signinLocked)
+		} else {
+			signins.Inc(signinThrottled)
+		}
 		s.logger.Warn("sign-in refused: too many failures", zap.String("remote_ip", ip))
 		s.app.audit.emit(r, eventAccountLocked, map[string]any{"user": username, "client_id": req.client.ID})
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
@@ -73,16 +79,20 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	user, ok, err := s.app.directory.check(r.Context(), username, password)
 	if errors.Is(err, errBusy) {
-		// Not a failure: the password was not checked. Not counted.
+		// Not a failure: the password was not checked. Not counted
+		// by the throttle.
+		signins.Inc(signinBusy)
 		w.Header().Set("Retry-After", "2")
 		s.showLogin(w, r, req, http.StatusServiceUnavailable, username, "The server is busy. Please try again in a moment.")
 		return
 	}
 	if err != nil {
+		signins.Inc(signinError)
 		s.unavailableRedirect(w, r, req, http.StatusSeeOther, err)
 		return
 	}
 	if !ok {
+		signins.Inc(signinWrongPassword)
 		s.app.throttle.failed(username, ip)
 		s.logger.Info("sign-in failed", zap.String("remote_ip", ip))
 		s.app.audit.emit(r, eventLoginFailed, map[string]any{"user": username, "client_id": req.client.ID, "reason": "wrong username or password"})
@@ -90,6 +100,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.app.throttle.succeeded(username)
+	signins.Inc(signinSuccess)
 	s.app.audit.emit(r, eventLoginSucceeded, map[string]any{"user": user.Username, "client_id": req.client.ID})
 	s.continueSignedIn(w, r, req, user.Username, "signed in")
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -67,5 +68,22 @@ func TestTokenMetrics(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestTokenMetricsNoAllocs: counting a token request, issued or refused,
+// allocates nothing once its client's counters are resolved, so the
+// metrics add no garbage to the token endpoint.
+func TestTokenMetricsNoAllocs(t *testing.T) {
+	c := &Client{ClientSettings: ClientSettings{ID: svcID}}
+	refusal := &oauthError{Code: errInvalidClient}
+	start := time.Now()
+	observeToken(start, GrantClientCredentials, c, nil)
+	if n := testing.AllocsPerRun(100, func() {
+		observeToken(start, GrantClientCredentials, c, nil)
+		observeToken(start, "urn:made:up", nil, refusal)
+		securityEvents.Inc(eventTokenIssued)
+	}); n != 0 {
+		t.Errorf("%v allocations per counted token request, want 0", n)
 	}
 }

@@ -28,6 +28,7 @@ func (s *Server) startSession(ctx context.Context, w http.ResponseWriter, user s
 	if err != nil {
 		return err
 	}
+	sessions.Inc(sessionStarted)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: id, Path: "/",
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
@@ -67,7 +68,10 @@ func (s *Server) endSession(ctx context.Context, w http.ResponseWriter, r *http.
 	a := s.app
 	clearCookie(w, sessionCookie)
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		return a.rec.Sessions.Delete(ctx, c.Value)
+		if err := a.rec.Sessions.Delete(ctx, c.Value); err != nil {
+			return err
+		}
+		sessions.Inc(sessionSignedOut)
 	}
 	return nil
 }

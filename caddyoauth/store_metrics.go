@@ -17,7 +17,6 @@ var storeMetrics = struct {
 	once     sync.Once
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
-	events   *prometheus.CounterVec
 }{}
 
 // storeOps are the op label values, in the order meteredStore keeps them.
@@ -43,17 +42,13 @@ func initStoreMetrics() {
 			Namespace: "oauth", Subsystem: "store", Name: "errors_total",
 			Help: "Store operations that failed (a missing key is not a failure), by backend and operation.",
 		}, []string{"backend", "op"})
-		storeMetrics.events = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "oauth", Name: "security_events_total",
-			Help: "Security events (the oauth.audit log and Caddy events), by event.",
-		}, []string{"event"})
 	})
 }
 
 // registerStoreMetrics adds the collectors to a configuration's registry.
 func registerStoreMetrics(reg prometheus.Registerer) error {
 	initStoreMetrics()
-	return oauthmetrics.Register(reg, storeMetrics.duration, storeMetrics.errors, storeMetrics.events)
+	return oauthmetrics.Register(reg, storeMetrics.duration, storeMetrics.errors)
 }
 
 // storeBackend names a store for the backend label.

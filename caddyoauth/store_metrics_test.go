@@ -41,17 +41,3 @@ func TestStoreMetrics(t *testing.T) {
 		t.Errorf("errors of a store that fails: %v, want %v", got, e1+1)
 	}
 }
-
-// TestSecurityEventCounts: each security event is also counted.
-func TestSecurityEventCounts(t *testing.T) {
-	initStoreMetrics()
-	c := storeMetrics.events.WithLabelValues(eventKeyRotated)
-	before := testutil.ToFloat64(c)
-	app := newApp(t, baseConfig())
-	if _, err := app.RotateSigningKey(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(c); got != before+1 {
-		t.Errorf("key_rotated count %v, want %v", got, before+1)
-	}
-}

@@ -63,6 +63,14 @@ func (t *loginThrottle) verdict(username, ip string) (delay, retryAfter time.Dur
 	return max(slowdown(a, throttleAccountSlow), slowdown(i, throttleIPSlow)), 0
 }
 
+// accountOver reports whether username's account is over its failure
+// limit (a refusal for the address alone is not a lockout).
+func (t *loginThrottle) accountOver(username string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.count(t.accounts, accountKey(username), t.now()) >= throttleAccountStop
+}
+
 func slowdown(n, from int) time.Duration {
 	if n < from {
 		return 0

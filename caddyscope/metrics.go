@@ -26,6 +26,7 @@ var scopeMetrics = struct {
 	validation *prometheus.HistogramVec
 	responses  *prometheus.CounterVec
 	issuer     *prometheus.CounterVec
+	cache      *prometheus.CounterVec
 }{}
 
 func initScopeMetrics() {
@@ -43,6 +44,10 @@ func initScopeMetrics() {
 			Namespace: "oauth", Subsystem: "scope", Name: "responses_total",
 			Help: "Answers to requests oauth_scope let through, after the rest of the route ran (rate_limit, reverse_proxy), by route, client and status class (2xx, 3xx, 429, 4xx, 5xx).",
 		}, []string{"route", "client", "class"})
+		scopeMetrics.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "oauth", Subsystem: "scope", Name: "cache_total",
+			Help: "Token checks answered from oauth_scope's cache of checked tokens (hit) or by a signature check or an issuer (miss), by route.",
+		}, []string{"route", "result"})
 		scopeMetrics.issuer = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "oauth", Subsystem: "issuer", Name: "requests_total",
 			Help: "Calls to other issuers: metadata discovery, JWKS fetches and introspections, by issuer, kind and result (ok, error).",
@@ -67,7 +72,7 @@ func countIssuerCall(issuer, kind string, err error) {
 // registerScopeMetrics adds the collectors to a configuration's registry.
 func registerScopeMetrics(reg prometheus.Registerer) error {
 	initScopeMetrics()
-	return oauthmetrics.Register(reg, scopeMetrics.decisions, scopeMetrics.validation, scopeMetrics.responses, scopeMetrics.issuer)
+	return oauthmetrics.Register(reg, scopeMetrics.decisions, scopeMetrics.validation, scopeMetrics.responses, scopeMetrics.issuer, scopeMetrics.cache)
 }
 
 // routeMetrics is one route's curried collectors, resolved at provision so
@@ -76,7 +81,9 @@ type routeMetrics struct {
 	route      string
 	accepted   prometheus.Counter
 	validation prometheus.Observer
-	byClient   sync.Map // client label → *[len(statusClasses)]prometheus.Counter
+	hits       prometheus.Counter
+	misses     prometheus.Counter
+	byClient   sync.Map // client label (its id, or "other") → *[len(statusClasses)]prometheus.Counter
 }
 
 // statusClasses are the class label values of oauth_scope_responses_total.
@@ -88,6 +95,8 @@ func newRouteMetrics(route string) *routeMetrics {
 		route:      route,
 		accepted:   scopeMetrics.decisions.WithLabelValues(route, "accepted", ""),
 		validation: scopeMetrics.validation.WithLabelValues(route),
+		hits:       scopeMetrics.cache.WithLabelValues(route, "hit"),
+		misses:     scopeMetrics.cache.WithLabelValues(route, "miss"),
 	}
 }
 
@@ -100,9 +109,15 @@ func (m *routeMetrics) refused(e *bearer.Error) {
 	scopeMetrics.decisions.WithLabelValues(m.route, outcome, refusalReason(e)).Inc()
 }
 
-// observe records how long a token check took.
-func (m *routeMetrics) observe(start time.Time) {
+// observe records how long a token check took and whether the cache of
+// checked tokens answered it.
+func (m *routeMetrics) observe(start time.Time, hit bool) {
 	m.validation.Observe(time.Since(start).Seconds())
+	if hit {
+		m.hits.Inc()
+	} else {
+		m.misses.Inc()
+	}
 }
 
 // response counts the answer to an accepted request: status is what the
@@ -116,14 +131,18 @@ func (m *routeMetrics) response(client string, status int, err error) {
 			status = he.StatusCode
 		}
 	}
-	label := oauthmetrics.ClientLabels.Label(client)
-	v, ok := m.byClient.Load(label)
+	// A client with a label of its own is found by its id in one map
+	// read; the rest share the counters of "other" and are not kept.
+	v, ok := m.byClient.Load(client)
 	if !ok {
-		var cs [len(statusClasses)]prometheus.Counter
-		for i, class := range statusClasses {
-			cs[i] = scopeMetrics.responses.WithLabelValues(m.route, label, class)
+		label := oauthmetrics.ClientLabels.Label(client)
+		if v, ok = m.byClient.Load(label); !ok {
+			var cs [len(statusClasses)]prometheus.Counter
+			for i, class := range statusClasses {
+				cs[i] = scopeMetrics.responses.WithLabelValues(m.route, label, class)
+			}
+			v, _ = m.byClient.LoadOrStore(label, &cs)
 		}
-		v, _ = m.byClient.LoadOrStore(label, &cs)
 	}
 	v.(*[len(statusClasses)]prometheus.Counter)[statusClassIndex(status)].Inc()
 }

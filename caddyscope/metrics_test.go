@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,10 @@ func TestMetricsDecisions(t *testing.T) {
 	}
 	acc, ok2xx, ok429 := decisions(route, "accepted", ""), responses(route, testClientID, "2xx"), responses(route, testClientID, "429")
 	hist := testutil.CollectAndCount(scopeMetrics.validation)
+	cache := func(result string) float64 {
+		return testutil.ToFloat64(scopeMetrics.cache.WithLabelValues(route, result))
+	}
+	hits, misses := cache("hit"), cache("miss")
 
 	steps := []struct {
 		method, authz string
@@ -78,6 +83,12 @@ func TestMetricsDecisions(t *testing.T) {
 	if got := responses(route, testClientID, "429"); got != ok429+1 {
 		t.Errorf("429 for the client: %v, want %v", got, ok429+1)
 	}
+	// Checked tokens: a.b.c, notes:read, elsewhere and the first use of
+	// good missed the cache; its second use hit it (the missing token and
+	// the refused method were refused before any check).
+	if h, m := cache("hit")-hits, cache("miss")-misses; h != 1 || m != 4 {
+		t.Errorf("cache: %v hits and %v misses, want 1 and 4", h, m)
+	}
 	if testutil.CollectAndCount(scopeMetrics.validation) < hist {
 		t.Error("validation histogram lost series")
 	}
@@ -119,5 +130,45 @@ func TestMetricsSurviveReload(t *testing.T) {
 	}
 	if got := decisions("reload-route", "accepted", ""); got < 1 {
 		t.Errorf("count lost: %v", got)
+	}
+}
+
+// BenchmarkRouteMetrics measures what the metrics add to one accepted
+// request (BenchmarkScopeServeHTTP): the validation observation, the cache
+// count, the accepted count and the per-client answer count.
+func BenchmarkRouteMetrics(b *testing.B) {
+	m := newRouteMetrics("bench-route")
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.observe(start, true)
+		m.accepted.Inc()
+		m.response(testClientID, http.StatusOK, nil)
+	}
+}
+
+// TestMetricsCacheIntrospected: on a route with other issuers, an opaque
+// token's first use is a cache miss and one introspection call, counted
+// under its issuer; its second use is a hit without a call.
+func TestMetricsCacheIntrospected(t *testing.T) {
+	as := newTestAS(t, "", "none")
+	s := introspectingScope(as, nil)
+	s.Name = "metrics-introspected-route"
+	h, _ := issuerHandler(t, nil, s)
+	as.answer("opaque-metrics", activeAnswer(as, "user:read", time.Now().Add(time.Hour), nil))
+	cache := func(result string) float64 {
+		return testutil.ToFloat64(scopeMetrics.cache.WithLabelValues(s.Name, result))
+	}
+	calls := func() float64 {
+		return testutil.ToFloat64(scopeMetrics.issuer.WithLabelValues(as.issuer, "introspection", "ok"))
+	}
+	hits, misses, calls0 := cache("hit"), cache("miss"), calls()
+	mustAccept(t, get(t, h, "opaque-metrics"))
+	mustAccept(t, get(t, h, "opaque-metrics"))
+	if h, m := cache("hit")-hits, cache("miss")-misses; h != 1 || m != 1 {
+		t.Errorf("cache: %v hits and %v misses, want 1 and 1", h, m)
+	}
+	if got := calls() - calls0; got != 1 {
+		t.Errorf("introspection calls counted: %v, want 1", got)
 	}
 }

@@ -314,10 +314,10 @@ func (s *Scope) Cleanup() error {
 }
 
 // verify checks token with the issuer that issued it.
-func (s *Scope) verify(token string) (*oauthjwt.Claims, *trusted, error) {
+func (s *Scope) verify(token string) (*oauthjwt.Claims, *trusted, bool, error) {
 	if s.trust == nil {
-		c, err := s.local.verifier.Verify(token)
-		return c, s.local, err
+		c, hit, err := s.local.verifier.VerifyCached(token)
+		return c, s.local, hit, err
 	}
 	return s.trust.verify(token)
 }
@@ -391,8 +391,8 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return s.refuse(w, r, berr)
 	}
 	start := time.Now()
-	claims, by, err := s.verify(token)
-	s.metrics.observe(start)
+	claims, by, hit, err := s.verify(token)
+	s.metrics.observe(start, hit)
 	if err != nil {
 		var ue *unavailableError
 		if errors.As(err, &ue) {

@@ -128,37 +128,38 @@ func (ts *trustSet) cleanup() {
 	ts.all = nil
 }
 
-// verify checks token with the issuer it belongs to.
-func (ts *trustSet) verify(token string) (*oauthjwt.Claims, *trusted, error) {
+// verify checks token with the issuer it belongs to; hit reports that the
+// answer came from the cache of checked tokens.
+func (ts *trustSet) verify(token string) (claims *oauthjwt.Claims, by *trusted, hit bool, err error) {
 	now := ts.now()
 	if r, ok := ts.cache.Get(token, now); ok {
-		return r.claims, r.by, nil
+		return r.claims, r.by, true, nil
 	}
 	if len(token) > oauthjwt.MaxTokenSize {
-		return nil, nil, oauthjwt.ErrTokenTooLarge
+		return nil, nil, false, oauthjwt.ErrTokenTooLarge
 	}
 	iss, isJWT, err := unverifiedIssuer(token)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	var tr *trusted
 	if isJWT {
 		tr = ts.byIssuer[iss]
 		if tr == nil {
-			return nil, nil, errIssuerNotTrusted
+			return nil, nil, false, errIssuerNotTrusted
 		}
 	} else {
 		tr = ts.opaque
 		if tr == nil {
-			return nil, nil, errNotIntrospected
+			return nil, nil, false, errNotIntrospected
 		}
 	}
 	claims, deadline, err := tr.check(token)
 	if err != nil {
-		return nil, tr, err
+		return nil, tr, false, err
 	}
 	ts.cache.Put(token, routed{claims: claims, by: tr}, deadline, now)
-	return claims, tr, nil
+	return claims, tr, false, nil
 }
 
 // check verifies token with this issuer and says until when the result

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,8 +100,58 @@ func TestMetricsE2E(t *testing.T) {
 	for range calls {
 		g.do("GET", "/api/users/1", tok, nil)
 	}
+	before := g.scrape(t) // the counters that start from zero at startup are read as deltas
+	people := scriptPeople(t, g)
+	resp, err := http.Post(g.adminURL("/oauth/keys/rotate"), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("key rotation: %d", resp.StatusCode)
+	}
 
 	all := g.scrape(t)
+	moved := func(name string, labels map[string]string) float64 {
+		return sum(all, name, labels) - sum(before, name, labels)
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"oauth_signins_total", map[string]string{"result": "wrong_password"}, 1},
+		{"oauth_signins_total", map[string]string{"result": "success"}, 1},
+		{"oauth_signins_total", map[string]string{"result": "locked"}, 0},
+		{"oauth_consents_total", map[string]string{"decision": "granted"}, 1},
+		{"oauth_sessions_total", map[string]string{"event": "started"}, 1},
+		{"oauth_refresh_tokens_total", map[string]string{"result": "rotated"}, 2},
+		{"oauth_refresh_tokens_total", map[string]string{"result": "reuse_detected"}, 1},
+		{"oauth_security_events_total", map[string]string{"event": "refresh_reuse_detected"}, 1},
+		{"oauth_security_events_total", map[string]string{"event": "login_failed"}, 1},
+		{"oauth_token_issued_total", map[string]string{"client": spaClient, "grant": "authorization_code"}, 1},
+		{"oauth_token_issued_total", map[string]string{"client": spaClient, "grant": "refresh_token"}, 2},
+		{"oauth_token_refused_total", map[string]string{"grant": "refresh_token", "error": "invalid_grant"}, 1},
+		{"oauth_signing_key_rotations_total", map[string]string{"key": "access_token", "trigger": "admin"}, 1},
+	} {
+		if got := moved(c.name, c.labels); got != c.want {
+			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	// The password checks took slow-hash slots, free on an idle gateway.
+	if got := moved("oauth_slow_hash_slots_total", map[string]string{"result": "free"}); got < people.passwordChecks {
+		t.Errorf("slow-hash slots taken: %v, want at least %v", got, people.passwordChecks)
+	}
+	if age := sum(all, "oauth_signing_key_age_seconds", nil); age < 0 || age > 60 || !has(all, "oauth_signing_key_age_seconds") {
+		t.Errorf("the active key, rotated just now, is %v s old", age)
+	}
+	// oauth_scope's cache: tok was checked once (the refused POST) and
+	// then answered from the cache for every GET; not.a.token, tok and
+	// notesOnly were checked.
+	if hit, miss := sum(all, "oauth_scope_cache_total", map[string]string{"route": users, "result": "hit"}),
+		sum(all, "oauth_scope_cache_total", map[string]string{"route": users, "result": "miss"}); hit != calls || miss != 3 {
+		t.Errorf("cache of route %s: %v hits and %v misses, want %d and 3", users, hit, miss, calls)
+	}
 	route := map[string]string{"route": users}
 	for reason, want := range map[string]float64{"missing": 1, "malformed": 1, "insufficient_scope": 1, "wrong_audience": 1, "method_not_allowed": 1} {
 		got := sum(all, "oauth_scope_decisions_total", map[string]string{"route": users, "outcome": "refused", "reason": reason})
@@ -126,8 +177,9 @@ func TestMetricsE2E(t *testing.T) {
 	if got := sum(all, "oauth_token_refused_total", map[string]string{"grant": "client_credentials", "error": "invalid_target"}); got != 1 {
 		t.Errorf("invalid_target refusals: %v, want 1", got)
 	}
-	if got := sum(all, "oauth_security_events_total", map[string]string{"event": "token_issued"}); got != 2 {
-		t.Errorf("token_issued events: %v, want 2", got)
+	// Two client-credentials tokens, a code exchange and two refreshes.
+	if got := sum(all, "oauth_security_events_total", map[string]string{"event": "token_issued"}); got != 5 {
+		t.Errorf("token_issued events: %v, want 5", got)
 	}
 	if got := sum(all, "oauth_store_operation_seconds_count", map[string]string{"backend": "caddy"}); got == 0 {
 		t.Error("no store operation timed")
@@ -139,6 +191,58 @@ func TestMetricsE2E(t *testing.T) {
 			}
 		}
 	}
+}
+
+// has reports whether a sample of name is in all.
+func has(all []series, name string) bool {
+	for _, s := range all {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// peopleRun is what scriptPeople did.
+type peopleRun struct{ passwordChecks float64 }
+
+// scriptPeople runs a person through the example's pages and the token
+// endpoint: a wrong password, a sign-in with consent, a code exchange,
+// two refresh rotations and a reuse of the first refresh token.
+func scriptPeople(t *testing.T, g *gateway) peopleRun {
+	t.Helper()
+	p := newPerson(t)
+	verifier, challenge := pkcePair()
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {spaClient}, "redirect_uri": {g.url("/demo/callback")},
+		"scope": {"notes:read notes:write"}, "state": {"s1"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"},
+	}
+	_, page := p.get(g, "/oauth2/authorize?"+q.Encode())
+	if !strings.Contains(page, `name="password"`) {
+		t.Fatalf("no login page: %s", page)
+	}
+	if resp := p.submit(g, "/oauth2/login", page, url.Values{"username": {demoUser}, "password": {"not-the-password"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("wrong password: %d", resp.StatusCode)
+	}
+	first := exchange(t, g, p.code(g, challenge), verifier)
+	rt1 := first.str("refresh_token")
+	if first.status != http.StatusOK || rt1 == "" {
+		t.Fatalf("code exchange: %d %v", first.status, first.body)
+	}
+	rememberSecret(rt1)
+	second := refresh(t, g, rt1)
+	if second.status != http.StatusOK {
+		t.Fatalf("refresh: %d %v", second.status, second.body)
+	}
+	rememberSecret(second.str("refresh_token"))
+	if third := refresh(t, g, second.str("refresh_token")); third.status != http.StatusOK {
+		t.Fatalf("second refresh: %d %v", third.status, third.body)
+	}
+	if r := refresh(t, g, rt1); r.status != http.StatusBadRequest || r.str("error") != "invalid_grant" {
+		t.Fatalf("reuse of the first refresh token: %d %v", r.status, r.body)
+	}
+	return peopleRun{passwordChecks: 2}
 }
 
 // TestReadinessE2E: the admin API's readiness endpoint answers 200 for the

@@ -117,18 +117,31 @@ func (v *Verifier) Issuer() string { return v.cfg.Issuer }
 // Verify checks token and returns its claims. The claims are shared with
 // other callers through the cache and must not be modified.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	c, _, err := v.VerifyCached(token)
+	return c, err
+}
+
+// VerifyCached is Verify that also reports whether the claims came from
+// the cache of verified tokens (no signature was checked).
+func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 	if len(token) > MaxTokenSize {
-		return nil, ErrTokenTooLarge
+		return nil, false, ErrTokenTooLarge
 	}
 	if v.cfg.Issuer == "" {
 		// golang-jwt skips the iss check when none is expected.
-		return nil, ErrNoIssuer
+		return nil, false, ErrNoIssuer
 	}
 	if v.cache != nil {
 		if c, ok := v.cache.Get(token, v.now()); ok {
-			return c, nil
+			return c, true, nil
 		}
 	}
+	c, err := v.verify(token)
+	return c, false, err
+}
+
+// verify checks a token that is not in the cache.
+func (v *Verifier) verify(token string) (*Claims, error) {
 	claims := new(Claims)
 	var used *Key
 	if _, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {

@@ -57,3 +57,32 @@ func (c *Clients) Label(id string) string {
 // ClientLabels is the process-wide set both modules use, so one client is
 // one label value everywhere.
 var ClientLabels = new(Clients)
+
+// Fixed is a counter with one label whose values are known in advance:
+// each child is resolved once, when it is made, so counting costs a map
+// read of a few entries and no label hashing. Every value starts at zero
+// in the exposition, so rate() sees the first event.
+type Fixed struct {
+	Vec      *prometheus.CounterVec
+	children map[string]prometheus.Counter
+}
+
+// NewFixed makes a Fixed counter with label and its values.
+func NewFixed(opts prometheus.CounterOpts, label string, values ...string) *Fixed {
+	f := &Fixed{Vec: prometheus.NewCounterVec(opts, []string{label}), children: make(map[string]prometheus.Counter, len(values))}
+	for _, v := range values {
+		f.children[v] = f.Vec.WithLabelValues(v)
+	}
+	return f
+}
+
+// Inc counts one event of value; a value not declared to NewFixed is not
+// counted (label values come from the code, never from a request).
+func (f *Fixed) Inc(value string) {
+	if c, ok := f.children[value]; ok {
+		c.Inc()
+	}
+}
+
+// Child returns value's counter, or nil when value was not declared.
+func (f *Fixed) Child(value string) prometheus.Counter { return f.children[value] }

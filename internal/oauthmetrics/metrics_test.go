@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestClientsBounded: client ids beyond the cap share the label "other",
@@ -40,5 +41,26 @@ func TestRegisterTwice(t *testing.T) {
 	clash := prometheus.NewGauge(prometheus.GaugeOpts{Name: "oauth_test_total", Help: "other"})
 	if err := Register(reg, clash); err == nil {
 		t.Error("a different collector under the same name was accepted")
+	}
+}
+
+// TestFixed: a Fixed counter exposes each declared value from zero, counts
+// them, and ignores a value it was not given, so no caller can add one.
+func TestFixed(t *testing.T) {
+	f := NewFixed(prometheus.CounterOpts{Name: "oauth_fixed_test_total", Help: "test"}, "result", "ok", "error")
+	if n := testutil.CollectAndCount(f.Vec); n != 2 {
+		t.Fatalf("%d series before any event, want 2 (each value from zero)", n)
+	}
+	f.Inc("ok")
+	f.Inc("ok")
+	f.Inc("made-up")
+	if got := testutil.ToFloat64(f.Child("ok")); got != 2 {
+		t.Errorf("ok: %v, want 2", got)
+	}
+	if n := testutil.CollectAndCount(f.Vec); n != 2 {
+		t.Errorf("%d series after an undeclared value, want 2", n)
+	}
+	if f.Child("made-up") != nil {
+		t.Error("an undeclared value has a child")
 	}
 }
