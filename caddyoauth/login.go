@@ -71,7 +71,20 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	user, ok, err := s.app.directory.check(r.Context(), username, password)
+	// A device cookie set at an earlier sign-in to this account gives
+	// access to the reserved slow-hash slots (device.go).
+	dev, claimed := readDeviceCookie(r), false
+	known := func(u *User) bool {
+		if dev == nil || !dev.signedFor(u, s.app.clock()) {
+			return false
+		}
+		claimed = s.app.throttle.claimDevice(dev.id())
+		return claimed
+	}
+	user, ok, err := s.app.directory.check(r.Context(), username, password, known)
+	if claimed {
+		s.app.throttle.releaseDevice(dev.id(), err == nil && !ok, err == nil && ok)
+	}
 	if errors.Is(err, errBusy) {
 		// Not a failure: the password was not checked. Not counted.
 		w.Header().Set("Retry-After", "2")
@@ -90,6 +103,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.app.throttle.succeeded(username)
+	s.setDeviceCookie(w, user)
 	s.app.audit.emit(r, eventLoginSucceeded, map[string]any{"user": user.Username, "client_id": req.client.ID})
 	s.continueSignedIn(w, r, req, user.Username, "signed in")
 }

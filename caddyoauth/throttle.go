@@ -35,6 +35,10 @@ type loginThrottle struct {
 	mu       sync.Mutex
 	accounts map[string]*failureCount
 	ips      map[string]*failureCount
+	// devices counts failures per known-device cookie, and inflight
+	// holds the cookies whose sign-in is being checked (device.go).
+	devices  map[string]*failureCount
+	inflight map[string]bool
 	now      func() time.Time
 }
 
@@ -42,6 +46,8 @@ func newLoginThrottle() *loginThrottle {
 	return &loginThrottle{
 		accounts: make(map[string]*failureCount),
 		ips:      make(map[string]*failureCount),
+		devices:  make(map[string]*failureCount),
+		inflight: make(map[string]bool),
 		now:      time.Now,
 	}
 }
@@ -116,6 +122,40 @@ func (t *loginThrottle) succeeded(username string) {
 	t.mu.Lock()
 	delete(t.accounts, accountKey(username))
 	t.mu.Unlock()
+}
+
+// claimDevice reports whether a sign-in with the device cookie id (its
+// MAC already checked) may take a reserved slow-hash slot: not while
+// another sign-in with the same cookie is being checked, and not once the
+// cookie failed deviceFailuresStop times in throttleWindow. A stolen or
+// shared cookie thus buys at most one guess at a time, and a few in all.
+// A true answer must be followed by releaseDevice.
+func (t *loginThrottle) claimDevice(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inflight[id] || t.count(t.devices, id, t.now()) >= deviceFailuresStop {
+		return false
+	}
+	if len(t.inflight) >= throttleMaxEntries {
+		return false
+	}
+	t.inflight[id] = true
+	return true
+}
+
+// releaseDevice ends the claim of claimDevice: a failed password counts
+// against the cookie; a right one clears its count (the browser gets a
+// fresh cookie anyway).
+func (t *loginThrottle) releaseDevice(id string, failed, succeeded bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.inflight, id)
+	switch {
+	case failed:
+		t.bump(t.devices, id, t.now())
+	case succeeded:
+		delete(t.devices, id)
+	}
 }
 
 func (t *loginThrottle) bump(m map[string]*failureCount, key string, now time.Time) {
