@@ -115,10 +115,16 @@ func releaseSlowHashSlot() { <-slowHashSlots }
 // that browser before. Half as many as the general slots, at least one.
 var knownSlowHashSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 
+// knownSlowHashWait is how long a sign-in from a known device waits for a
+// slot: longer than slowHashWait, since only people who signed in before
+// wait here, one sign-in per device cookie at a time, and a busy machine
+// may take a while over each hash.
+const knownSlowHashWait = 5 * time.Second
+
 // acquireKnownSlowHashSlot is acquireSlowHashSlot for a sign-in from a
 // known device: a reserved slot if one is free, else a general one, else
-// whichever comes free first within slowHashWait. It returns the function
-// that gives the slot back.
+// whichever comes free first within knownSlowHashWait. It returns the
+// function that gives the slot back.
 func acquireKnownSlowHashSlot() (release func(), ok bool) {
 	select {
 	case knownSlowHashSlots <- struct{}{}:
@@ -130,7 +136,7 @@ func acquireKnownSlowHashSlot() (release func(), ok bool) {
 		return releaseSlowHashSlot, true
 	default:
 	}
-	t := time.NewTimer(slowHashWait)
+	t := time.NewTimer(knownSlowHashWait)
 	defer t.Stop()
 	select {
 	case knownSlowHashSlots <- struct{}{}:

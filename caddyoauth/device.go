@@ -32,11 +32,15 @@ import (
 //   - it expires deviceCookieTTL after the sign-in that set it (the issue
 //     time is signed, so it cannot be moved).
 //
-// The priority itself is bounded: one sign-in at a time per device cookie
-// (more at once fall to the general slots), and a cookie that failed
-// deviceFailuresStop times in throttleWindow gives no priority any more
-// (loginThrottle.claimDevice). The failure counts per account and address
-// (throttle.go) apply to known devices as to everyone.
+// Such a sign-in is also exempt from the account's failure count
+// (throttle.go), so guesses at a person's password from elsewhere do not
+// lock them out of their own browser (OWASP's per-device lockout); the
+// address's count still applies. The priority itself is bounded: one
+// sign-in at a time per device cookie (more at once are treated as
+// unknown), and a cookie that failed deviceFailuresStop times in
+// throttleWindow gives no priority any more (loginThrottle.claimDevice);
+// its holder then meets the account's count like everyone else. A stolen
+// cookie thus buys deviceFailuresStop guesses, one at a time.
 
 const (
 	deviceCookie       = "__Host-oauth_device"
@@ -109,6 +113,23 @@ func newDeviceCookie(u *User, now time.Time) (string, error) {
 	binary.BigEndian.PutUint64(payload[deviceNonceSize:], uint64(now.Unix()))
 	return base64.RawURLEncoding.EncodeToString(payload) + "." +
 		base64.RawURLEncoding.EncodeToString(deviceMAC(u, payload)), nil
+}
+
+// claimKnownDevice returns the request's device cookie if it was set at a
+// sign-in to username and loginThrottle.claimDevice grants it this
+// attempt; else nil. The caller must releaseDevice a non-nil answer. It
+// looks the user up only when the request carries a well-formed cookie;
+// a store that does not answer costs the priority, nothing else.
+func (s *Server) claimKnownDevice(r *http.Request, username string) *deviceToken {
+	dev := readDeviceCookie(r)
+	if dev == nil {
+		return nil
+	}
+	u, ok, err := s.app.directory.lookup(r.Context(), username)
+	if err != nil || !ok || !dev.signedFor(u, s.app.clock()) || !s.app.throttle.claimDevice(dev.id()) {
+		return nil
+	}
+	return dev
 }
 
 // setDeviceCookie gives the browser a fresh device cookie for u after a

@@ -234,3 +234,52 @@ func TestKnownDeviceSignsInDuringFlood(t *testing.T) {
 		t.Errorf("device cookie past its failures kept priority: %d", got)
 	}
 }
+
+// TestKnownDeviceNotLockedOut: guesses at alice's password from elsewhere
+// lock the account for unknown browsers (throttle.go) but not for the
+// browser alice signed in from before (OWASP per-device lockout); her
+// sign-in there does not lift the lock for the others; and a device cookie
+// that is used for guessing buys deviceFailuresStop guesses, then meets
+// the account's lock like everyone else.
+func TestKnownDeviceNotLockedOut(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	_, challenge := pkce()
+	loginPage := func(br *browser) *httptest.ResponseRecorder {
+		return br.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	}
+	if rec := b.signIn(loginPage(b), aliceUser, alicePass); rec.Code != http.StatusSeeOther {
+		t.Fatalf("first sign-in: %d", rec.Code)
+	}
+	device := b.cookies[deviceCookie]
+	signInWith := func(device, pass string) int {
+		br := &browser{t: t, s: b.s, cookies: map[string]string{}}
+		page := loginPage(br)
+		if device != "" {
+			br.cookies[deviceCookie] = device
+		}
+		return br.signIn(page, aliceUser, pass).Code
+	}
+	// The guesses: make the account's count reach its stop at once.
+	for range throttleAccountStop {
+		b.s.app.throttle.failed(aliceUser, "198.51.100.7")
+	}
+	if got := signInWith("", alicePass); got != http.StatusTooManyRequests {
+		t.Fatalf("unknown browser, locked account: %d, want 429", got)
+	}
+	if got := signInWith(device, alicePass); got != http.StatusSeeOther {
+		t.Fatalf("alice's own browser, locked account: %d, want 303", got)
+	}
+	if got := signInWith("", alicePass); got != http.StatusTooManyRequests {
+		t.Fatalf("after alice's sign-in, an unknown browser: %d, want still 429", got)
+	}
+	// The cookie used to guess: deviceFailuresStop wrong answers, then
+	// the lock applies to it too, right password or not.
+	for i := range deviceFailuresStop {
+		if got := signInWith(device, "guess"); got != http.StatusBadRequest {
+			t.Fatalf("guess %d with the device cookie: %d, want 400", i+1, got)
+		}
+	}
+	if got := signInWith(device, alicePass); got != http.StatusTooManyRequests {
+		t.Fatalf("device cookie after %d failures, locked account: %d, want 429", deviceFailuresStop, got)
+	}
+}

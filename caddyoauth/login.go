@@ -11,7 +11,8 @@ import (
 )
 
 // The login page: {prefix}/login checks the username and password, with
-// the sign-in throttle in front (throttle.go), and starts a session.
+// the sign-in throttle in front (throttle.go), and starts a session; a
+// browser that signed in before is known by its device cookie (device.go).
 
 // loginPageData is the data of login.html.
 type loginPageData struct {
@@ -54,7 +55,15 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := reqinfo.ClientIP(r)
-	delay, retryAfter := s.app.throttle.verdict(username, ip)
+	// A device cookie set at an earlier sign-in to this account, claimed
+	// for this attempt, exempts it from the account's failure count and
+	// gives it the reserved slow-hash slots (device.go).
+	dev := s.claimKnownDevice(r, username)
+	failed, succeeded := false, false
+	if dev != nil {
+		defer func() { s.app.throttle.releaseDevice(dev.id(), failed, succeeded) }()
+	}
+	delay, retryAfter := s.app.throttle.verdict(username, ip, dev != nil)
 	if retryAfter > 0 {
 		s.logger.Warn("sign-in refused: too many failures", zap.String("remote_ip", ip))
 		s.app.audit.emit(r, eventAccountLocked, map[string]any{"user": username, "client_id": req.client.ID})
@@ -71,20 +80,9 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// A device cookie set at an earlier sign-in to this account gives
-	// access to the reserved slow-hash slots (device.go).
-	dev, claimed := readDeviceCookie(r), false
-	known := func(u *User) bool {
-		if dev == nil || !dev.signedFor(u, s.app.clock()) {
-			return false
-		}
-		claimed = s.app.throttle.claimDevice(dev.id())
-		return claimed
-	}
+	known := func(u *User) bool { return dev != nil && dev.signedFor(u, s.app.clock()) }
 	user, ok, err := s.app.directory.check(r.Context(), username, password, known)
-	if claimed {
-		s.app.throttle.releaseDevice(dev.id(), err == nil && !ok, err == nil && ok)
-	}
+	failed, succeeded = err == nil && !ok, err == nil && ok
 	if errors.Is(err, errBusy) {
 		// Not a failure: the password was not checked. Not counted.
 		w.Header().Set("Retry-After", "2")
@@ -102,7 +100,11 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, req, http.StatusBadRequest, username, loginFailed)
 		return
 	}
-	s.app.throttle.succeeded(username)
+	if dev == nil {
+		// A sign-in from a known device leaves the account's count alone:
+		// it says nothing about guesses made elsewhere.
+		s.app.throttle.succeeded(username)
+	}
 	s.setDeviceCookie(w, user)
 	s.app.audit.emit(r, eventLoginSucceeded, map[string]any{"user": user.Username, "client_id": req.client.ID})
 	s.continueSignedIn(w, r, req, user.Username, "signed in")

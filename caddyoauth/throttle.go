@@ -56,12 +56,16 @@ func newLoginThrottle() *loginThrottle {
 func accountKey(username string) string { return strings.ToLower(username) }
 
 // verdict says how to treat the next attempt: wait delay first, or refuse
-// it outright for retryAfter.
-func (t *loginThrottle) verdict(username, ip string) (delay, retryAfter time.Duration) {
+// it outright for retryAfter. An attempt from a known device of the
+// account (device.go) is judged by the address's count alone.
+func (t *loginThrottle) verdict(username, ip string, knownDevice bool) (delay, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	a := t.count(t.accounts, accountKey(username), now)
+	if knownDevice {
+		a = 0
+	}
 	i := t.count(t.ips, ip, now)
 	if a >= throttleAccountStop || i >= throttleIPStop {
 		return 0, throttleWindow

@@ -23,10 +23,19 @@ import (
 // browsers they signed in from before (their device cookie kept, nothing
 // else). Every one of them must get in: the flood can take only the
 // general slots, the people's device cookies give them the reserved ones.
-// Bounded: the flood stops when the people are done, at 20 s, or at 150
-// requests per address.
+// In the second run the people's account has been locked first by
+// guesses at its password from other addresses: it stays locked for
+// other browsers, not for theirs. Bounded: the flood stops when the
+// people are done, at 20 s, or at 150 requests per address.
 func TestLoginFloodKnownDevices(t *testing.T) {
 	needBinary(t)
+	t.Run("made-up usernames", func(t *testing.T) { loginFlood(t, false) })
+	t.Run("account locked by guesses", func(t *testing.T) { loginFlood(t, true) })
+}
+
+// loginFlood runs the flood, after locking the demo user's account when
+// lock is set.
+func loginFlood(t *testing.T, lock bool) {
 	p := newPorts(t)
 	g := startGateway(t, p, exampleCaddyfile(t, p), "")
 	const people, attackers = 16, 128
@@ -48,6 +57,28 @@ func TestLoginFloodKnownDevices(t *testing.T) {
 	for _, d := range devices {
 		if d != nil {
 			known++
+		}
+	}
+
+	if lock {
+		// 10 guesses at once, from 10 addresses: the account's stop.
+		var lw sync.WaitGroup
+		for i := range 10 {
+			lw.Go(func() {
+				c := clientFrom(g, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(200+i))})
+				if page, err := loginPage(context.Background(), c, g); err == nil {
+					_, _ = postLogin(context.Background(), c, g, page, demoUser, "wrong-password")
+				}
+			})
+		}
+		lw.Wait()
+		c := clientFrom(g, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 210)})
+		page, err := loginPage(context.Background(), c, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, err := postLogin(context.Background(), c, g, page, demoUser, demoPassword); err != nil || status != http.StatusTooManyRequests {
+			t.Fatalf("the right password from an unknown browser after 10 failures: %d %v, want 429 (account locked)", status, err)
 		}
 	}
 
@@ -114,8 +145,8 @@ func TestLoginFloodKnownDevices(t *testing.T) {
 	wg.Wait()
 
 	got, floodGot := real.snapshot(), flood.snapshot()
-	t.Logf("login flood: %d attackers sent %d failed sign-ins (%v); %d real sign-ins with device cookies for %d: %v (503: %d of %d)",
-		attackers, floodSent.Load(), floodGot, people, known, got, got["503"], people)
+	t.Logf("login flood (%s): %d attackers sent %d failed sign-ins (%v); %d real sign-ins with device cookies for %d: %v (503: %d of %d)",
+		t.Name(), attackers, floodSent.Load(), floodGot, people, known, got, got["503"], people)
 	if floodGot["503"] == 0 {
 		t.Fatalf("the flood never found the slow-hash slots full (%v): the test did not test anything", floodGot)
 	}
