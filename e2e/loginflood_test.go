@@ -113,7 +113,7 @@ func loginFlood(t *testing.T, lock bool) {
 	}
 	// Let the flood fill the slots, then the people sign in, one every
 	// 250 ms, each from 127.0.0.1 with a fresh cookie jar.
-	for floodSent.Load() < 2*attackers && floodCtx.Err() == nil {
+	for floodSent.Load() < attackers && floodCtx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var real counter
