@@ -375,32 +375,32 @@ func TestThrottleVerdicts(t *testing.T) {
 	now := time.Now()
 	th.now = func() time.Time { return now }
 	for i := 0; i < throttleAccountSlow; i++ {
-		if d, r := th.verdict("bob", "a"); d != 0 || r != 0 {
+		if d, r := th.verdict("bob", "a", false); d != 0 || r != 0 {
 			t.Fatalf("after %d failures: delay %v retry %v", i, d, r)
 		}
 		th.failed("Bob", "a")
 	}
-	if d, r := th.verdict("bob", "b"); d == 0 || r != 0 {
+	if d, r := th.verdict("bob", "b", false); d == 0 || r != 0 {
 		t.Fatalf("after %d failures: delay %v retry %v, want slowed", throttleAccountSlow, d, r)
 	}
 	for i := throttleAccountSlow; i < throttleAccountStop; i++ {
 		th.failed("bob", "a")
 	}
-	if _, r := th.verdict("BOB", "c"); r == 0 {
+	if _, r := th.verdict("BOB", "c", false); r == 0 {
 		t.Fatal("not stopped after the account limit")
 	}
 	th.succeeded("bob")
-	if _, r := th.verdict("bob", "c"); r != 0 {
+	if _, r := th.verdict("bob", "c", false); r != 0 {
 		t.Fatal("success did not clear the account")
 	}
 	// Address: a spray over many accounts.
 	for i := 0; i < throttleIPStop; i++ {
 		th.failed("user"+string(rune('a'+i%26))+string(rune('a'+i/26)), "203.0.113.9")
 	}
-	if _, r := th.verdict("fresh", "203.0.113.9"); r == 0 {
+	if _, r := th.verdict("fresh", "203.0.113.9", false); r == 0 {
 		t.Fatal("not stopped after the address limit")
 	}
-	if _, r := th.verdict("fresh", "203.0.113.10"); r != 0 {
+	if _, r := th.verdict("fresh", "203.0.113.10", false); r != 0 {
 		t.Fatal("another address was stopped")
 	}
 }
@@ -469,7 +469,7 @@ func TestLoginBusyIsNotAFailure(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || strings.Contains(rec.Body.String(), loginFailed) {
 		t.Fatalf("busy: %d %v", rec.Code, rec.Header())
 	}
-	if d, r := b.s.app.throttle.verdict(aliceUser, "192.0.2.7:5555"); d != 0 || r != 0 || len(b.s.app.throttle.accounts) != 0 {
+	if d, r := b.s.app.throttle.verdict(aliceUser, "192.0.2.7:5555", false); d != 0 || r != 0 || len(b.s.app.throttle.accounts) != 0 {
 		t.Errorf("a busy server counted a failure: %v", b.s.app.throttle.accounts)
 	}
 	if rec := b.signIn(login, aliceUser, alicePass); rec.Code != http.StatusSeeOther {

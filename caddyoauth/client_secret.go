@@ -112,6 +112,47 @@ func acquireSlowHashSlot() bool {
 
 func releaseSlowHashSlot() { <-slowHashSlots }
 
+// knownSlowHashSlots are held back for sign-ins from a known device
+// (device.go): a flood of wrong passwords or client secrets, which can
+// only take slowHashSlots, leaves them free for people who signed in from
+// that browser before. Half as many as the general slots, at least one.
+var knownSlowHashSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// knownSlowHashWait is how long a sign-in from a known device waits for a
+// slot: longer than slowHashWait, since only people who signed in before
+// wait here, one sign-in per device cookie at a time, and a busy machine
+// may take a while over each hash.
+const knownSlowHashWait = 5 * time.Second
+
+// acquireKnownSlowHashSlot is acquireSlowHashSlot for a sign-in from a
+// known device: a reserved slot if one is free, else a general one, else
+// whichever comes free first within knownSlowHashWait. It returns the
+// function that gives the slot back.
+func acquireKnownSlowHashSlot() (release func(), ok bool) {
+	select {
+	case knownSlowHashSlots <- struct{}{}:
+		return releaseKnownSlowHashSlot, true
+	default:
+	}
+	select {
+	case slowHashSlots <- struct{}{}:
+		return releaseSlowHashSlot, true
+	default:
+	}
+	t := time.NewTimer(knownSlowHashWait)
+	defer t.Stop()
+	select {
+	case knownSlowHashSlots <- struct{}{}:
+		return releaseKnownSlowHashSlot, true
+	case slowHashSlots <- struct{}{}:
+		return releaseSlowHashSlot, true
+	case <-t.C:
+		return nil, false
+	}
+}
+
+func releaseKnownSlowHashSlot() { <-knownSlowHashSlots }
+
 // parseSecretHash reads `sha256:<64 hex>`, a bcrypt hash ($2a$, $2b$, $2y$)
 // or an argon2id hash ($argon2id$), each optionally base64-encoded as older
 // `caddy hash-password` versions printed them.

@@ -11,7 +11,8 @@ import (
 )
 
 // The login page: {prefix}/login checks the username and password, with
-// the sign-in throttle in front (throttle.go), and starts a session.
+// the sign-in throttle in front (throttle.go), and starts a session; a
+// browser that signed in before is known by its device cookie (device.go).
 
 // loginPageData is the data of login.html.
 type loginPageData struct {
@@ -55,9 +56,17 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := reqinfo.ClientIP(r)
-	delay, retryAfter := s.app.throttle.verdict(username, ip)
+	// A device cookie set at an earlier sign-in to this account, claimed
+	// for this attempt, exempts it from the account's failure count and
+	// gives it the reserved slow-hash slots (device.go).
+	dev := s.claimKnownDevice(r, username)
+	failed, succeeded := false, false
+	if dev != nil {
+		defer func() { s.app.throttle.releaseDevice(dev.id(), failed, succeeded) }()
+	}
+	delay, retryAfter := s.app.throttle.verdict(username, ip, dev != nil)
 	if retryAfter > 0 {
-		if s.app.throttle.accountOver(username) {
+		if dev == nil && s.app.throttle.accountOver(username) {
 			signins.Inc(signinLocked)
 		} else {
 			signins.Inc(signinThrottled)
@@ -77,7 +86,9 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	user, ok, err := s.app.directory.check(r.Context(), username, password)
+	known := func(u *User) bool { return dev != nil && dev.signedFor(u, s.app.clock()) }
+	user, ok, err := s.app.directory.check(r.Context(), username, password, known)
+	failed, succeeded = err == nil && !ok, err == nil && ok
 	if errors.Is(err, errBusy) {
 		// Not a failure: the password was not checked. Not counted
 		// by the throttle.
@@ -99,7 +110,12 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, req, http.StatusBadRequest, username, loginFailed)
 		return
 	}
-	s.app.throttle.succeeded(username)
+	if dev == nil {
+		// A sign-in from a known device leaves the account's count alone:
+		// it says nothing about guesses made elsewhere.
+		s.app.throttle.succeeded(username)
+	}
+	s.setDeviceCookie(w, user)
 	signins.Inc(signinSuccess)
 	s.app.audit.emit(r, eventLoginSucceeded, map[string]any{"user": user.Username, "client_id": req.client.ID})
 	s.continueSignedIn(w, r, req, user.Username, "signed in")

@@ -35,6 +35,10 @@ type loginThrottle struct {
 	mu       sync.Mutex
 	accounts map[string]*failureCount
 	ips      map[string]*failureCount
+	// devices counts failures per known-device cookie, and inflight
+	// holds the cookies whose sign-in is being checked (device.go).
+	devices  map[string]*failureCount
+	inflight map[string]bool
 	now      func() time.Time
 }
 
@@ -42,6 +46,8 @@ func newLoginThrottle() *loginThrottle {
 	return &loginThrottle{
 		accounts: make(map[string]*failureCount),
 		ips:      make(map[string]*failureCount),
+		devices:  make(map[string]*failureCount),
+		inflight: make(map[string]bool),
 		now:      time.Now,
 	}
 }
@@ -50,12 +56,16 @@ func newLoginThrottle() *loginThrottle {
 func accountKey(username string) string { return strings.ToLower(username) }
 
 // verdict says how to treat the next attempt: wait delay first, or refuse
-// it outright for retryAfter.
-func (t *loginThrottle) verdict(username, ip string) (delay, retryAfter time.Duration) {
+// it outright for retryAfter. An attempt from a known device of the
+// account (device.go) is judged by the address's count alone.
+func (t *loginThrottle) verdict(username, ip string, knownDevice bool) (delay, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	a := t.count(t.accounts, accountKey(username), now)
+	if knownDevice {
+		a = 0
+	}
 	i := t.count(t.ips, ip, now)
 	if a >= throttleAccountStop || i >= throttleIPStop {
 		return 0, throttleWindow
@@ -124,6 +134,40 @@ func (t *loginThrottle) succeeded(username string) {
 	t.mu.Lock()
 	delete(t.accounts, accountKey(username))
 	t.mu.Unlock()
+}
+
+// claimDevice reports whether a sign-in with the device cookie id (its
+// MAC already checked) may take a reserved slow-hash slot: not while
+// another sign-in with the same cookie is being checked, and not once the
+// cookie failed deviceFailuresStop times in throttleWindow. A stolen or
+// shared cookie thus buys at most one guess at a time, and a few in all.
+// A true answer must be followed by releaseDevice.
+func (t *loginThrottle) claimDevice(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inflight[id] || t.count(t.devices, id, t.now()) >= deviceFailuresStop {
+		return false
+	}
+	if len(t.inflight) >= throttleMaxEntries {
+		return false
+	}
+	t.inflight[id] = true
+	return true
+}
+
+// releaseDevice ends the claim of claimDevice: a failed password counts
+// against the cookie; a right one clears its count (the browser gets a
+// fresh cookie anyway).
+func (t *loginThrottle) releaseDevice(id string, failed, succeeded bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.inflight, id)
+	switch {
+	case failed:
+		t.bump(t.devices, id, t.now())
+	case succeeded:
+		delete(t.devices, id)
+	}
 }
 
 func (t *loginThrottle) bump(m map[string]*failureCount, key string, now time.Time) {

@@ -88,15 +88,22 @@ type passwordHash struct {
 var errBusy = errors.New("the server is busy checking other passwords")
 
 // check compares a password with the hash, waiting for one of the slow-hash
-// slots the client secrets use too, so guesses cannot take every core.
-func (p passwordHash) check(password string) (bool, error) {
+// slots the client secrets use too, so guesses cannot take every core. A
+// sign-in from a known device (device.go) may also take a reserved slot.
+func (p passwordHash) check(password string, known bool) (bool, error) {
 	if p.comparer == nil {
 		return false, nil
 	}
-	if !acquireSlowHashSlot() {
+	release := releaseSlowHashSlot
+	if known {
+		var ok bool
+		if release, ok = acquireKnownSlowHashSlot(); !ok {
+			return false, errBusy
+		}
+	} else if !acquireSlowHashSlot() {
 		return false, errBusy
 	}
-	defer releaseSlowHashSlot()
+	defer release()
 	ok, err := p.comparer.Compare(p.hash, []byte(password))
 	return err == nil && ok, nil
 }

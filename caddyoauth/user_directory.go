@@ -114,17 +114,19 @@ func pickDummyPassword(users map[string]*User, signup bool) func() passwordHash 
 
 // check returns the user if the password is theirs. Unknown user and
 // wrong password are the same failure and cost a comparable slow hash. An
-// error means the store did not answer.
-func (d *userDirectory) check(ctx context.Context, username, password string) (*User, bool, error) {
+// error means the store did not answer. known, asked only for a user that
+// exists, says whether the sign-in comes from a known device of theirs
+// and may take a reserved slow-hash slot; an unknown username never does.
+func (d *userDirectory) check(ctx context.Context, username, password string, known func(*User) bool) (*User, bool, error) {
 	u, ok, err := d.lookup(ctx, username)
 	if err != nil {
 		return nil, false, err
 	}
 	if !ok {
-		_, err := d.dummy().check(password)
+		_, err := d.dummy().check(password, false)
 		return nil, false, err
 	}
-	if ok, err := u.password.check(password); !ok {
+	if ok, err := u.password.check(password, known != nil && known(u)); !ok {
 		return nil, false, err
 	}
 	return u, true, nil

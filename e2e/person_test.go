@@ -93,9 +93,15 @@ func pkcePair() (string, string) {
 // approving (remembered) as needed, and returns the code.
 func (p *person) code(g *gateway, challenge string) string {
 	p.t.Helper()
+	return p.codeFor(g, challenge, "notes:read notes:write")
+}
+
+// codeFor is code for the given scope.
+func (p *person) codeFor(g *gateway, challenge, scope string) string {
+	p.t.Helper()
 	q := url.Values{
 		"response_type": {"code"}, "client_id": {spaClient}, "redirect_uri": {g.url("/demo/callback")},
-		"scope": {"notes:read notes:write"}, "state": {"s1"},
+		"scope": {scope}, "state": {"s1"},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"},
 	}
 	resp, page := p.get(g, "/oauth2/authorize?"+q.Encode())

@@ -116,6 +116,17 @@ func (s *Server) Stop() {
 	}
 }
 
+// Kill ends the server with SIGKILL, as a crash or the OOM killer would:
+// it writes nothing more, and only what its append-only file already
+// holds (StartPersistent) comes back with Restart.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
 // PID is the process id of the running redis-server.
 func (s *Server) PID() int {
 	if s.cmd == nil || s.cmd.Process == nil {
