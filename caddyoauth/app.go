@@ -238,7 +238,8 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	a.keys = &signingKeys{issuer: a.Issuer, cfg: a.SigningKey, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger,
 		rotated: func(kid, reason string) {
 			a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": kid, "reason": reason})
-		}}
+		},
+		restored: a.keysRestored}
 	kr, err := a.keys.load(ctx)
 	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)

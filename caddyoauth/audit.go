@@ -26,6 +26,7 @@ const (
 	eventConsentWithdrawn     = "consent_withdrawn"
 	eventClientRevoked        = "client_revoked"
 	eventKeyRotated           = "key_rotated"
+	eventKeyRestored          = "key_restored"
 )
 
 // maxEventValue bounds a value that came from a request (a client_id or a

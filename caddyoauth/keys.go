@@ -26,6 +26,9 @@ type signingKeys struct {
 	logger *zap.Logger
 	// rotated reports a rotation this instance made on schedule (nil: none)
 	rotated func(kid, reason string)
+	// restored reports a keyring this instance wrote back into a store
+	// that had lost it (nil: none)
+	restored func(kids []string, reason string)
 
 	current       atomic.Pointer[oauthjwt.Keyring]
 	lastRefreshNs atomic.Int64 // last read prompted by an unknown kid
@@ -62,9 +65,21 @@ func (k *signingKeys) load(ctx context.Context) (*oauthjwt.Keyring, error) {
 		return nil, err
 	}
 	defer unlock()
-	// Another instance may have created it while we waited for the lock.
-	if kr, ok, err := k.read(ctx, alg); err != nil || ok {
-		return kr, err
+	// Another instance may have created it while we waited for the lock;
+	// or the store lost the keyring this process held, which is written
+	// back rather than replaced (keys_restore.go).
+	sk, err := k.storedOrRestored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sk != nil {
+		active, others, err := decodeStoredKeys(sk, k.clock())
+		if err != nil {
+			return nil, err
+		}
+		if active != nil && active.Alg == alg {
+			return oauthjwt.NewKeyring(active, others...)
+		}
 	}
 	return k.rotateLocked(ctx, alg)
 }
@@ -102,7 +117,7 @@ func (k *signingKeys) stored(ctx context.Context) (*oauthstore.StoredKeyring, er
 // caller holds the keyring lock.
 func (k *signingKeys) rotateLocked(ctx context.Context, alg string) (*oauthjwt.Keyring, error) {
 	now := k.clock()
-	sk, err := k.stored(ctx)
+	sk, err := k.storedOrRestored(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +216,17 @@ func (k *signingKeys) refreshOnMiss() bool {
 }
 
 // refreshKeyring replaces the in-memory keyring with the stored one when
-// that differs. A missing or unreadable stored keyring keeps the current one.
+// that differs. An unreadable stored keyring keeps the current one; a
+// missing one too, and the keyring this process held is written back
+// (keys_restore.go), so a store that lost its data is healed before an
+// instance that holds no keys mints new ones.
 func (k *signingKeys) refresh(ctx context.Context) error {
 	kr, ok, err := k.read(ctx, "")
-	if err != nil || !ok {
+	if err != nil {
 		return err
+	}
+	if !ok {
+		return k.restoreIfLost(ctx)
 	}
 	cur := k.current.Load()
 	if cur.Active().ID == kr.Active().ID && len(cur.Keys()) == len(kr.Keys()) {

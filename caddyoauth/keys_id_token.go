@@ -85,7 +85,7 @@ func (a *App) newIDKeyring() *idKeyring {
 		return nil
 	}
 	cfg := &SigningKeyConfig{Algorithm: idTokenKeyringAlgorithm, RotateEvery: a.SigningKey.RotateEvery}
-	return &idKeyring{keys: &signingKeys{issuer: oauthstore.IDTokenKeyring(a.Issuer), cfg: cfg, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger}}
+	return &idKeyring{keys: &signingKeys{issuer: oauthstore.IDTokenKeyring(a.Issuer), cfg: cfg, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger, restored: a.keysRestored}}
 }
 
 // anyOpenIDClient reports whether a configured client may ask for openid.

@@ -2,6 +2,7 @@ package oauthstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -125,3 +126,6 @@ func (s *MemoryStore) SetClock(now func() time.Time) {
 	s.now = now
 	s.mu.Unlock()
 }
+
+// StoreIdentity implements Identifier: a memory store is only ever itself.
+func (s *MemoryStore) StoreIdentity() string { return fmt.Sprintf("memory %p", s) }
