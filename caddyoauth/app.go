@@ -156,6 +156,11 @@ type SigningKeyConfig struct {
 	// key stays published until the tokens it signed have expired.
 	// Default: no automatic rotation (the admin API rotates on demand).
 	RotateEvery caddy.Duration `json:"rotate_every,omitempty"`
+	// KeyEncryptionKey, the base64 of 32 random bytes, encrypts the
+	// private keys kept in the store with AES-256-GCM (keys_seal.go).
+	// Placeholders such as {env.OAUTH_KEK} are replaced. Default: the
+	// keys are stored in the clear.
+	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -229,6 +234,10 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if err := a.SigningKey.checkRotateEvery(); err != nil {
 		return fmt.Errorf("signing_key: %v", err)
 	}
+	kek, err := a.SigningKey.parseKeyEncryptionKey()
+	if err != nil {
+		return fmt.Errorf("signing_key: %v", err)
+	}
 
 	repl := caddy.NewReplacer()
 	a.clients = make(map[string]*Client, len(a.Clients))
@@ -259,7 +268,7 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		rotated: func(kid, reason string) {
 			a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": kid, "reason": reason})
 		},
-		restored: a.keysRestored}
+		restored: a.keysRestored, kek: kek}
 	kr, err := a.keys.load(ctx)
 	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)

@@ -28,6 +28,7 @@ func init() {
 //		issuer           <url>
 //		signing_key      <ES256|ES384|RS256|PS256|EdDSA> [<pem_file>] {
 //			rotate_every <duration>
+//			key_encryption_key <base64 of 32 bytes, e.g. {env.OAUTH_KEK}>
 //		}
 //		access_token_ttl <duration>
 //		audience         <uri>
@@ -131,6 +132,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 						return err
 					}
 					if err := a.SigningKey.checkCaddyfile(d); err != nil {
+						return err
+					}
+				case "key_encryption_key":
+					if err := oneArg(d, &a.SigningKey.KeyEncryptionKey); err != nil {
 						return err
 					}
 				default:
