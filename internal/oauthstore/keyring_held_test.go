@@ -148,8 +148,8 @@ func TestStoreIdentity(t *testing.T) {
 	cs := func(dir, prefix string) string {
 		return StoreIdentity(NewCaddyStore(&certmagic.FileStorage{Path: dir}, prefix, zap.NewNop()))
 	}
-	if cs(a, "oauth") == "" || cs(a, "oauth") != cs(a, "oauth") {
-		t.Errorf("file storage identity %q not stable", cs(a, "oauth"))
+	if first, again := cs(a, "oauth"), cs(a, "oauth"); first == "" || first != again {
+		t.Errorf("file storage identity %q, then %q: want one, stable", first, again)
 	}
 	if cs(a, "oauth") == cs(b, "oauth") || cs(a, "oauth") == cs(a, "other") {
 		t.Error("two storage directories or prefixes share an identity")
@@ -157,7 +157,7 @@ func TestStoreIdentity(t *testing.T) {
 	if id := StoreIdentity(NewCaddyStore(silentStorage{}, "oauth", zap.NewNop())); id != "" {
 		t.Errorf("a storage that does not describe itself got identity %q", id)
 	}
-	if StoreIdentity(NewMemoryStore()) == StoreIdentity(NewMemoryStore()) {
+	if m1, m2 := NewMemoryStore(), NewMemoryStore(); StoreIdentity(m1) == StoreIdentity(m2) {
 		t.Error("two memory stores share an identity")
 	}
 }
