@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,11 @@ type MemoryStore struct {
 	mu  sync.Mutex
 	m   map[string]memEntry
 	now func() time.Time
+	id  uint64 // its identity, unique in the process (never an address, which the GC reuses)
 }
+
+// memoryStores numbers the memory stores of the process.
+var memoryStores atomic.Uint64
 
 type memEntry struct {
 	v   []byte
@@ -24,7 +29,7 @@ type memEntry struct {
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{m: make(map[string]memEntry), now: time.Now}
+	return &MemoryStore{m: make(map[string]memEntry), now: time.Now, id: memoryStores.Add(1)}
 }
 
 func (s *MemoryStore) live(key string) (memEntry, bool) {
@@ -128,4 +133,9 @@ func (s *MemoryStore) SetClock(now func() time.Time) {
 }
 
 // StoreIdentity implements Identifier: a memory store is only ever itself.
-func (s *MemoryStore) StoreIdentity() string { return fmt.Sprintf("memory %p", s) }
+func (s *MemoryStore) StoreIdentity() string {
+	if s.id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("memory #%d", s.id)
+}
