@@ -117,6 +117,18 @@ type App struct {
 	// (`oauth.stores.caddy`); `oauth.stores.redis` for a cluster.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=oauth.stores inline_key=module"`
 
+	// RateLimitMemoryBudget bounds, in bytes, the worst-case memory of
+	// the http app's rate_limit zones (caddy-ratelimit: 24 B × events
+	// per key, see ratelimit_budget.go): a config whose zones may take
+	// more is refused at load. Unset: a warning above 256 MiB.
+	RateLimitMemoryBudget int64 `json:"rate_limit_memory_budget,omitempty"`
+
+	// RateLimitKeys is how many distinct keys per window a rate_limit
+	// zone keyed on anything but {oauth.client_id} or a constant (a
+	// remote address, a header) is assumed to see, for the budget.
+	// Default: 10000.
+	RateLimitKeys int `json:"rate_limit_keys,omitempty"`
+
 	clients   map[string]*Client
 	users     map[string]*User
 	throttle  *loginThrottle
@@ -135,6 +147,7 @@ type App struct {
 	revoked  *revocationList
 	clock    func() time.Time // time.Now; tests move it
 	ctx      context.Context  // the Caddy context: ends every loop and fetcher
+	caddyCtx *caddy.Context   // the same, to find the http app at Start; nil in unit tests
 
 	declared *resourceSet // resources oauth_scope routes guard (DeclareResource)
 	audit    *auditor     // security events: Caddy events and the oauth.audit log
@@ -169,6 +182,11 @@ type SigningKeyConfig struct {
 	// key stays published until the tokens it signed have expired.
 	// Default: no automatic rotation (the admin API rotates on demand).
 	RotateEvery caddy.Duration `json:"rotate_every,omitempty"`
+	// KeyEncryptionKey, the base64 of 32 random bytes, encrypts the
+	// private keys kept in the store with AES-256-GCM (keys_seal.go).
+	// Placeholders such as {env.OAUTH_KEK} are replaced. Default: the
+	// keys are stored in the clear.
+	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -191,6 +209,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provision(ctx, ctx.Storage(), ctx.Logger()); err != nil {
 		return err
 	}
+	a.caddyCtx = &ctx
 	if err := registerAppMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %v", err)
 	}
@@ -223,6 +242,12 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if a.Audience == "" {
 		a.Audience = a.Issuer
 	}
+	if a.RateLimitMemoryBudget < 0 {
+		return fmt.Errorf("rate_limit_memory_budget: %d is negative", a.RateLimitMemoryBudget)
+	}
+	if a.RateLimitKeys < 0 {
+		return fmt.Errorf("rate_limit_keys: %d is negative", a.RateLimitKeys)
+	}
 	if a.Leeway < 0 || a.Leeway > caddy.Duration(maxLeeway) {
 		return fmt.Errorf("leeway: %s is outside 0..5m", time.Duration(a.Leeway))
 	}
@@ -233,6 +258,10 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		a.SigningKey.Algorithm = oauthjwt.ES256
 	}
 	if err := a.SigningKey.checkRotateEvery(); err != nil {
+		return fmt.Errorf("signing_key: %v", err)
+	}
+	kek, err := a.SigningKey.parseKeyEncryptionKey()
+	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)
 	}
 
@@ -267,7 +296,8 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	a.keys = &signingKeys{issuer: a.Issuer, cfg: a.SigningKey, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger,
 		rotated: func(kid, reason string) {
 			a.audit.emit(nil, eventKeyRotated, map[string]any{"kid": kid, "reason": reason})
-		}}
+		},
+		restored: a.keysRestored, kek: kek}
 	kr, err := a.keys.load(ctx)
 	if err != nil {
 		return fmt.Errorf("signing_key: %v", err)
@@ -325,6 +355,9 @@ var activeApp atomic.Pointer[App]
 // the signing key on schedule, and sweeping expired entries out of a Caddy
 // storage store.
 func (a *App) Start() error {
+	if err := a.checkRateLimitMemoryAtStart(); err != nil {
+		return err
+	}
 	if a.SigningKey.File == "" {
 		go a.every(keyringRefreshInterval, "keyring refresh", a.keys.refreshOnce)
 	}

@@ -29,6 +29,7 @@ const (
 	eventConsentWithdrawn     = "consent_withdrawn"
 	eventClientRevoked        = "client_revoked"
 	eventKeyRotated           = "key_rotated"
+	eventKeyRestored          = "key_restored"
 )
 
 // securityEvents counts the events, by name (oauth_security_events_total).

@@ -2,7 +2,10 @@ package caddyoauth
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -25,6 +28,7 @@ func init() {
 //		issuer           <url>
 //		signing_key      <ES256|ES384|RS256|PS256|EdDSA> [<pem_file>] {
 //			rotate_every <duration>
+//			key_encryption_key <base64 of 32 bytes, e.g. {env.OAUTH_KEK}>
 //		}
 //		access_token_ttl <duration>
 //		audience         <uri>
@@ -39,6 +43,8 @@ func init() {
 //		session_max_ttl       <duration>
 //		scope_description     <scope> <text>
 //		userinfo_scope        <scope>
+//		rate_limit_memory_budget <size>
+//		rate_limit_keys       <n>
 //		signup {
 //			min_password_length <n>
 //		}
@@ -136,6 +142,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					if err := a.SigningKey.checkCaddyfile(d); err != nil {
 						return err
 					}
+				case "key_encryption_key":
+					if err := oneArg(d, &a.SigningKey.KeyEncryptionKey); err != nil {
+						return err
+					}
 				default:
 					return d.Errf("unrecognized signing_key option %s", d.Val())
 				}
@@ -219,6 +229,26 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &a.UserinfoScope); err != nil {
 				return err
 			}
+		case "rate_limit_memory_budget":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > math.MaxInt64 {
+				return d.Errf("rate_limit_memory_budget: %q is not a size such as 256MiB", s)
+			}
+			a.RateLimitMemoryBudget = int64(n)
+		case "rate_limit_keys":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return d.Errf("rate_limit_keys: %q is not a positive number", s)
+			}
+			a.RateLimitKeys = n
 		case "scope_description":
 			if a.ScopeDescriptions == nil {
 				a.ScopeDescriptions = make(map[string]string)

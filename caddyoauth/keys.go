@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"os"
@@ -33,6 +34,12 @@ type signingKeys struct {
 	// activeCreated is when the active key was made (Unix seconds; for a
 	// key file, its modification time), for oauth_signing_key_age_seconds
 	activeCreated atomic.Int64
+	// restored reports a keyring this instance wrote back into a store
+	// that had lost it (nil: none)
+	restored func(kids []string, reason string)
+	// kek seals the private keys this instance writes (keys_seal.go);
+	// nil: they are stored in the clear
+	kek cipher.AEAD
 
 	current       atomic.Pointer[oauthjwt.Keyring]
 	lastRefreshNs atomic.Int64 // last read prompted by an unknown kid
@@ -45,6 +52,15 @@ type signingKeys struct {
 // agree on one keyring. A replaced key stays for verification until the
 // tokens it signed have expired.
 func (k *signingKeys) load(ctx context.Context) (*oauthjwt.Keyring, error) {
+	kr, err := k.loadOrCreate(ctx)
+	if err != nil || k.kek == nil {
+		return kr, err
+	}
+	return kr, k.sealPlaintext(ctx)
+}
+
+// loadOrCreate is load before keys found in the clear are sealed.
+func (k *signingKeys) loadOrCreate(ctx context.Context) (*oauthjwt.Keyring, error) {
 	alg := k.cfg.Algorithm
 	if k.cfg.File != "" {
 		data, err := os.ReadFile(k.cfg.File)
@@ -72,9 +88,21 @@ func (k *signingKeys) load(ctx context.Context) (*oauthjwt.Keyring, error) {
 		return nil, err
 	}
 	defer unlock()
-	// Another instance may have created it while we waited for the lock.
-	if kr, ok, err := k.read(ctx, alg); err != nil || ok {
-		return kr, err
+	// Another instance may have created it while we waited for the lock;
+	// or the store lost the keyring this process held, which is written
+	// back rather than replaced (keys_restore.go).
+	sk, err := k.storedOrRestored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sk != nil {
+		active, others, err := decodeStoredKeys(k.kek, sk, k.clock())
+		if err != nil {
+			return nil, err
+		}
+		if active != nil && active.Alg == alg {
+			return oauthjwt.NewKeyring(active, others...)
+		}
 	}
 	return k.rotateLocked(ctx, alg)
 }
@@ -86,7 +114,7 @@ func (k *signingKeys) read(ctx context.Context, alg string) (*oauthjwt.Keyring, 
 	if err != nil || sk == nil {
 		return nil, false, err
 	}
-	active, others, err := decodeStoredKeys(sk, k.clock())
+	active, others, err := decodeStoredKeys(k.kek, sk, k.clock())
 	if err != nil {
 		return nil, false, err
 	}
@@ -115,7 +143,7 @@ func (k *signingKeys) stored(ctx context.Context) (*oauthstore.StoredKeyring, er
 // caller holds the keyring lock.
 func (k *signingKeys) rotateLocked(ctx context.Context, alg string) (*oauthjwt.Keyring, error) {
 	now := k.clock()
-	sk, err := k.stored(ctx)
+	sk, err := k.storedOrRestored(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -134,13 +162,20 @@ func (k *signingKeys) rotateLocked(ctx context.Context, alg string) (*oauthjwt.K
 	// give a token, not the current one: the TTL may have been shortened
 	// in the same reload, while tokens signed before still live.
 	retire := now.Add(maxAccessTokenTTL + maxLeeway)
-	kept := []oauthstore.StoredKey{{ID: nk.ID, Algorithm: alg, PrivateKey: string(pemBytes), Created: now}}
+	fresh, err := sealKey(k.kek, oauthstore.StoredKey{ID: nk.ID, Algorithm: alg, PrivateKey: string(pemBytes), Created: now})
+	if err != nil {
+		return nil, err
+	}
+	kept := []oauthstore.StoredKey{fresh}
 	for _, old := range sk.Keys {
 		if old.ID == sk.Active && old.RetireAt.IsZero() {
 			old.RetireAt = retire
 		}
 		if !old.RetireAt.IsZero() && now.After(old.RetireAt) {
 			continue
+		}
+		if old, err = sealKey(k.kek, old); err != nil {
+			return nil, err
 		}
 		kept = append(kept, old)
 	}
@@ -149,7 +184,7 @@ func (k *signingKeys) rotateLocked(ctx context.Context, alg string) (*oauthjwt.K
 		return nil, err
 	}
 	k.logger.Info("generated signing key", zap.String("kid", nk.ID), zap.String("alg", alg), zap.String("store_key", oauthstore.KeyringKey(k.issuer)))
-	active, others, err := decodeStoredKeys(sk, now)
+	active, others, err := decodeStoredKeys(k.kek, sk, now)
 	if err != nil {
 		return nil, err
 	}
@@ -175,13 +210,18 @@ func (k *signingKeys) countRotation(trigger string) {
 	keyRotations.WithLabelValues(kind, trigger).Inc()
 }
 
-// decodeStoredKeys parses stored keys, dropping those past RetireAt.
-func decodeStoredKeys(sk *oauthstore.StoredKeyring, now time.Time) (active *oauthjwt.Key, others []*oauthjwt.Key, err error) {
+// decodeStoredKeys parses stored keys, opening sealed ones with kek,
+// dropping those past RetireAt.
+func decodeStoredKeys(kek cipher.AEAD, sk *oauthstore.StoredKeyring, now time.Time) (active *oauthjwt.Key, others []*oauthjwt.Key, err error) {
 	for _, s := range sk.Keys {
 		if !s.RetireAt.IsZero() && now.After(s.RetireAt) {
 			continue
 		}
-		k, err := oauthjwt.ParsePrivateKeyPEM(s.Algorithm, []byte(s.PrivateKey))
+		pem, err := openKey(kek, s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stored key %s: %v", s.ID, err)
+		}
+		k, err := oauthjwt.ParsePrivateKeyPEM(s.Algorithm, pem)
 		if err != nil {
 			return nil, nil, fmt.Errorf("stored key %s: %v", s.ID, err)
 		}
@@ -233,11 +273,17 @@ func (k *signingKeys) refreshOnMiss() bool {
 }
 
 // refreshKeyring replaces the in-memory keyring with the stored one when
-// that differs. A missing or unreadable stored keyring keeps the current one.
+// that differs. An unreadable stored keyring keeps the current one; a
+// missing one too, and the keyring this process held is written back
+// (keys_restore.go), so a store that lost its data is healed before an
+// instance that holds no keys mints new ones.
 func (k *signingKeys) refresh(ctx context.Context) error {
 	kr, ok, err := k.read(ctx, "")
-	if err != nil || !ok {
+	if err != nil {
 		return err
+	}
+	if !ok {
+		return k.restoreIfLost(ctx)
 	}
 	cur := k.current.Load()
 	if cur.Active().ID == kr.Active().ID && len(cur.Keys()) == len(kr.Keys()) {

@@ -85,7 +85,8 @@ func (a *App) newIDKeyring() *idKeyring {
 		return nil
 	}
 	cfg := &SigningKeyConfig{Algorithm: idTokenKeyringAlgorithm, RotateEvery: a.SigningKey.RotateEvery}
-	return &idKeyring{keys: &signingKeys{kind: keyIDToken, issuer: oauthstore.IDTokenKeyring(a.Issuer), cfg: cfg, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger}}
+	return &idKeyring{keys: &signingKeys{kind: keyIDToken, issuer: oauthstore.IDTokenKeyring(a.Issuer), cfg: cfg, rings: a.rec.Keyrings, clock: a.clock, logger: a.logger,
+		restored: a.keysRestored, kek: a.keys.kek}}
 }
 
 // anyOpenIDClient reports whether a configured client may ask for openid.

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddyapigw/gateway/internal/oauthmetrics"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
 
 // Store operations, for the metrics: latency and errors by backend and
@@ -83,6 +84,10 @@ func meterStore(s Store) *meteredStore {
 	}
 	return m
 }
+
+// StoreIdentity passes the metered store's identity through
+// (oauthstore.Identifier).
+func (m *meteredStore) StoreIdentity() string { return oauthstore.StoreIdentity(m.Store) }
 
 func (m *meteredStore) done(op int, start time.Time, err error) {
 	m.duration[op].Observe(time.Since(start).Seconds())

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 	"slices"
@@ -38,6 +39,18 @@ func NewCaddyStore(storage certmagic.Storage, prefix string, logger *zap.Logger)
 }
 
 func (s *CaddyStore) path(key string) string { return path.Join(s.prefix, key) }
+
+// StoreIdentity implements Identifier with the storage's own description
+// (certmagic's FileStorage: its path) and the prefix. A storage module
+// that does not describe itself (fmt.Stringer) gives the store no
+// identity.
+func (s *CaddyStore) StoreIdentity() string {
+	str, ok := s.storage.(fmt.Stringer)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("caddy %T %s prefix %s", s.storage, str.String(), s.prefix)
+}
 
 // lockName is the storage lock guarding one key.
 func (s *CaddyStore) lockName(key string) string {

@@ -45,6 +45,7 @@ func (o Keyrings) Get(ctx context.Context, issuer string) (*StoredKeyring, error
 	if err := json.Unmarshal(data, &sk); err != nil {
 		return nil, fmt.Errorf("keyring in the store at %s is corrupt: %v", key, err)
 	}
+	o.remember(ctx, issuer, &sk)
 	return &sk, nil
 }
 
@@ -57,6 +58,7 @@ func (o Keyrings) Put(ctx context.Context, issuer string, sk *StoredKeyring) err
 	if err := o.kv.Put(ctx, KeyringKey(issuer), data, 0); err != nil {
 		return fmt.Errorf("saving keyring to the store: %v", err)
 	}
+	o.remember(ctx, issuer, sk)
 	return nil
 }
 

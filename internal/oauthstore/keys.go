@@ -37,6 +37,7 @@ import (
 //	issuers/<issuer name>/keyring.json         an issuer's signing keyring
 //	issuers/<name of issuer#id-token-rs256>/keyring.json  its RS256 ID-token keyring
 //	locks/<name>                               a cluster-wide lock
+//	store-id                                   the store's marker (keyring_held.go)
 //
 // Backends keep entries of their own beside these, which are no Store
 // keys: CaddyStore's storage locks (caddy.go), RedisStore's once-only

@@ -60,6 +60,7 @@ func TestKeySchemaGolden(t *testing.T) {
 		{KeyringKey("https://auth.example.com"), "issuers/https-auth.example.com-1ce18487e0b9bfef/keyring.json"},
 		{keyringLockName("https://auth.example.com"), "keyring-https-auth.example.com-1ce18487e0b9bfef"},
 		{lockKey("keyring-x"), "locks/keyring-x"},
+		{markerKey, "store-id"},
 		{KeyringKey(IDTokenKeyring("https://auth.example.com")), "issuers/https-auth.example.comid-token-rs256-2e949c095ae42eef/keyring.json"},
 		// Safe keeps "@", which no segment may hold: it is dropped
 		// (1957e3481365e4f4: sha256("https://auth.example.com/@acme")).

@@ -2,9 +2,11 @@ package oauthstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,7 +16,11 @@ type MemoryStore struct {
 	mu  sync.Mutex
 	m   map[string]memEntry
 	now func() time.Time
+	id  uint64 // its identity, unique in the process (never an address, which the GC reuses)
 }
+
+// memoryStores numbers the memory stores of the process.
+var memoryStores atomic.Uint64
 
 type memEntry struct {
 	v   []byte
@@ -23,7 +29,7 @@ type memEntry struct {
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{m: make(map[string]memEntry), now: time.Now}
+	return &MemoryStore{m: make(map[string]memEntry), now: time.Now, id: memoryStores.Add(1)}
 }
 
 func (s *MemoryStore) live(key string) (memEntry, bool) {
@@ -124,4 +130,12 @@ func (s *MemoryStore) SetClock(now func() time.Time) {
 	s.mu.Lock()
 	s.now = now
 	s.mu.Unlock()
+}
+
+// StoreIdentity implements Identifier: a memory store is only ever itself.
+func (s *MemoryStore) StoreIdentity() string {
+	if s.id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("memory #%d", s.id)
 }

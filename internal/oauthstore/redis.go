@@ -38,6 +38,21 @@ func NewRedisStore(client redis.UniversalClient, prefix string) *RedisStore {
 
 func (s *RedisStore) key(k string) string { return s.prefix + k }
 
+// StoreIdentity implements Identifier: the server address(es), database,
+// user name and key prefix; never the password.
+func (s *RedisStore) StoreIdentity() string {
+	switch c := s.client.(type) {
+	case *redis.Client:
+		o := c.Options()
+		return fmt.Sprintf("redis %s db %d user %q prefix %q", o.Addr, o.DB, o.Username, s.prefix)
+	case *redis.ClusterClient:
+		o := c.Options()
+		addrs := slices.Sorted(slices.Values(o.Addrs))
+		return fmt.Sprintf("redis cluster %s user %q prefix %q", strings.Join(addrs, ","), o.Username, s.prefix)
+	}
+	return ""
+}
+
 // Ping checks that Redis answers.
 func (s *RedisStore) Ping(ctx context.Context) error { return s.client.Ping(ctx).Err() }
 
