@@ -85,7 +85,7 @@ func TestAdminClientLifecycle(t *testing.T) {
 			t.Errorf("list shows a secret for %s", v.ID)
 		}
 	}
-	if sources["billing"] != "store" || sources[svcID] != "caddyfile" || sources[readerID] != "caddyfile" {
+	if sources["billing"] != "store" || sources[svcID] != "json" || sources[readerID] != "json" {
 		t.Errorf("list sources %v", sources)
 	}
 
@@ -159,10 +159,10 @@ func TestAdminClientRefusals(t *testing.T) {
 		status                   int
 		want                     string
 	}{
-		{"caddyfile client cannot be replaced", "PUT", "/oauth/clients/" + svcID, `{"scopes":["a"]}`, 409, "Caddyfile"},
-		{"caddyfile client cannot be deleted", "DELETE", "/oauth/clients/" + svcID, "", 409, "Caddyfile"},
-		{"caddyfile client secret is not rotated here", "POST", "/oauth/clients/" + svcID + "/secret", "", 409, "Caddyfile"},
-		{"create over a caddyfile client", "POST", "/oauth/clients", `{"client_id":"` + svcID + `","scopes":["a"]}`, 409, "Caddyfile"},
+		{"caddyfile client cannot be replaced", "PUT", "/oauth/clients/" + svcID, `{"scopes":["a"]}`, 409, "configuration"},
+		{"caddyfile client cannot be deleted", "DELETE", "/oauth/clients/" + svcID, "", 409, "configuration"},
+		{"caddyfile client secret is not rotated here", "POST", "/oauth/clients/" + svcID + "/secret", "", 409, "configuration"},
+		{"create over a caddyfile client", "POST", "/oauth/clients", `{"client_id":"` + svcID + `","scopes":["a"]}`, 409, "configuration"},
 		{"create twice", "POST", "/oauth/clients", `{"client_id":"dup","scopes":["a"]}`, 409, "exists"},
 		{"trailing object is refused", "POST", "/oauth/clients", `{"client_id":"x1","scopes":["a"]}{"client_id":"x2","scopes":["a"]}`, 400, "trailing data"},
 		{"trailing garbage is refused", "POST", "/oauth/clients", `{"client_id":"x3","scopes":["a"]} x`, 400, "trailing data"},

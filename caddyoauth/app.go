@@ -64,6 +64,11 @@ type App struct {
 	// Clients are the registered OAuth clients.
 	Clients []*Client `json:"clients,omitempty"`
 
+	// ConfigSource is "caddyfile" when the Caddyfile adapter made this
+	// config (it sets it), so the admin API can report where the
+	// configured clients come from; empty for a JSON config.
+	ConfigSource string `json:"config_source,omitempty"`
+
 	// Users are the people who may sign in on the login page.
 	Users []*User `json:"users,omitempty"`
 
@@ -424,6 +429,7 @@ func (a *App) useStore(s Store) {
 		},
 		markTTL:   max(maxAccessTokenTTL, time.Duration(a.RefreshTokenMaxTTL)) + maxLeeway + time.Minute,
 		logger:    a.logger,
+		clock:     func() time.Time { return a.clock() }, // tests move a.clock
 		known:     make(map[string]*clientEntry),
 		others:    make(map[string]*clientEntry),
 		maxOthers: clientCacheMax,

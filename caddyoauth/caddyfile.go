@@ -22,6 +22,9 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("oauth_server", httpcaddyfile.Before, "try_files")
 }
 
+// configSourceCaddyfile marks a config the Caddyfile adapter made.
+const configSourceCaddyfile = "caddyfile"
+
 // parseOAuthOption sets up the `oauth` app from the global option. Syntax:
 //
 //	oauth {
@@ -89,7 +92,7 @@ func parseOAuthOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		d.Next() // so the error names the line
 		return nil, d.Err("oauth option already specified")
 	}
-	app := new(App)
+	app := &App{ConfigSource: configSourceCaddyfile}
 	if err := app.UnmarshalCaddyfile(d); err != nil {
 		return nil, err
 	}

@@ -41,13 +41,50 @@ const (
 // the store (oauthstore.Clients).
 type storedClient struct {
 	ClientSettings
-	SecretHash string    `json:"secret_hash"`
-	Created    time.Time `json:"created"`
-	Updated    time.Time `json:"updated"`
+	SecretHash string `json:"secret_hash"`
+	// PreviousSecretHash is the secret a rotation replaced, which keeps
+	// working until PreviousSecretUntil (an overlap window for deploying
+	// the new one).
+	PreviousSecretHash  string    `json:"previous_secret_hash,omitempty"`
+	PreviousSecretUntil time.Time `json:"previous_secret_until,omitzero"`
+	// RegistrationTokenHash is the SHA-256 of the registration access
+	// token of a dynamically registered client (RFC 7592 §1), empty for
+	// a client made through the admin API.
+	RegistrationTokenHash string    `json:"registration_token_hash,omitempty"`
+	Created               time.Time `json:"created"`
+	Updated               time.Time `json:"updated"`
 }
 
 func (sc *storedClient) client() *Client {
 	return &Client{ClientSettings: sc.ClientSettings, SecretHash: sc.SecretHash}
+}
+
+// keepPreviousSecret lets a provisioned c also accept the secret the last
+// rotation replaced, until its overlap window ends.
+func (sc *storedClient) keepPreviousSecret(c *Client, now func() time.Time) {
+	if sc.PreviousSecretHash == "" || c.secret == nil || !now().Before(sc.PreviousSecretUntil) {
+		return
+	}
+	prev, err := parseSecretHash(sc.PreviousSecretHash)
+	if err != nil {
+		return
+	}
+	c.secret = &overlapChecker{current: c.secret, previous: prev, until: sc.PreviousSecretUntil, now: now}
+}
+
+// overlapChecker accepts the current secret, and the previous one until a
+// time. Both are compared every time, so the answer's timing does not say
+// which matched.
+type overlapChecker struct {
+	current, previous secretChecker
+	until             time.Time
+	now               func() time.Time
+}
+
+func (o *overlapChecker) check(presented string) bool {
+	cur := o.current.check(presented)
+	prev := o.previous.check(presented)
+	return cur || (prev && o.now().Before(o.until))
 }
 
 // clientEntry is what an instance knows of one client_id.
@@ -72,6 +109,7 @@ type clientRegistry struct {
 	// any token or refresh-token family that could predate it.
 	markTTL time.Duration
 	logger  *zap.Logger
+	clock   func() time.Time // the app's; bounds previous secrets
 
 	mu sync.Mutex
 	// known: clients that exist, read successfully; never evicted.
@@ -256,6 +294,7 @@ func (r *clientRegistry) readStored(ctx context.Context, id string) (*Client, er
 		r.logger.Error("stored client no longer valid, treated as absent", zap.String("client_id", id), zap.Error(err))
 		return nil, ErrNotFound
 	}
+	sc.keepPreviousSecret(c, r.clock)
 	return c, nil
 }
 
