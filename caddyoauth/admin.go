@@ -24,6 +24,8 @@ func init() {
 //	POST /oauth/keys/rotate  a new active signing key; old keys stay for
 //	                         verification until their tokens expire
 //	/oauth/clients…          clients, see admin_clients.go
+//	/oauth/registration/tokens…  initial access tokens for dynamic client
+//	                         registration, see admin_registration.go
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -41,6 +43,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/oauth/keys/rotate", Handler: caddy.AdminHandlerFunc(handleRotate)},
 		{Pattern: "/oauth/clients", Handler: caddy.AdminHandlerFunc(handleClients)},
 		{Pattern: "/oauth/clients/", Handler: caddy.AdminHandlerFunc(handleClients)},
+		{Pattern: "/oauth/registration/tokens", Handler: caddy.AdminHandlerFunc(handleRegistrationTokens)},
+		{Pattern: "/oauth/registration/tokens/", Handler: caddy.AdminHandlerFunc(handleRegistrationTokens)},
 		{Pattern: "/oauth/ready", Handler: caddy.AdminHandlerFunc(handleReady)},
 	}
 }

@@ -232,7 +232,7 @@ func (a clientsAPI) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.createClient(r.Context(), cs, "client created through the admin API")
+	v, err := a.createClient(r.Context(), cs, "", "client created through the admin API")
 	if err != nil {
 		return err
 	}
@@ -241,9 +241,10 @@ func (a clientsAPI) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 // createClient makes a store-kept client from cs (the admin API's POST and
-// dynamic registration): an id when cs has none, a secret when it needs
-// one (in the answer only).
-func (a clientsAPI) createClient(ctx context.Context, cs ClientSettings, logMsg string) (clientView, error) {
+// dynamic registration, whose registration access token's hash is
+// regHash): an id when cs has none, a secret when it needs one (in the
+// answer only).
+func (a clientsAPI) createClient(ctx context.Context, cs ClientSettings, regHash, logMsg string) (clientView, error) {
 	if cs.ID == "" {
 		id, err := randomID()
 		if err != nil {
@@ -255,7 +256,7 @@ func (a clientsAPI) createClient(ctx context.Context, cs ClientSettings, logMsg 
 		return clientView{}, apiErr(http.StatusConflict, "client %q is defined in the configuration (%s)", cs.ID, a.configSource())
 	}
 	now := a.clock().UTC().Truncate(time.Second)
-	sc := &storedClient{ClientSettings: cs, Created: now, Updated: now}
+	sc := &storedClient{ClientSettings: cs, RegistrationTokenHash: regHash, Created: now, Updated: now}
 	secret, err := credentials(sc)
 	if err != nil {
 		return clientView{}, err

@@ -64,6 +64,10 @@ type App struct {
 	// Clients are the registered OAuth clients.
 	Clients []*Client `json:"clients,omitempty"`
 
+	// Registration turns on dynamic client registration (RFC 7591) and
+	// management (RFC 7592) under this policy. Off when nil.
+	Registration *RegistrationConfig `json:"registration,omitempty"`
+
 	// ConfigSource is "caddyfile" when the Caddyfile adapter made this
 	// config (it sets it), so the admin API can report where the
 	// configured clients come from; empty for a JSON config.
@@ -151,8 +155,11 @@ type App struct {
 	registry *clientRegistry
 	revoked  *revocationList
 	clock    func() time.Time // time.Now; tests move it
-	ctx      context.Context  // the Caddy context: ends every loop and fetcher
-	caddyCtx *caddy.Context   // the same, to find the http app at Start; nil in unit tests
+	// registrations keeps initial access tokens and registration slots
+	// (RFC 7591).
+	registrations oauthstore.Registrations
+	ctx           context.Context // the Caddy context: ends every loop and fetcher
+	caddyCtx      *caddy.Context  // the same, to find the http app at Start; nil in unit tests
 
 	declared *resourceSet // resources oauth_scope routes guard (DeclareResource)
 	audit    *auditor     // security events: Caddy events and the oauth.audit log
@@ -291,6 +298,11 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if err := a.provisionDPoP(); err != nil {
 		return err
 	}
+	if a.Registration != nil {
+		if err := a.Registration.provision(); err != nil {
+			return fmt.Errorf("registration: %v", err)
+		}
+	}
 	if err := a.provisionUsers(); err != nil {
 		return err
 	}
@@ -421,6 +433,7 @@ func (a *App) useStore(s Store) {
 		a.revoked.store = a.rec.Revocations
 	}
 	a.directory.store = a.rec.Users
+	a.registrations = oauthstore.NewRegistrations(metered, func() time.Time { return a.clock() }, a.logger)
 	a.registry = &clientRegistry{
 		static: a.clients,
 		store:  oauthstore.NewClients(metered, a.clock, a.logger, func(c *storedClient) string { return c.ID }),

@@ -28,6 +28,7 @@ const (
 	eventAccountLocked        = "account_locked"
 	eventConsentWithdrawn     = "consent_withdrawn"
 	eventClientRevoked        = "client_revoked"
+	eventClientRegistered     = "client_registered" // RFC 7591
 	eventKeyRotated           = "key_rotated"
 	eventKeyRestored          = "key_restored"
 )
@@ -37,7 +38,7 @@ var securityEvents = oauthmetrics.NewFixed(prometheus.CounterOpts{
 	Namespace: "oauth", Name: "security_events_total",
 	Help: "Security events (the oauth.audit log and Caddy events), by event.",
 }, "event", eventTokenIssued, eventTokenRefused, eventRefreshReuseDetected, eventLoginSucceeded,
-	eventLoginFailed, eventAccountLocked, eventConsentWithdrawn, eventClientRevoked, eventKeyRotated)
+	eventLoginFailed, eventAccountLocked, eventConsentWithdrawn, eventClientRevoked, eventKeyRotated, eventClientRegistered)
 
 // maxEventValue bounds a value that came from a request (a client_id or a
 // username someone typed), so an event cannot carry a megabyte of input.

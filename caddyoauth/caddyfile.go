@@ -57,6 +57,15 @@ const configSourceCaddyfile = "caddyfile"
 //			nonce_lifetime <duration>
 //			proof_window   <duration>
 //		}
+//		registration {
+//			open
+//			grant_types          <grant...>
+//			scopes               <scope...>
+//			redirect_uri_schemes <scheme...>
+//			redirect_uri_hosts   <host|*.domain...>
+//			allow_public_clients
+//			max_per_address      <n> [<window>]
+//		}
 //		client <client_id> {
 //			name             <text>
 //			secret_hash      <sha256:hex|bcrypt|argon2id>
@@ -268,6 +277,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Clients = append(a.Clients, c)
+		case "registration":
+			if a.Registration != nil {
+				return d.Err("registration already specified")
+			}
+			rc, err := unmarshalRegistration(d)
+			if err != nil {
+				return err
+			}
+			a.Registration = rc
 		case "user":
 			u, b := new(User), newBlockLines(d)
 			if err := u.unmarshalCaddyfile(d, b); err != nil {

@@ -53,6 +53,7 @@ type serverMetadata struct {
 	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported"`     // RFC 9449 §5.1
 	PushedAuthorizationRequestEndpoint                 string   `json:"pushed_authorization_request_endpoint"` // RFC 9126 §5
 	RequirePushedAuthorizationRequests                 bool     `json:"require_pushed_authorization_requests"`
+	RegistrationEndpoint                               string   `json:"registration_endpoint,omitempty"` // RFC 8414 §2, RFC 7591
 }
 
 // buildMetadata renders the metadata document for endpoints under base.
@@ -93,6 +94,7 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		DPoPSigningAlgValuesSupported:              dpop.Algs,
 		PushedAuthorizationRequestEndpoint:         base + "/par",
 		RequirePushedAuthorizationRequests:         a.RequirePushedAuthorizationRequests,
+		RegistrationEndpoint:                       a.registrationEndpoint(base),
 	}, "", "  ")
 }
 

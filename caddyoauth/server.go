@@ -51,6 +51,8 @@ type Server struct {
 	revokePath       string
 	signupPath       string
 	parPath          string
+	registerPath     string // RFC 7591; empty when registration is off
+	registerURL      string
 	assertionAud     []string // what a client assertion's aud may name
 	metadataPath     string
 	metadata         []byte
@@ -114,12 +116,16 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	s.revokePath = base + "/revoke"
 	s.signupPath = base + "/signup"
 	s.parPath = base + "/par"
+	if s.app.Registration != nil {
+		s.registerPath = base + "/register"
+	}
 	s.metadataPath = metadataPath(s.app.Issuer)
 	var err error
 	if s.pages, err = loadPages(s.Templates); err != nil {
 		return fmt.Errorf("templates: %v", err)
 	}
 	base = strings.TrimSuffix(s.app.Issuer, "/") + s.Prefix
+	s.registerURL = base + "/register"
 	// RFC 7523 §3 item 3: the token endpoint URL, or the issuer
 	// identifier (RFC 8414 §2) as OpenID Connect and RFC 7523bis allow.
 	s.assertionAud = []string{s.app.Issuer, base + "/token"}
@@ -190,6 +196,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	case s.openIDConfigPath:
 		servePublicDocument(w, r, s.openIDConfig)
+		return nil
+	}
+	if s.registerPath != "" && (r.URL.Path == s.registerPath || strings.HasPrefix(r.URL.Path, s.registerPath+"/")) {
+		s.serveRegistration(w, r)
 		return nil
 	}
 	return next.ServeHTTP(w, r)

@@ -53,6 +53,9 @@ func TestKeySchemaGolden(t *testing.T) {
 		{tokenRevocationKey("jti-1", 1700000000), "revoked-tokens/1700000000.jti-1"},
 		{tokenRevocationKey("a:b", 1700000000), "revoked-tokens/1700000000.x-613a62"},
 		{revocationStampKey, "revoked-tokens-version"},
+		{initialAccessTokensPrefix, "registration-tokens/"},
+		{initialAccessTokenKey("ab12"), "registration-tokens/ab12"},
+		{registrationSlotKey("192.0.2.1", 3), "registration-slots/" + digest("192.0.2.1") + "/3"},
 		// certmagic's Safe("https://auth.example.com") is
 		// "https-auth.example.com"; 1ce18487e0b9bfef is the first 8 bytes
 		// of sha256("https://auth.example.com").
