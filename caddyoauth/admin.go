@@ -26,6 +26,7 @@ func init() {
 //	/oauth/clients…          clients, see admin_clients.go
 //	/oauth/registration/tokens…  initial access tokens for dynamic client
 //	                         registration, see admin_registration.go
+//	/oauth/tokens/revoke, /oauth/users/{name}/revoke  see admin_tokens.go
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -45,6 +46,8 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/oauth/clients/", Handler: caddy.AdminHandlerFunc(handleClients)},
 		{Pattern: "/oauth/registration/tokens", Handler: caddy.AdminHandlerFunc(handleRegistrationTokens)},
 		{Pattern: "/oauth/registration/tokens/", Handler: caddy.AdminHandlerFunc(handleRegistrationTokens)},
+		{Pattern: "/oauth/tokens/revoke", Handler: caddy.AdminHandlerFunc(handleTokenRevoke)},
+		{Pattern: "/oauth/users/", Handler: caddy.AdminHandlerFunc(handleUsers)},
 		{Pattern: "/oauth/ready", Handler: caddy.AdminHandlerFunc(handleReady)},
 	}
 }
