@@ -27,6 +27,7 @@ func init() {
 //	/oauth/registration/tokens…  initial access tokens for dynamic client
 //	                         registration, see admin_registration.go
 //	/oauth/tokens/revoke, /oauth/users/{name}/revoke  see admin_tokens.go
+//	GET  /oauth/openapi.json  the OpenAPI 3.1 description of all of these
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -49,6 +50,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/oauth/tokens/revoke", Handler: caddy.AdminHandlerFunc(handleTokenRevoke)},
 		{Pattern: "/oauth/users/", Handler: caddy.AdminHandlerFunc(handleUsers)},
 		{Pattern: "/oauth/ready", Handler: caddy.AdminHandlerFunc(handleReady)},
+		{Pattern: "/oauth/openapi.json", Handler: caddy.AdminHandlerFunc(handleOpenAPI)},
 	}
 }
 
