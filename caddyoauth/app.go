@@ -68,11 +68,6 @@ type App struct {
 	// management (RFC 7592) under this policy. Off when nil.
 	Registration *RegistrationConfig `json:"registration,omitempty"`
 
-	// ConfigSource is "caddyfile" when the Caddyfile adapter made this
-	// config (it sets it), so the admin API can report where the
-	// configured clients come from; empty for a JSON config.
-	ConfigSource string `json:"config_source,omitempty"`
-
 	// Users are the people who may sign in on the login page.
 	Users []*User `json:"users,omitempty"`
 
@@ -137,6 +132,12 @@ type App struct {
 	// remote address, a header) is assumed to see, for the budget.
 	// Default: 10000.
 	RateLimitKeys int `json:"rate_limit_keys,omitempty"`
+
+	// ConfigSource is "caddyfile" when the Caddyfile adapter made this
+	// config (it sets it), so the admin API can report where the
+	// configured clients come from; empty for a JSON config. Last, so
+	// adapted configs differ from before only by a final member.
+	ConfigSource string `json:"config_source,omitempty"`
 
 	clients   map[string]*Client
 	users     map[string]*User

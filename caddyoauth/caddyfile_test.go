@@ -73,7 +73,8 @@ func TestParseOAuthOption(t *testing.T) {
 				"metadata": {"tier": "gold", "region": "eu west"}
 			},
 			{"client_id": "second", "secret": "{env.SECOND_SECRET}", "scopes": ["a"]}
-		]
+		],
+		"config_source": "caddyfile"
 	}`
 	v, err := parseOAuthOption(caddyfile.NewTestDispenser(input), nil)
 	if err != nil {
