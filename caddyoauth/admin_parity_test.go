@@ -211,6 +211,9 @@ func TestAdminSecretOverlap(t *testing.T) {
 	if status != http.StatusOK || fresh == "" || rotated["previous_secret_valid_until"] == nil {
 		t.Fatalf("rotate: %d %s", status, raw)
 	}
+	if _, _, raw := adminDo(t, "GET", "/oauth/clients/rot", ""); strings.Contains(raw, "sha256") || strings.Contains(raw, "secret_hash") {
+		t.Errorf("a hash is shown: %s", raw)
+	}
 	for name, s := range map[string]string{"old": old, "new": fresh} {
 		if rec := basicToken(t, srv, "rot", s, ccForm()); rec.Code != http.StatusOK {
 			t.Errorf("%s secret within the overlap: %d", name, rec.Code)
