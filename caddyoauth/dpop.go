@@ -99,8 +99,11 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, c *Client) (
 	ctx := r.Context()
 	vals := r.Header.Values("DPoP")
 	if len(vals) == 0 {
-		if c.DPoPBoundAccessTokens {
+		switch {
+		case c.DPoPBoundAccessTokens:
 			return nil, badRequest(errInvalidDPoPProof, "this client must send a DPoP proof")
+		case a.fapi2() && !fapiSenderConstrained(c):
+			return nil, badRequest(errInvalidDPoPProof, "profile fapi2: access tokens are sender-constrained: send a DPoP proof")
 		}
 		return ctx, nil
 	}
@@ -108,7 +111,7 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, c *Client) (
 		return nil, badRequest(errInvalidDPoPProof, "more than one DPoP header") // §4.3 item 1
 	}
 	now := a.clock()
-	proof, err := dpop.Check(vals[0], dpop.Expect{Method: http.MethodPost, URL: reqinfo.URL(r), Now: now, Window: a.dpop.window})
+	proof, err := dpop.Check(vals[0], dpop.Expect{Method: http.MethodPost, URL: reqinfo.URL(r), Now: now, Window: a.dpop.window, Algs: a.proofAlgs()})
 	if err != nil {
 		var pe *dpop.Error
 		if errors.As(err, &pe) {
@@ -184,3 +187,12 @@ func (a *App) DPoPReplay() dpop.Replay {
 // processReplay remembers proofs for apps without a Redis store: one per
 // process, so a reload does not forget the proofs seen.
 var processReplay = dpop.NewMemoryReplay(0)
+
+// proofAlgs are the algorithms a DPoP proof may use: all asymmetric ones,
+// or FAPI 2.0's under that profile.
+func (a *App) proofAlgs() []string {
+	if a.fapi2() {
+		return fapiAlgs
+	}
+	return dpop.Algs
+}

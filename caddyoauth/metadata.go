@@ -66,7 +66,7 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		}
 	}
 	slices.Sort(scopes)
-	return json.MarshalIndent(serverMetadata{
+	m := serverMetadata{
 		Issuer:                a.Issuer,
 		AuthorizationEndpoint: base + "/authorize",
 		TokenEndpoint:         base + "/token",
@@ -93,7 +93,11 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		DPoPSigningAlgValuesSupported:              dpop.Algs,
 		PushedAuthorizationRequestEndpoint:         base + "/par",
 		RequirePushedAuthorizationRequests:         a.RequirePushedAuthorizationRequests,
-	}, "", "  ")
+	}
+	if a.fapi2() {
+		a.fapiMetadata(&m)
+	}
+	return json.MarshalIndent(m, "", "  ")
 }
 
 // jwksCache holds the rendered JWKS of one keyring, rebuilt when the

@@ -123,6 +123,11 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	// RFC 7523 §3 item 3: the token endpoint URL, or the issuer
 	// identifier (RFC 8414 §2) as OpenID Connect and RFC 7523bis allow.
 	s.assertionAud = []string{s.app.Issuer, base + "/token"}
+	if s.app.fapi2() {
+		// FAPI 2.0: the issuer identifier only, so an assertion made for
+		// another server's endpoint cannot be replayed here.
+		s.assertionAud = []string{s.app.Issuer}
+	}
 	if s.metadata, err = s.app.buildMetadata(base); err != nil {
 		return err
 	}
