@@ -170,18 +170,18 @@ func familyKey(ctx context.Context, c *Client) string {
 }
 
 // DPoPReplay is where the token endpoint and oauth_scope routes record
-// the DPoP proofs they accept (RFC 9449 §11.1). With `store redis` it is
-// the store, so a proof accepted by one instance is refused by every
+// the DPoP proofs they accept (RFC 9449 §11.1): the store, so that with
+// `store redis` a proof accepted by one instance is refused by every
 // other, at one round trip per proof. With Caddy storage, whose atomic
-// writes take a lock file (milliseconds per proof, measured in
-// BenchmarkTokenEndpointDPoP), it is this process's memory: a proof is
-// good once per instance, and a cluster that must refuse a proof replayed
-// to another instance uses `store redis`.
+// writes take a lock file (milliseconds per proof, measured with
+// BenchmarkTokenEndpointDPoP), it is this process's memory instead: a
+// proof is good once per instance, and a cluster that must refuse a proof
+// replayed to another instance uses `store redis`.
 func (a *App) DPoPReplay() dpop.Replay {
-	if _, shared := a.store.(*oauthstore.RedisStore); shared {
-		return a.rec.Proofs
+	if _, lockFiles := a.store.(*oauthstore.CaddyStore); lockFiles {
+		return processReplay
 	}
-	return processReplay
+	return a.rec.Proofs
 }
 
 // processReplay remembers proofs for apps without a Redis store: one per

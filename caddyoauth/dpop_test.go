@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyapigw/gateway/internal/dpop"
 	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
 
 // tokenURLOf is the URL httptest requests to the token endpoint go to.
@@ -265,5 +267,21 @@ func TestDPoPAuthorizationCodeBinding(t *testing.T) {
 	u := b.approve(authorizeQuery(challenge, "dpop_jkt", "short"))
 	if u.Query().Get("error") != errInvalidRequest {
 		t.Fatalf("malformed dpop_jkt: redirect %s, want error=invalid_request", u)
+	}
+}
+
+// TestDPoPReplayRecord: proofs are recorded in the store (shared by a
+// cluster) unless it is Caddy storage, whose lock-file writes are too slow
+// for every API call; then in the process.
+func TestDPoPReplayRecord(t *testing.T) {
+	cfg := baseConfig()
+	cfg.store = NewMemoryStore()
+	shared := newApp(t, cfg)
+	if _, ok := shared.DPoPReplay().(oauthstore.Proofs); !ok {
+		t.Errorf("memory store: replay record %T, want the store's", shared.DPoPReplay())
+	}
+	local := newApp(t, nil) // Caddy file storage
+	if local.DPoPReplay() != dpop.Replay(processReplay) {
+		t.Errorf("Caddy storage: replay record %T, want the process's", local.DPoPReplay())
 	}
 }
