@@ -196,3 +196,7 @@ func (a *App) proofAlgs() []string {
 	}
 	return dpop.Algs
 }
+
+// userinfoDPoP checks DPoP at the userinfo endpoint, a protected resource
+// like any other (RFC 9449 §7): a DPoP-bound token only with its proof.
+func (s *Server) userinfoDPoP() *dpop.Resource { return s.dpopRes }

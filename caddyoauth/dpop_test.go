@@ -285,3 +285,38 @@ func TestDPoPReplayRecord(t *testing.T) {
 		t.Errorf("Caddy storage: replay record %T, want the process's", local.DPoPReplay())
 	}
 }
+
+// TestUserinfoDPoP: RFC 9449 §7 at the userinfo endpoint: a DPoP-bound
+// token is refused as a bearer token and accepted with the DPoP scheme and
+// a proof for this request.
+func TestUserinfoDPoP(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	k := dpopKey(t)
+	verifier, challenge := pkce()
+	code := b.code(challenge, "scope", "profile")
+	f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {spaRedirect}, "client_id": {spaID}, "code_verifier": {verifier}}
+	rec := dpopRequest(t, b.s, f, k.Proof("POST", tokenURLOf, dpoptest.Options{}))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("exchange: %d %s", rec.Code, rec.Body)
+	}
+	tok := tokenJSON(t, rec)["access_token"].(string)
+	const userinfoURL = "http://example.com/oauth2/userinfo"
+	get := func(authz string, proofs ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
+		r.Header.Set("Authorization", authz)
+		for _, p := range proofs {
+			r.Header.Add("DPoP", p)
+		}
+		rec, _ := serve(t, b.s, r)
+		return rec
+	}
+	if rec := get("Bearer " + tok); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate")+strings.Join(rec.Header().Values("WWW-Authenticate"), " "), "DPoP") {
+		t.Fatalf("bound token as bearer at userinfo: %d %v", rec.Code, rec.Header().Values("WWW-Authenticate"))
+	}
+	if rec := get("DPoP " + tok); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("bound token without a proof at userinfo: %d", rec.Code)
+	}
+	if rec := get("DPoP "+tok, k.Proof("GET", userinfoURL, dpoptest.Options{AccessToken: tok})); rec.Code != http.StatusOK {
+		t.Fatalf("bound token with its proof at userinfo: %d %s", rec.Code, rec.Body)
+	}
+}
