@@ -67,7 +67,7 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		}
 	}
 	slices.Sort(scopes)
-	return json.MarshalIndent(serverMetadata{
+	m := serverMetadata{
 		Issuer:                a.Issuer,
 		AuthorizationEndpoint: base + "/authorize",
 		TokenEndpoint:         base + "/token",
@@ -95,7 +95,11 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		PushedAuthorizationRequestEndpoint:         base + "/par",
 		RequirePushedAuthorizationRequests:         a.RequirePushedAuthorizationRequests,
 		RegistrationEndpoint:                       a.registrationEndpoint(base),
-	}, "", "  ")
+	}
+	if a.fapi2() {
+		a.fapiMetadata(&m)
+	}
+	return json.MarshalIndent(m, "", "  ")
 }
 
 // jwksCache holds the rendered JWKS of one keyring, rebuilt when the
