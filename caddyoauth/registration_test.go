@@ -178,12 +178,16 @@ func TestRegistrationLifecycle(t *testing.T) {
 	if rec, got := regCall(t, b.s, "GET", path, rat, ""); rec.Code != http.StatusOK || got["client_id"] != id || got["client_secret"] != nil {
 		t.Errorf("read: %d %s", rec.Code, rec.Body)
 	}
+	if status, _, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"by-admin","scope":"notes:read"}`); status != http.StatusCreated {
+		t.Fatalf("admin client: %d %s", status, raw)
+	}
 	for name, tc := range map[string]struct{ path, token string }{
-		"no token":                     {path, ""},
-		"wrong token":                  {path, iat},
-		"another client's path":        {"/oauth2/register/" + svcID, rat},
-		"an unknown client":            {"/oauth2/register/nobody", rat},
-		"the initial token as the RAT": {path, iat},
+		"a client made through the admin API": {"/oauth2/register/by-admin", rat},
+		"no token":                            {path, ""},
+		"wrong token":                         {path, iat},
+		"another client's path":               {"/oauth2/register/" + svcID, rat},
+		"an unknown client":                   {"/oauth2/register/nobody", rat},
+		"the initial token as the RAT":        {path, iat},
 	} {
 		if rec, _ := regCall(t, b.s, "GET", tc.path, tc.token, ""); rec.Code != http.StatusUnauthorized {
 			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)

@@ -167,7 +167,14 @@ func TestDynamicRegistrationOpenIDClient(t *testing.T) {
 		t.Fatalf("initial access token: %d", resp.StatusCode)
 	}
 
-	for _, tc := range []struct{ method, iat string }{{"client_secret_post", iat.Token}, {"none", iat.Token}} {
+	// A second one made with the command line, for the public client.
+	out, errOut, code := cli(t, g, "registration-token", "create", "--expires-in", "10m", "--note", "cli", "--json")
+	var iat2 struct{ Token, Note string }
+	if err := json.Unmarshal([]byte(out), &iat2); code != 0 || err != nil || iat2.Token == "" || iat2.Note != "cli" {
+		t.Fatalf("caddy oauth registration-token create: exit %d %v\n%s\n%s", code, err, out, errOut)
+	}
+
+	for _, tc := range []struct{ method, iat string }{{"client_secret_post", iat.Token}, {"none", iat2.Token}} {
 		t.Run(tc.method, func(t *testing.T) {
 			reg := registerWithOpenIDClient(t, g, tc.method, tc.iat)
 			if reg.HasSecret != (tc.method != "none") || reg.TokenEndpointAuthMethod != tc.method ||
