@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // TestOpenAPIDescription: docs/openapi.json is the description the admin
@@ -82,6 +84,9 @@ func TestOpenAPIDescription(t *testing.T) {
 	}
 	fill := strings.NewReplacer("{client_id}", "doc", "{id}", strings.Repeat("0", 64), "{username}", aliceUser)
 	for p, item := range spec.Paths {
+		if _, public := item["servers"]; public {
+			continue // TestOpenAPIPublicEndpoints
+		}
 		path := fill.Replace(p)
 		h := handler(path)
 		if h == nil {
@@ -114,6 +119,61 @@ func TestOpenAPIDescription(t *testing.T) {
 						t.Errorf("%s %s: example %q refused: %v", m, p, name, err)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestOpenAPIPublicEndpoints: every endpoint oauth_server serves (each
+// path it is provisioned with, registration and sign-up on) is in
+// openapi.json with its own servers (the issuer), and each such path lists
+// exactly the methods served: a listed method is answered (not passed on,
+// not 405), any other is 405.
+func TestOpenAPIPublicEndpoints(t *testing.T) {
+	var spec struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &spec); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newFlow(t, func(a *App) {
+		a.Registration = regPolicy()
+		a.Signup = new(SignupConfig)
+	})
+	s := b.s
+	sv := reflect.ValueOf(s).Elem()
+	for i := range sv.NumField() {
+		f := sv.Type().Field(i)
+		if !strings.HasSuffix(f.Name, "Path") || f.Type.Kind() != reflect.String {
+			continue
+		}
+		p := sv.Field(i).String()
+		if item, ok := spec.Paths[p]; !ok || item["servers"] == nil {
+			t.Errorf("oauth_server serves %s (%s), which openapi.json does not list as a public path", p, f.Name)
+		}
+	}
+	if _, ok := spec.Paths[s.registerPath+"/{client_id}"]; !ok {
+		t.Errorf("%s/{client_id} (RFC 7592) is not in openapi.json", s.registerPath)
+	}
+	for p, item := range spec.Paths {
+		if item["servers"] == nil {
+			continue
+		}
+		path := strings.ReplaceAll(p, "{client_id}", "someone")
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+			_, listed := item[strings.ToLower(m)]
+			rec := httptest.NewRecorder()
+			next := false
+			err := s.ServeHTTP(rec, httptest.NewRequest(m, path, strings.NewReader("")), caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+				next = true
+				return nil
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := !next && rec.Code != http.StatusMethodNotAllowed
+			if listed != served {
+				t.Errorf("%s %s: listed in openapi.json %v, served %v (%d, passed on %v)", m, p, listed, served, rec.Code, next)
 			}
 		}
 	}
