@@ -26,7 +26,8 @@ func init() {
 //	/oauth/clients…          clients, see admin_clients.go
 //	/oauth/registration/tokens…  initial access tokens for dynamic client
 //	                         registration, see admin_registration.go
-//	/oauth/tokens/revoke, /oauth/users/{name}/revoke  see admin_tokens.go
+//	/oauth/tokens/revoke     see admin_tokens.go
+//	/oauth/users…            people, see admin_users.go
 //	GET  /oauth/openapi.json  the OpenAPI 3.1 description of all of these
 type adminAPI struct{}
 
@@ -48,6 +49,7 @@ func (adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/oauth/registration/tokens", Handler: caddy.AdminHandlerFunc(handleRegistrationTokens)},
 		{Pattern: "/oauth/registration/tokens/", Handler: caddy.AdminHandlerFunc(handleRegistrationTokens)},
 		{Pattern: "/oauth/tokens/revoke", Handler: caddy.AdminHandlerFunc(handleTokenRevoke)},
+		{Pattern: "/oauth/users", Handler: caddy.AdminHandlerFunc(handleUsers)},
 		{Pattern: "/oauth/users/", Handler: caddy.AdminHandlerFunc(handleUsers)},
 		{Pattern: "/oauth/ready", Handler: caddy.AdminHandlerFunc(handleReady)},
 		{Pattern: "/oauth/openapi.json", Handler: caddy.AdminHandlerFunc(handleOpenAPI)},

@@ -3,7 +3,6 @@ package caddyoauth
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"go.uber.org/zap"
 )
@@ -15,13 +14,9 @@ import (
 //	                                   it expires) or refresh token (its
 //	                                   family and the family's last access
 //	                                   token), whichever client it belongs to
-//	POST /oauth/users/{name}/revoke    everything a person gave applications:
-//	                                   their refresh-token families (and the
-//	                                   families' last access tokens) and
-//	                                   their remembered consents
 //
-// The person's sign-in sessions are not ended (sessions are not indexed by
-// person yet).
+// A person's grants are revoked at /oauth/users/{name}/revoke
+// (admin_users.go).
 
 type tokenRevokeRequest struct {
 	Token string `json:"token"`
@@ -61,63 +56,4 @@ func handleTokenRevoke(w http.ResponseWriter, r *http.Request) error {
 	a.revokeFamily(ctx, rt.Family)
 	a.logger.Info("refresh token revoked through the admin API", zap.String("client_id", fam.ClientID))
 	return writeAdminJSON(w, http.StatusOK, map[string]string{"revoked": "refresh_token", "client_id": fam.ClientID, "user": fam.User})
-}
-
-type userRevokeResult struct {
-	User              string `json:"user"`
-	FamiliesRevoked   int    `json:"refresh_token_families_revoked"`
-	ConsentsWithdrawn int    `json:"consents_withdrawn"`
-}
-
-func handleUsers(w http.ResponseWriter, r *http.Request) error {
-	rest := strings.TrimPrefix(r.URL.Path, "/oauth/users/")
-	user, action, _ := strings.Cut(rest, "/")
-	if user == "" || action != "revoke" {
-		return apiErr(http.StatusNotFound, "no such endpoint (POST /oauth/users/{name}/revoke)")
-	}
-	if r.Method != http.MethodPost {
-		return methodNotAllowed(w, http.MethodPost)
-	}
-	a, err := runningApp()
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	res := userRevokeResult{User: user}
-	ids, err := a.rec.Families.OfUser(ctx, user, "")
-	if err != nil {
-		return storeErr(err)
-	}
-	for _, id := range ids {
-		fam, err := a.rec.Families.Get(ctx, id)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return storeErr(err)
-		}
-		if fam != nil && fam.User == user {
-			a.revokeFamily(ctx, id)
-			res.FamiliesRevoked++
-		}
-		client := ""
-		if fam != nil {
-			client = fam.ClientID
-		}
-		if client != "" {
-			if err := a.rec.Families.Unindex(ctx, user, client, id); err != nil {
-				return storeErr(err)
-			}
-		}
-	}
-	consents, err := a.rec.Consents.List(ctx, user)
-	if err != nil {
-		return storeErr(err)
-	}
-	for _, c := range consents {
-		if err := a.rec.Consents.Delete(ctx, user, c.ClientID); err != nil {
-			return storeErr(err)
-		}
-		res.ConsentsWithdrawn++
-	}
-	a.logger.Info("a person's grants revoked through the admin API", zap.String("user", user), zap.Int("families", res.FamiliesRevoked))
-	a.audit.emit(r, eventConsentWithdrawn, map[string]any{"user": user, "reason": "admin API"})
-	return writeAdminJSON(w, http.StatusOK, res)
 }

@@ -1,6 +1,7 @@
 package caddyoauth
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 )
@@ -55,6 +57,10 @@ finds it), else localhost:2019.
 	caddy oauth clients remove <client_id>
 	caddy oauth clients rotate-secret <client_id> [--overlap 24h]
 	caddy oauth clients revoke <client_id>
+	caddy oauth users list
+	caddy oauth users add <username> --email E [--name N]     (password on stdin)
+	caddy oauth users disable|enable|end-sessions|revoke <username>
+	caddy oauth users passwd <username>                       (password on stdin)
 	caddy oauth registration-token create [--expires-in 24h] [--note N]
 	caddy oauth tokens revoke <token|->
 	caddy oauth keys list|rotate
@@ -98,7 +104,20 @@ func buildOAuthCommand(cmd *cobra.Command) {
 		oauthSub("list", "the public signing keys", cobra.NoArgs, nil, cliKeys("GET", "/oauth/keys")),
 		oauthSub("rotate", "a new active signing key", cobra.NoArgs, nil, cliKeys("POST", "/oauth/keys/rotate")),
 	)
-	cmd.AddCommand(clients, reg, tokens, keys)
+	users := &cobra.Command{Use: "users", Short: "people who sign in"}
+	users.AddCommand(
+		oauthSub("list", "everyone who may sign in", cobra.NoArgs, nil, cliUsersList),
+		oauthSub("add <username>", "create an account (password from stdin)", cobra.ExactArgs(1), func(c *cobra.Command) {
+			c.Flags().String("email", "", "e-mail address (required)")
+			c.Flags().String("name", "", "display name")
+		}, cliUsersAdd),
+		oauthSub("disable <username>", "no more sign-ins; sessions and grants end", cobra.ExactArgs(1), nil, cliUserAction("POST", "disable")),
+		oauthSub("enable <username>", "undo disable", cobra.ExactArgs(1), nil, cliUserAction("POST", "enable")),
+		oauthSub("passwd <username>", "a new password (from stdin); sessions end", cobra.ExactArgs(1), nil, cliUsersPasswd),
+		oauthSub("end-sessions <username>", "sign the person out everywhere", cobra.ExactArgs(1), nil, cliUserAction("DELETE", "sessions")),
+		oauthSub("revoke <username>", "end what the person gave applications", cobra.ExactArgs(1), nil, cliUserAction("POST", "revoke")),
+	)
+	cmd.AddCommand(clients, users, reg, tokens, keys)
 }
 
 // oauthSub makes a subcommand whose function gets the flags and the
@@ -472,4 +491,85 @@ func cliKeys(method, uri string) func(*cliCtx, []string) error {
 		}
 		return tw.Flush()
 	}
+}
+
+func cliUsersList(c *cliCtx, _ []string) error {
+	var list []userView
+	raw, err := c.call("GET", "/oauth/users", "", nil, &list)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return c.printJSON(raw)
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tSOURCE\tDISABLED\tEMAIL\tNAME")
+	for _, u := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", u.Username, u.Source, u.Disabled, u.Email, u.Name)
+	}
+	return tw.Flush()
+}
+
+// readPassword reads a password from stdin (not echoed on a terminal).
+func readPassword() (string, error) {
+	in := os.Stdin
+	if term.IsTerminal(int(in.Fd())) {
+		fmt.Fprint(os.Stderr, "Password: ")
+		b, err := term.ReadPassword(int(in.Fd()))
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return "", usagef("reading the password: %v", err)
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(in, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", usagef("reading the password: %v", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", usagef("no password on stdin")
+	}
+	return line, nil
+}
+
+func cliUsersAdd(c *cliCtx, args []string) error {
+	if c.fl.String("email") == "" {
+		return usagef("--email is required")
+	}
+	pw, err := readPassword()
+	if err != nil {
+		return err
+	}
+	return c.showUser(c.call("POST", "/oauth/users", "", map[string]string{"username": args[0], "password": pw,
+		"email": c.fl.String("email"), "name": c.fl.String("name")}, nil))
+}
+
+func cliUsersPasswd(c *cliCtx, args []string) error {
+	pw, err := readPassword()
+	if err != nil {
+		return err
+	}
+	return c.showUser(c.call("POST", "/oauth/users/"+args[0]+"/password", "", map[string]string{"password": pw}, nil))
+}
+
+func cliUserAction(method, action string) func(*cliCtx, []string) error {
+	return func(c *cliCtx, args []string) error {
+		return c.showUser(c.call(method, "/oauth/users/"+args[0]+"/"+action, "", nil, nil))
+	}
+}
+
+// showUser prints an answer about a person.
+func (c *cliCtx) showUser(raw []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return c.printJSON(raw)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	return printFields(c.out, v)
 }

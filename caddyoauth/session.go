@@ -56,7 +56,10 @@ func (s *Server) currentSession(ctx context.Context, r *http.Request) (*session,
 		return nil, err
 	}
 	if !ok {
-		return nil, nil // the user was removed
+		return nil, nil // the user was removed or disabled
+	}
+	if stored.AuthTime < u.sessionsNotBefore {
+		return nil, nil // an administrator ended the person's sessions
 	}
 	// Failing to extend is not fatal: the session ends a little early.
 	_ = a.rec.Sessions.Touch(ctx, c.Value, stored)

@@ -124,7 +124,12 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 
 // checkSignup applies the account rules and returns what is wrong, or "".
 func (s *Server) checkSignup(username, name, email, password string) string {
-	a := s.app
+	return checkAccount(s.app.Signup.MinPasswordLength, username, name, email, password)
+}
+
+// checkAccount is the account rule of the sign-up page and of accounts
+// made through the admin API: what is wrong, or "".
+func checkAccount(minPasswordLength int, username, name, email, password string) string {
 	switch {
 	case !usernamePattern.MatchString(username):
 		return "A username is 1 to 64 letters, digits and . _ @ + -"
@@ -137,8 +142,8 @@ func (s *Server) checkSignup(username, name, email, password string) string {
 	n := utf8.RuneCountInString(password)
 	lower := strings.ToLower(password)
 	switch {
-	case n < a.Signup.MinPasswordLength:
-		return "The password needs at least " + strconv.Itoa(a.Signup.MinPasswordLength) + " characters."
+	case n < minPasswordLength:
+		return "The password needs at least " + strconv.Itoa(minPasswordLength) + " characters."
 	case len(password) > maxPasswordBytes:
 		return "The password is longer than 72 bytes, which bcrypt cannot use."
 	case strings.Contains(lower, strings.ToLower(username)) || strings.Contains(lower, strings.ToLower(email)):

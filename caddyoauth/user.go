@@ -35,6 +35,10 @@ type User struct {
 	Claims map[string]string `json:"claims,omitempty"`
 
 	password passwordHash
+	// sessionsNotBefore: sign-in sessions started before this (unix
+	// seconds) no longer count (a store-kept user's, set by the admin
+	// API).
+	sessionsNotBefore int64
 }
 
 var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,64}$`)

@@ -64,7 +64,10 @@ func (d *userDirectory) lookup(ctx context.Context, username string) (*User, boo
 	if err != nil {
 		return nil, false, err
 	}
-	u := &User{Username: su.Username, Name: su.Name, Email: su.Email, PasswordHash: su.PasswordHash}
+	if su.Disabled {
+		return nil, false, nil // an administrator disabled the account
+	}
+	u := &User{Username: su.Username, Name: su.Name, Email: su.Email, PasswordHash: su.PasswordHash, sessionsNotBefore: su.SessionsNotBefore}
 	if err := u.provision(); err != nil {
 		d.logger.Warn("unusable user entry in the store; treating it as absent")
 		return nil, false, nil

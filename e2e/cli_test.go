@@ -101,6 +101,37 @@ func TestOAuthCLI(t *testing.T) {
 		t.Errorf("keys list: exit %d\n%s", code, out)
 	}
 
+	// users: add (password on stdin), list, disable, enable, passwd.
+	cliIn := func(stdin string, args ...string) (string, string, int) {
+		t.Helper()
+		args = append(append([]string{"oauth"}, args...), "--address", fmt.Sprintf("localhost:%d", g.ports.admin))
+		cmd := exec.Command(caddyBin, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		_ = cmd.Run()
+		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	}
+	if out, errOut, code := cliIn("correct staple long 1\n", "users", "add", "bob", "--email", "bob@example.com", "--name", "Bob"); code != 0 || !strings.Contains(out, "source:") || strings.Contains(out, "$2a$") {
+		t.Errorf("users add: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, code = cli(t, g, "users", "list")
+	if code != 0 || !regexp.MustCompile(`(?m)^bob\s+store\s+false\s+bob@example.com\s+Bob$`).MatchString(out) || !regexp.MustCompile(`(?m)^alice\s+caddyfile\s`).MatchString(out) {
+		t.Errorf("users list: exit %d\n%s", code, out)
+	}
+	if out, _, code := cli(t, g, "users", "disable", "bob", "--json"); code != 0 || !strings.Contains(out, `"disabled": true`) {
+		t.Errorf("users disable: exit %d\n%s", code, out)
+	}
+	if _, errOut, code := cliIn("short\n", "users", "passwd", "bob"); code != 1 || !strings.Contains(errOut, "at least") {
+		t.Errorf("users passwd with a weak password: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := cli(t, g, "users", "disable", "alice"); code != 1 || !strings.Contains(errOut, "configuration") {
+		t.Errorf("users disable of a Caddyfile user: exit %d %s", code, errOut)
+	}
+	if _, _, code := cliIn("", "users", "add", "carol", "--email", "c@example.com"); code != 2 {
+		t.Errorf("users add without a password: exit %d", code)
+	}
+
 	// Exit codes.
 	for _, tc := range []struct {
 		args []string

@@ -19,6 +19,13 @@ type StoredUser struct {
 	Email        string `json:"email"`
 	PasswordHash string `json:"password_hash"`
 	Created      int64  `json:"created"`
+	// Disabled users cannot sign in, and their sessions and grants are
+	// not honoured (the directory treats them as absent).
+	Disabled bool `json:"disabled,omitempty"`
+	// SessionsNotBefore ends every sign-in session started before it
+	// (unix seconds): set when an administrator ends the sessions or
+	// resets the password.
+	SessionsNotBefore int64 `json:"sessions_not_before,omitempty"`
 }
 
 // Sign-ups refused because the username or the e-mail address is taken.
@@ -70,4 +77,29 @@ func (o Users) Create(ctx context.Context, u *StoredUser) error {
 		return ErrUsernameTaken
 	}
 	return nil
+}
+
+// Put replaces a user's record (not its e-mail claim: the address does not
+// change here).
+func (o Users) Put(ctx context.Context, u *StoredUser) error {
+	return o.putJSON(ctx, userKey(u.Username), u, 0)
+}
+
+// List returns every readable user; corrupt entries are logged and left
+// out.
+func (o Users) List(ctx context.Context) ([]*StoredUser, error) {
+	keys, err := o.kv.List(ctx, "users/")
+	if err != nil {
+		return nil, err
+	}
+	out := []*StoredUser{}
+	for _, k := range keys {
+		u := new(StoredUser)
+		if err := o.getJSON(ctx, k, "user", u, func() bool { return u.Username != "" }); err == nil {
+			out = append(out, u)
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return out, nil
 }
