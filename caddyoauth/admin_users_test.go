@@ -27,11 +27,11 @@ func TestAdminUsers(t *testing.T) {
 		t.Fatalf("create: %d %s", status, raw)
 	}
 	for body, want := range map[string]int{
-		`{"username":"bob","password":"` + pw + `","email":"bob2@example.com"}`:      409,
-		`{"username":"carol","password":"` + pw + `","email":"bob@example.com"}`:     409,
-		`{"username":"` + aliceUser + `","password":"` + pw + `","email":"a@x.org"}`: 409,
-		`{"username":"carol","password":"short","email":"carol@example.com"}`:        400,
-		`{"username":"carol","password":"` + pw + `","email":"not an address"}`:      400,
+		`{"username":"bob","password":"` + pw + `","email":"bob2@example.com"}`:       409,
+		`{"username":"carol","password":"` + pw + `","email":"bob@example.com"}`:      409,
+		`{"username":"` + aliceUser + `","password":"` + pw + `","email":"a@x.org"}`:  409,
+		`{"username":"carol","password":"short","email":"carol@example.com"}`:         400,
+		`{"username":"carol","password":"` + pw + `","email":"not an address"}`:       400,
 		`{"username":"carol","password":"` + pw + `","email":"c@x.org","admin":true}`: 400,
 	} {
 		if status, _, raw := adminHandle(t, handleUsers, "POST", "/oauth/users", body); status != want {
