@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,7 +204,13 @@ func TestAdminSameValidatorAsConfig(t *testing.T) {
 // TestAdminSecretOverlap: a rotation with an overlap window leaves the old
 // secret working until the window ends, then only the new one works.
 func TestAdminSecretOverlap(t *testing.T) {
-	a, srv := startedApp(t)
+	a := newApp(t, nil)
+	// The clock moves by an offset, so the cache's background reads never
+	// race with the test setting a.clock.
+	var offset atomic.Int64
+	a.clock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	activate(t, a)
+	srv := newServer(t, a, "")
 	_, created, _ := adminDo(t, "POST", "/oauth/clients", `{"client_id":"rot","scope":"user:read"}`)
 	old, _ := created["client_secret"].(string)
 	status, rotated, raw := adminDo(t, "POST", "/oauth/clients/rot/secret", `{"overlap":"1h"}`)
@@ -220,8 +227,7 @@ func TestAdminSecretOverlap(t *testing.T) {
 		}
 	}
 	// After the window: the old one is refused, the new one works.
-	at := a.clock().Add(time.Hour + time.Second)
-	a.clock = func() time.Time { return at }
+	offset.Store(int64(time.Hour + time.Second))
 	a.registry.forget("rot")
 	if rec := basicToken(t, srv, "rot", old, ccForm()); rec.Code != http.StatusUnauthorized {
 		t.Errorf("old secret after the overlap: %d", rec.Code)

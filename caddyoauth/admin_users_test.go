@@ -15,11 +15,7 @@ import (
 // are changed in the configuration (409); no hash is ever shown.
 func TestAdminUsers(t *testing.T) {
 	b, ms := newFlow(t, nil)
-	a := b.s.app
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Stop() })
+	activate(t, b.s.app)
 	const pw, pw2 = "correct staple long 1", "another passphrase 22"
 
 	status, got, raw := adminHandle(t, handleUsers, "POST", "/oauth/users", `{"username":"bob","password":"`+pw+`","name":"Bob","email":"bob@example.com"}`)
@@ -140,4 +136,12 @@ func TestAdminUsers(t *testing.T) {
 	if status, got, _ := adminHandle(t, handleUsers, "GET", "/oauth/users/"+aliceUser, ""); status != http.StatusOK || got["source"] != "json" {
 		t.Errorf("configured user: %d %v", status, got)
 	}
+}
+
+// activate makes a the app the admin API finds, without Start's
+// background loops, so that a test may move its clock.
+func activate(t *testing.T, a *App) {
+	t.Helper()
+	activeApp.Store(a)
+	t.Cleanup(func() { activeApp.CompareAndSwap(a, nil) })
 }

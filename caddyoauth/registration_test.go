@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,10 +25,7 @@ func regPolicy() *RegistrationConfig {
 func regFlow(t *testing.T, rc *RegistrationConfig) *browser {
 	t.Helper()
 	b, _ := newFlow(t, func(a *App) { a.Registration = rc })
-	if err := b.s.app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.s.app.Stop() })
+	activate(t, b.s.app) // not started: no background loops while tests move the clock
 	return b
 }
 
@@ -258,6 +256,8 @@ func TestRegistrationOpenAndCapped(t *testing.T) {
 // token, withdrawn, and expired tokens are refused.
 func TestInitialAccessTokensAdmin(t *testing.T) {
 	b := regFlow(t, regPolicy())
+	var offset atomic.Int64
+	b.s.app.clock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	id, tok := initialToken(t, `{"expires_in":"10m"}`)
 	rec := httptest.NewRecorder()
 	if err := handleRegistrationTokens(rec, httptest.NewRequest("GET", "/oauth/registration/tokens", nil)); err != nil || strings.Contains(rec.Body.String(), tok) || !strings.Contains(rec.Body.String(), id) {
@@ -273,8 +273,7 @@ func TestInitialAccessTokensAdmin(t *testing.T) {
 		t.Errorf("withdrawn token: %d", r.Code)
 	}
 	_, tok2 := initialToken(t, `{"expires_in":"10m"}`)
-	at := b.s.app.clock().Add(11 * time.Minute)
-	b.s.app.clock = func() time.Time { return at }
+	offset.Store(int64(11 * time.Minute))
 	if r, _ := regCall(t, b.s, "POST", "/oauth2/register", tok2, webRegistration); r.Code != http.StatusUnauthorized {
 		t.Errorf("expired token: %d", r.Code)
 	}
