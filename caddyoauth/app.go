@@ -93,6 +93,14 @@ type App struct {
 	// set; it adds server nonces and the proof window.
 	DPoP *DPoPConfig `json:"dpop,omitempty"`
 
+	// MTLSEndpointBase is where a site with TLS client authentication
+	// serves this app's endpoints, when it is not the issuer's site (RFC
+	// 8705 §5): the URL of its oauth_server prefix, such as
+	// https://mtls.auth.example.com/oauth2. The metadata then names its
+	// token, revocation, introspection, userinfo and PAR endpoints in
+	// mtls_endpoint_aliases, where clients that use certificates go.
+	MTLSEndpointBase string `json:"mtls_endpoint_base,omitempty"`
+
 	// SessionTTL is how long a login session lasts without use. Default: 1h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
@@ -281,6 +289,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	}
 	a.fake = newFakeClient()
 	if err := a.provisionPersonSettings(); err != nil {
+		return err
+	}
+	if err := checkMTLSEndpointBase(a.MTLSEndpointBase); err != nil {
 		return err
 	}
 	if err := a.provisionDPoP(); err != nil {

@@ -49,6 +49,7 @@ func init() {
 //			min_password_length <n>
 //		}
 //		require_pushed_authorization_requests
+//		mtls_endpoint_base <url>
 //		dpop {
 //			nonce
 //			nonce_lifetime <duration>
@@ -67,6 +68,12 @@ func init() {
 //			id_token_signed_response_alg <RS256|alg>
 //			post_logout_redirect_uris <uri...>
 //			token_endpoint_auth_method <method>
+//			tls_client_auth_subject_dn <rfc4514 dn>
+//			tls_client_auth_san_dns    <name>
+//			tls_client_auth_san_uri    <uri>
+//			tls_client_auth_san_ip     <ip>
+//			tls_client_auth_san_email  <address>
+//			tls_client_certificate_bound_access_tokens
 //			assertion_issuer   <iss>
 //			access_token_key   <hs256 key>
 //			assertion_subjects <sub...|*>
@@ -221,6 +228,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.RequirePushedAuthorizationRequests = true
+		case "mtls_endpoint_base":
+			if err := oneArg(d, &a.MTLSEndpointBase); err != nil {
+				return err
+			}
+			if err := checkMTLSEndpointBase(a.MTLSEndpointBase); err != nil {
+				return d.Err(err.Error())
+			}
 		case "dpop":
 			if err := a.unmarshalDPoP(d); err != nil {
 				return err

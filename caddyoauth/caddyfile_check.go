@@ -265,6 +265,12 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 		if c.IDTokenSignedResponseAlg != "" && !slices.Contains(oauthjwt.SupportedAlgs, c.IDTokenSignedResponseAlg) {
 			err = fmt.Errorf("id_token_signed_response_alg: %q is not one of %v", c.IDTokenSignedResponseAlg, oauthjwt.SupportedAlgs)
 		}
+	case "tls_client_auth_subject_dn", "tls_client_auth_san_dns", "tls_client_auth_san_uri", "tls_client_auth_san_ip", "tls_client_auth_san_email":
+		for _, f := range c.tlsClientAuthNames() {
+			if f[0] == opt {
+				_, err = newCertMatch(f[0], f[1])
+			}
+		}
 	case "token_endpoint_auth_method":
 		if c.AuthMethod != "" && !slices.Contains(tokenAuthMethods, c.AuthMethod) {
 			err = fmt.Errorf("token_endpoint_auth_method: %q is not one of %v", c.AuthMethod, tokenAuthMethods)

@@ -38,13 +38,15 @@ type accessTokenClaims struct {
 	// client credentials, which is how userinfo tells the two apart.
 	AuthTime int64 `json:"auth_time,omitempty"`
 	// Cnf binds the token to the key of a DPoP proof (RFC 9449 §6.1,
-	// RFC 7800 §3.1); nil for a bearer token.
+	// RFC 7800 §3.1) or a TLS client certificate (RFC 8705 §3.1), or
+	// both; nil for a bearer token.
 	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // confirmation is the cnf claim of a sender-constrained token.
 type confirmation struct {
-	JKT string `json:"jkt,omitempty"` // RFC 9449 §6.1
+	JKT     string `json:"jkt,omitempty"`      // RFC 9449 §6.1
+	X5TS256 string `json:"x5t#S256,omitempty"` // RFC 8705 §3.1
 }
 
 // serveToken is the token endpoint (RFC 6749 §3.2).
@@ -110,6 +112,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType, claime
 		return nil, oerr
 	}
 	ctx, oerr := s.tokenProof(w, r, client)
+	if oerr == nil {
+		ctx, oerr = certBinding(ctx, r, client)
+	}
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return nil, oerr
@@ -132,6 +137,7 @@ type accessGrant struct {
 	scopes   []string
 	aud      []string
 	jkt      string // the DPoP key the token is bound to; "" for a bearer token
+	x5t      string // the TLS client certificate it is bound to (RFC 8705 §3); "" for none
 }
 
 // setClientPlaceholders names the authenticated client on the request's
@@ -206,9 +212,11 @@ func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti stri
 		AuthTime: g.authTime,
 	}
 	tokenType := "Bearer"
+	if g.jkt != "" || g.x5t != "" {
+		claims.Cnf = &confirmation{JKT: g.jkt, X5TS256: g.x5t}
+	}
 	if g.jkt != "" {
-		claims.Cnf = &confirmation{JKT: g.jkt}
-		tokenType = "DPoP" // RFC 9449 §5
+		tokenType = "DPoP" // RFC 9449 §5; a certificate-bound token stays Bearer (RFC 8705 §3)
 	}
 	var (
 		tok string

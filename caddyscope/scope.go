@@ -412,6 +412,9 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if berr := s.checkDPoP(w, r, token, scheme, claims, rule.scope); berr != nil {
 		return s.refuse(w, r, berr)
 	}
+	if berr := s.checkCertBinding(r, claims, rule.scope); berr != nil {
+		return s.refuse(w, r, berr)
+	}
 	if !by.local {
 		// Another issuer's token: its client is that issuer's business.
 		if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {

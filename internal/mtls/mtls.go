@@ -45,13 +45,19 @@ func Verified(state *tls.ConnectionState) bool {
 func CheckBinding(state *tls.ConnectionState, x5t string) string {
 	cert := PeerCertificate(state)
 	if cert == nil {
-		return "this token is bound to a TLS client certificate (RFC 8705): present it on the connection"
+		return NoCertificate
 	}
 	if subtle.ConstantTimeCompare([]byte(Thumbprint(cert)), []byte(x5t)) != 1 {
-		return "the TLS client certificate is not the one this token is bound to (RFC 8705 section 3)"
+		return OtherCertificate
 	}
 	return ""
 }
+
+// The descriptions CheckBinding answers.
+const (
+	NoCertificate    = "this token is bound to a TLS client certificate (RFC 8705): present it on the connection"
+	OtherCertificate = "the TLS client certificate is not the one this token is bound to (RFC 8705 section 3)"
+)
 
 // SAN kinds of RFC 8705 §2.1.2's client metadata.
 const (

@@ -55,6 +55,15 @@ func (c *Claims) BoundKey() string {
 	return c.Cnf.JKT
 }
 
+// BoundCert is the x5t#S256 of the TLS client certificate the token is
+// bound to (RFC 8705 §3.1), or "".
+func (c *Claims) BoundCert() string {
+	if c.Cnf == nil {
+		return ""
+	}
+	return c.Cnf.X5TS256
+}
+
 // Scopes returns the granted scopes: the union of scope and scp, or,
 // for a token verified with a ClaimMapping, the scopes of the claim it
 // names.
