@@ -284,7 +284,8 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 
 // checkCaddyfileBlock checks what needs the whole client block: the
 // client_id, and provision's checks of the grant types against the rest
-// of the registration (checkGrants, provisionJWTBearer), run on a copy.
+// of the registration (checkGrants, provisionJWTBearer, provisionMTLS),
+// run on a copy.
 // A block without scopes is refused too (`caddy oauth-secret --client`
 // prints a scopes line to edit).
 func (c *Client) checkCaddyfileBlock(b *blockLines) error {
@@ -300,6 +301,10 @@ func (c *Client) checkCaddyfileBlock(b *blockLines) error {
 		return fail(err)
 	}
 	if err := probe.provisionJWTBearer(); err != nil {
+		return fail(err)
+	}
+	hasKeys := len(c.JWKS) > 0 || c.JWKSFile != "" || c.JWKSURI != ""
+	if err := probe.provisionMTLS(c.Secret != "" || c.SecretHash != "", hasKeys); err != nil {
 		return fail(err)
 	}
 	return nil
