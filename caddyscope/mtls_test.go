@@ -92,7 +92,9 @@ func TestCertAndDPoPBound(t *testing.T) {
 	tok := f.token(t, claims("notes:read", map[string]any{"cnf": map[string]any{"jkt": key.JKT, "x5t#S256": mtls.Thumbprint(good.Cert)}}))
 	h := newHandler(t, f, &Scope{})
 	// On a TLS connection the URL the proof names is https.
-	proof := func() string { return key.Proof("GET", "https://example.com/api/notes", dpoptest.Options{AccessToken: tok}) }
+	proof := func() string {
+		return key.Proof("GET", "https://example.com/api/notes", dpoptest.Options{AccessToken: tok})
+	}
 	mustAccept(t, certGet(t, h, "DPoP "+tok, good.State(true), proof()))
 	res := certGet(t, h, "DPoP "+tok, other.State(true), proof())
 	checkRefused(t, res, 401, "invalid_token")
