@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
 	"github.com/caddyapigw/gateway/internal/mtls"
 	"github.com/caddyapigw/gateway/internal/mtls/mtlstest"
 )
@@ -350,5 +351,26 @@ func TestMTLSMetadata(t *testing.T) {
 		if err := cfg.provision(t.Context(), newStorage(t), zaptest.NewLogger(t)); err == nil || !strings.Contains(err.Error(), "mtls_endpoint_base") {
 			t.Errorf("mtls_endpoint_base %q: %v, want refused", bad, err)
 		}
+	}
+}
+
+// TestCertAndDPoPBinding: a certificate client's token request with a DPoP
+// proof gets a token bound to both (RFC 8705 §3.1, RFC 9449 §6.1),
+// token_type DPoP (RFC 9449 §5).
+func TestCertAndDPoPBinding(t *testing.T) {
+	f := newMTLSFixture(t, nil)
+	k := dpopKey(t)
+	r := tokenRequest(ccForm("client_id", mtlsDNID).Encode())
+	r.TLS = f.good.State(true)
+	// On a TLS connection the token endpoint's URL is https.
+	r.Header.Set("DPoP", k.Proof("POST", "https://example.com/oauth2/token", dpoptest.Options{}))
+	rec, _ := serve(t, f.s, r)
+	if rec.Code != 200 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	m := tokenJSON(t, rec)
+	tok := m["access_token"].(string)
+	if m["token_type"] != "DPoP" || boundJKT(t, tok) != k.JKT || boundX5T(t, tok) != f.goodX5T {
+		t.Fatalf("token_type %v, cnf.jkt %q, cnf.x5t#S256 %q: want DPoP, both bindings", m["token_type"], boundJKT(t, tok), boundX5T(t, tok))
 	}
 }
