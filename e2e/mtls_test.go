@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -211,4 +213,104 @@ func x5tOf(t *testing.T, tok string) string {
 		t.Fatal(err)
 	}
 	return p.Cnf.X5T
+}
+
+// TestMTLSSelfSignedAtAnAlias: RFC 8705 §2.2 and §5 with a real Caddy.
+// The token endpoint for certificates lives on a second site (another
+// port, client_auth mode request: chains are not validated), which the
+// metadata names in mtls_endpoint_aliases; a client with a self-signed
+// certificate whose key is in its jwks_file authenticates there, and its
+// bound token works at the API site (which asks for certificates, mode
+// request) only with that certificate.
+func TestMTLSSelfSignedAtAnAlias(t *testing.T) {
+	self, err := mtlstest.SelfSigned(mtlstest.Names{Subject: pkix.Name{CommonName: "edge-device"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := mtlstest.SelfSigned(mtlstest.Names{Subject: pkix.Name{CommonName: "edge-device"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	jwksPath := filepath.Join(dir, "edge-device.jwks")
+	if err := os.WriteFile(jwksPath, ecJWKS(t, self), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := newPorts(t)
+	alias := freePorts(t, 1)[0]
+	b, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for _, r := range []struct{ from, to string }{
+		{"localhost:8443 {\n", "localhost:8443 {\n\ttls internal {\n\t\tclient_auth {\n\t\t\tmode request\n\t\t}\n\t}\n"},
+		{"\t\trate_limit_memory_budget 64MiB\n", "\t\trate_limit_memory_budget 64MiB\n\t\tmtls_endpoint_base https://localhost:MTLS_PORT/oauth2\n"},
+		{"\t\t# What the consent page says each scope allows.\n", "\t\tclient edge-device {\n\t\t\ttoken_endpoint_auth_method self_signed_tls_client_auth\n\t\t\tjwks_file " + jwksPath + "\n\t\t\tgrant_types client_credentials\n\t\t\tscopes notes:read\n\t\t\tresources https://localhost:8443/api/notes\n\t\t}\n\n\t\t# What the consent page says each scope allows.\n"},
+	} {
+		if strings.Count(cfg, r.from) != 1 {
+			t.Fatalf("Caddyfile.example has %q %d times, want once", r.from, strings.Count(cfg, r.from))
+		}
+		cfg = strings.Replace(cfg, r.from, r.to, 1)
+	}
+	cfg += "\nlocalhost:MTLS_PORT {\n\ttls internal {\n\t\tclient_auth {\n\t\t\tmode request\n\t\t}\n\t}\n\toauth_server\n}\n"
+	cfg = strings.ReplaceAll(derive(t, cfg, p), "MTLS_PORT", strconv.Itoa(alias))
+	g := startGateway(t, p, cfg, "")
+	withSelf, withStranger, without := g.withCert(self), g.withCert(stranger), g.withCert(nil)
+
+	_, _, body := send(t, without, "GET", g.url("/.well-known/oauth-authorization-server"), "", nil)
+	var md struct {
+		Aliases map[string]string `json:"mtls_endpoint_aliases"`
+	}
+	if err := json.Unmarshal([]byte(body), &md); err != nil {
+		t.Fatal(err)
+	}
+	tokenURL := md.Aliases["token_endpoint"]
+	if want := "https://localhost:" + strconv.Itoa(alias) + "/oauth2/token"; tokenURL != want {
+		t.Fatalf("mtls_endpoint_aliases.token_endpoint = %q, want %q (§5): %s", tokenURL, want, body)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"edge-device"}}
+	status, _, body := send(t, withSelf, "POST", tokenURL, "", form)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(body), &tr); err != nil || status != http.StatusOK {
+		g.dumpLog()
+		t.Fatalf("self-signed client at the alias: %d %s", status, body)
+	}
+	if x5tOf(t, tr.AccessToken) != mtls.Thumbprint(self.Cert) {
+		t.Fatal("the token is not bound to the self-signed certificate (§3.1)")
+	}
+	if status, _, body := send(t, withStranger, "POST", tokenURL, "", form); status != http.StatusBadRequest || !strings.Contains(body, "invalid_client") {
+		t.Errorf("a self-signed certificate with another key: %d %s, want 400 invalid_client (§2.2)", status, body)
+	}
+	notes := g.url("/api/notes")
+	if status, _, body := send(t, withSelf, "GET", notes, "Bearer "+tr.AccessToken, nil); status != http.StatusOK {
+		t.Fatalf("bound token with its certificate at the API site: %d %s", status, body)
+	}
+	for _, hc := range []*http.Client{withStranger, without} {
+		if status, _, body := send(t, hc, "GET", notes, "Bearer "+tr.AccessToken, nil); status != http.StatusUnauthorized || !strings.Contains(body, "invalid_token") {
+			t.Errorf("bound token without its certificate: %d %s, want 401 invalid_token", status, body)
+		}
+	}
+}
+
+// ecJWKS is the JWK Set of c's P-256 public key (RFC 7517, RFC 7518 §6.2).
+func ecJWKS(t *testing.T, c *mtlstest.Client) []byte {
+	t.Helper()
+	pub, ok := c.Key.Public().(*ecdsa.PublicKey)
+	if !ok {
+		t.Fatal("not an ECDSA key")
+	}
+	ep, err := pub.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := ep.Bytes() // 0x04 || X || Y
+	enc := base64.RawURLEncoding.EncodeToString
+	b, _ := json.Marshal(map[string]any{"keys": []any{map[string]string{
+		"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "edge-1",
+		"x": enc(raw[1:33]), "y": enc(raw[33:]),
+	}}})
+	return b
 }
