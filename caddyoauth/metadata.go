@@ -31,30 +31,32 @@ func metadataPath(issuer string) string {
 // serverMetadata is the RFC 8414 §2 document; it advertises exactly what
 // this server implements.
 type serverMetadata struct {
-	Issuer                                             string       `json:"issuer"`
-	AuthorizationEndpoint                              string       `json:"authorization_endpoint"`
-	TokenEndpoint                                      string       `json:"token_endpoint"`
-	JWKSURI                                            string       `json:"jwks_uri"`
-	UserinfoEndpoint                                   string       `json:"userinfo_endpoint"`
-	IntrospectionEndpoint                              string       `json:"introspection_endpoint"`
-	IntrospectionEndpointAuthMethodsSupported          []string     `json:"introspection_endpoint_auth_methods_supported"`
-	IntrospectionEndpointAuthSigningAlgValuesSupported []string     `json:"introspection_endpoint_auth_signing_alg_values_supported"`
-	RevocationEndpoint                                 string       `json:"revocation_endpoint"`
-	RevocationEndpointAuthMethodsSupported             []string     `json:"revocation_endpoint_auth_methods_supported"`
-	RevocationEndpointAuthSigningAlgValuesSupported    []string     `json:"revocation_endpoint_auth_signing_alg_values_supported"`
-	ScopesSupported                                    []string     `json:"scopes_supported,omitempty"`
-	ResponseTypesSupported                             []string     `json:"response_types_supported"`
-	ResponseModesSupported                             []string     `json:"response_modes_supported"`
-	GrantTypesSupported                                []string     `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported                  []string     `json:"token_endpoint_auth_methods_supported"`
-	TokenEndpointAuthSigningAlgValuesSupported         []string     `json:"token_endpoint_auth_signing_alg_values_supported"`
-	CodeChallengeMethodsSupported                      []string     `json:"code_challenge_methods_supported"`
-	AuthorizationResponseIssParameterSupported         bool         `json:"authorization_response_iss_parameter_supported"`
-	DPoPSigningAlgValuesSupported                      []string     `json:"dpop_signing_alg_values_supported"`     // RFC 9449 §5.1
-	PushedAuthorizationRequestEndpoint                 string       `json:"pushed_authorization_request_endpoint"` // RFC 9126 §5
-	RequirePushedAuthorizationRequests                 bool         `json:"require_pushed_authorization_requests"`
-	TLSClientCertificateBoundAccessTokens              bool         `json:"tls_client_certificate_bound_access_tokens"` // RFC 8705 §3.3
-	MTLSEndpointAliases                                *mtlsAliases `json:"mtls_endpoint_aliases,omitempty"`            // RFC 8705 §5
+	Issuer                                             string   `json:"issuer"`
+	AuthorizationEndpoint                              string   `json:"authorization_endpoint"`
+	TokenEndpoint                                      string   `json:"token_endpoint"`
+	JWKSURI                                            string   `json:"jwks_uri"`
+	UserinfoEndpoint                                   string   `json:"userinfo_endpoint"`
+	IntrospectionEndpoint                              string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpoint                                 string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported             []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	ScopesSupported                                    []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                             []string `json:"response_types_supported"`
+	ResponseModesSupported                             []string `json:"response_modes_supported"`
+	GrantTypesSupported                                []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported                  []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	CodeChallengeMethodsSupported                      []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported         bool     `json:"authorization_response_iss_parameter_supported"`
+	DPoPSigningAlgValuesSupported                      []string `json:"dpop_signing_alg_values_supported"`     // RFC 9449 §5.1
+	PushedAuthorizationRequestEndpoint                 string   `json:"pushed_authorization_request_endpoint"` // RFC 9126 §5
+	RequirePushedAuthorizationRequests                 bool     `json:"require_pushed_authorization_requests"`
+
+	// RFC 8705 §3.3 and §5.
+	TLSClientCertificateBoundAccessTokens bool         `json:"tls_client_certificate_bound_access_tokens"`
+	MTLSEndpointAliases                   *mtlsAliases `json:"mtls_endpoint_aliases,omitempty"`
 }
 
 // buildMetadata renders the metadata document for endpoints under base.
@@ -95,8 +97,9 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		DPoPSigningAlgValuesSupported:              dpop.Algs,
 		PushedAuthorizationRequestEndpoint:         base + "/par",
 		RequirePushedAuthorizationRequests:         a.RequirePushedAuthorizationRequests,
-		TLSClientCertificateBoundAccessTokens:      true,
-		MTLSEndpointAliases:                        a.mtlsEndpointAliases(),
+
+		TLSClientCertificateBoundAccessTokens: true,
+		MTLSEndpointAliases:                   a.mtlsEndpointAliases(),
 	}, "", "  ")
 }
 

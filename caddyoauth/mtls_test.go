@@ -374,3 +374,22 @@ func TestCertAndDPoPBinding(t *testing.T) {
 		t.Fatalf("token_type %v, cnf.jkt %q, cnf.x5t#S256 %q: want DPoP, both bindings", m["token_type"], boundJKT(t, tok), boundX5T(t, tok))
 	}
 }
+
+// TestTLSClientAuthAtPAR: RFC 9126 §2.1 authenticates the client as the
+// token endpoint does, so a certificate client pushes with its
+// certificate (RFC 8705 §2) and nothing else.
+func TestTLSClientAuthAtPAR(t *testing.T) {
+	f := newMTLSFixture(t, func(a *App) {
+		a.Clients = append(a.Clients, &Client{ClientSettings: ClientSettings{ID: "payments-web", AuthMethod: authTLS, TLSClientAuthSANDNS: "payments.example.com",
+			GrantTypes: []string{GrantAuthorizationCode}, RedirectURIs: []string{webRedirect}, Scopes: []string{"notes:read"}}})
+	})
+	_, challenge := pkce()
+	form := url.Values{"client_id": {"payments-web"}, "response_type": {"code"}, "redirect_uri": {webRedirect}, "scope": {"notes:read"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "state": {"s1"}}
+	rec := f.post(t, "/oauth2/par", form, f.good.State(true), "")
+	if rec.Code != http.StatusCreated || !strings.Contains(rec.Body.String(), requestURIPrefix) {
+		t.Fatalf("push with the client's certificate: %d %s", rec.Code, rec.Body)
+	}
+	assertOAuthError(t, f.post(t, "/oauth2/par", form, f.other.State(true), ""), 400, errInvalidClient)
+	assertOAuthError(t, f.post(t, "/oauth2/par", form, nil, ""), 400, errInvalidClient)
+}
