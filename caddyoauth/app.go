@@ -83,6 +83,12 @@ type App struct {
 	// finished by the retry, whatever this says.
 	RefreshTokenReuseGrace *caddy.Duration `json:"refresh_token_reuse_grace,omitempty"`
 
+	// Profile turns on a security profile: "fapi2", the FAPI 2.0 Security
+	// Profile (docs/fapi2.md), which requires PAR, PKCE, sender-constrained
+	// tokens, private_key_jwt or mTLS client authentication and PS256,
+	// ES256 or EdDSA, and refuses a configuration that does not meet it.
+	Profile string `json:"profile,omitempty"`
+
 	// RequirePushedAuthorizationRequests makes every client use the PAR
 	// endpoint (RFC 9126 §5): authorization requests in the browser's URL
 	// are refused.
@@ -273,6 +279,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		return fmt.Errorf("signing_key: %v", err)
 	}
 
+	if err := a.provisionProfile(); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	a.clients = make(map[string]*Client, len(a.Clients))
 	for i, c := range a.Clients {
@@ -314,7 +323,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		return fmt.Errorf("signing_key: %v", err)
 	}
 	a.keys.current.Store(kr)
-	a.idKeys = a.newIDKeyring()
+	if !a.fapi2() { // under fapi2 ID tokens use the signing key, never RS256
+		a.idKeys = a.newIDKeyring()
+	}
 	if a.idKeys != nil && a.anyOpenIDClient() {
 		if _, err := a.idKeys.get(ctx); err != nil {
 			return fmt.Errorf("ID token signing key: %v", err)

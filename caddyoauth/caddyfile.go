@@ -48,6 +48,7 @@ func init() {
 //		signup {
 //			min_password_length <n>
 //		}
+//		profile          fapi2
 //		require_pushed_authorization_requests
 //		mtls_endpoint_base <url>
 //		dpop {
@@ -222,6 +223,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				default:
 					return d.Errf("unrecognized signup option %s", d.Val())
 				}
+			}
+		case "profile":
+			if err := oneArg(d, &a.Profile); err != nil {
+				return err
 			}
 		case "require_pushed_authorization_requests":
 			if d.NextArg() {

@@ -114,6 +114,9 @@ func (a *App) verifyAssertion(c *Client, assertion, iss, sub string, audiences [
 		if t.Method.Alg() != key.Alg {
 			return nil, oauthjwt.ErrAlgMismatch
 		}
+		if a.fapi2() && !slices.Contains(fapiAlgs, key.Alg) {
+			return nil, errors.New("profile fapi2: the key's algorithm is not PS256, ES256 or EdDSA")
+		}
 		return key.Public, nil
 	})
 	if err != nil {

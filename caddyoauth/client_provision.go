@@ -90,6 +90,12 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 		}
 		c.ttl = time.Duration(c.AccessTokenTTL)
 	}
+	if a.fapi2() {
+		// Also for clients added at run time: the profile holds for all.
+		if err := fapiClient(c, a.SigningKey.Algorithm); err != nil {
+			return fmt.Errorf("profile fapi2: %v", err)
+		}
+	}
 	return nil
 }
 

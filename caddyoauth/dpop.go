@@ -99,8 +99,11 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, c *Client) (
 	ctx := r.Context()
 	vals := r.Header.Values("DPoP")
 	if len(vals) == 0 {
-		if c.DPoPBoundAccessTokens {
+		switch {
+		case c.DPoPBoundAccessTokens:
 			return nil, badRequest(errInvalidDPoPProof, "this client must send a DPoP proof")
+		case a.fapi2() && !fapiSenderConstrained(c):
+			return nil, badRequest(errInvalidDPoPProof, "profile fapi2: access tokens are sender-constrained: send a DPoP proof")
 		}
 		return ctx, nil
 	}
@@ -108,7 +111,7 @@ func (s *Server) tokenProof(w http.ResponseWriter, r *http.Request, c *Client) (
 		return nil, badRequest(errInvalidDPoPProof, "more than one DPoP header") // §4.3 item 1
 	}
 	now := a.clock()
-	proof, err := dpop.Check(vals[0], dpop.Expect{Method: http.MethodPost, URL: reqinfo.URL(r), Now: now, Window: a.dpop.window})
+	proof, err := dpop.Check(vals[0], dpop.Expect{Method: http.MethodPost, URL: reqinfo.URL(r), Now: now, Window: a.dpop.window, Algs: a.proofAlgs()})
 	if err != nil {
 		var pe *dpop.Error
 		if errors.As(err, &pe) {
@@ -167,20 +170,33 @@ func familyKey(ctx context.Context, c *Client) string {
 }
 
 // DPoPReplay is where the token endpoint and oauth_scope routes record
-// the DPoP proofs they accept (RFC 9449 §11.1). With `store redis` it is
-// the store, so a proof accepted by one instance is refused by every
+// the DPoP proofs they accept (RFC 9449 §11.1): the store, so that with
+// `store redis` a proof accepted by one instance is refused by every
 // other, at one round trip per proof. With Caddy storage, whose atomic
-// writes take a lock file (milliseconds per proof, measured in
-// BenchmarkTokenEndpointDPoP), it is this process's memory: a proof is
-// good once per instance, and a cluster that must refuse a proof replayed
-// to another instance uses `store redis`.
+// writes take a lock file (milliseconds per proof, measured with
+// BenchmarkTokenEndpointDPoP), it is this process's memory instead: a
+// proof is good once per instance, and a cluster that must refuse a proof
+// replayed to another instance uses `store redis`.
 func (a *App) DPoPReplay() dpop.Replay {
-	if _, shared := a.store.(*oauthstore.RedisStore); shared {
-		return a.rec.Proofs
+	if _, lockFiles := a.store.(*oauthstore.CaddyStore); lockFiles {
+		return processReplay
 	}
-	return processReplay
+	return a.rec.Proofs
 }
 
 // processReplay remembers proofs for apps without a Redis store: one per
 // process, so a reload does not forget the proofs seen.
 var processReplay = dpop.NewMemoryReplay(0)
+
+// proofAlgs are the algorithms a DPoP proof may use: all asymmetric ones,
+// or FAPI 2.0's under that profile.
+func (a *App) proofAlgs() []string {
+	if a.fapi2() {
+		return fapiAlgs
+	}
+	return dpop.Algs
+}
+
+// userinfoDPoP checks DPoP at the userinfo endpoint, a protected resource
+// like any other (RFC 9449 §7): a DPoP-bound token only with its proof.
+func (s *Server) userinfoDPoP() *dpop.Resource { return s.dpopRes }

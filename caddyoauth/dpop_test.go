@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyapigw/gateway/internal/dpop"
 	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
+	"github.com/caddyapigw/gateway/internal/oauthstore"
 )
 
 // tokenURLOf is the URL httptest requests to the token endpoint go to.
@@ -265,5 +267,56 @@ func TestDPoPAuthorizationCodeBinding(t *testing.T) {
 	u := b.approve(authorizeQuery(challenge, "dpop_jkt", "short"))
 	if u.Query().Get("error") != errInvalidRequest {
 		t.Fatalf("malformed dpop_jkt: redirect %s, want error=invalid_request", u)
+	}
+}
+
+// TestDPoPReplayRecord: proofs are recorded in the store (shared by a
+// cluster) unless it is Caddy storage, whose lock-file writes are too slow
+// for every API call; then in the process.
+func TestDPoPReplayRecord(t *testing.T) {
+	cfg := baseConfig()
+	cfg.store = NewMemoryStore()
+	shared := newApp(t, cfg)
+	if _, ok := shared.DPoPReplay().(oauthstore.Proofs); !ok {
+		t.Errorf("memory store: replay record %T, want the store's", shared.DPoPReplay())
+	}
+	local := newApp(t, nil) // Caddy file storage
+	if local.DPoPReplay() != dpop.Replay(processReplay) {
+		t.Errorf("Caddy storage: replay record %T, want the process's", local.DPoPReplay())
+	}
+}
+
+// TestUserinfoDPoP: RFC 9449 §7 at the userinfo endpoint: a DPoP-bound
+// token is refused as a bearer token and accepted with the DPoP scheme and
+// a proof for this request.
+func TestUserinfoDPoP(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	k := dpopKey(t)
+	verifier, challenge := pkce()
+	code := b.code(challenge, "scope", "profile")
+	f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {spaRedirect}, "client_id": {spaID}, "code_verifier": {verifier}}
+	rec := dpopRequest(t, b.s, f, k.Proof("POST", tokenURLOf, dpoptest.Options{}))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("exchange: %d %s", rec.Code, rec.Body)
+	}
+	tok := tokenJSON(t, rec)["access_token"].(string)
+	const userinfoURL = "http://example.com/oauth2/userinfo"
+	get := func(authz string, proofs ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/oauth2/userinfo", nil)
+		r.Header.Set("Authorization", authz)
+		for _, p := range proofs {
+			r.Header.Add("DPoP", p)
+		}
+		rec, _ := serve(t, b.s, r)
+		return rec
+	}
+	if rec := get("Bearer " + tok); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate")+strings.Join(rec.Header().Values("WWW-Authenticate"), " "), "DPoP") {
+		t.Fatalf("bound token as bearer at userinfo: %d %v", rec.Code, rec.Header().Values("WWW-Authenticate"))
+	}
+	if rec := get("DPoP " + tok); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("bound token without a proof at userinfo: %d", rec.Code)
+	}
+	if rec := get("DPoP "+tok, k.Proof("GET", userinfoURL, dpoptest.Options{AccessToken: tok})); rec.Code != http.StatusOK {
+		t.Fatalf("bound token with its proof at userinfo: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -182,6 +182,9 @@ func (c *Client) checkIDTokenAlg(appAlg string) error {
 // idTokenAlgs are the algorithms ID tokens are signed with (Discovery §3
 // id_token_signing_alg_values_supported): RS256 first, then the app's.
 func (a *App) idTokenAlgs() []string {
+	if a.fapi2() {
+		return []string{a.SigningKey.Algorithm}
+	}
 	algs := []string{oauthjwt.RS256}
 	if a.SigningKey.Algorithm != oauthjwt.RS256 {
 		algs = append(algs, a.SigningKey.Algorithm)

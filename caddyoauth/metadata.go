@@ -70,7 +70,7 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		}
 	}
 	slices.Sort(scopes)
-	return json.MarshalIndent(serverMetadata{
+	m := serverMetadata{
 		Issuer:                a.Issuer,
 		AuthorizationEndpoint: base + "/authorize",
 		TokenEndpoint:         base + "/token",
@@ -100,7 +100,11 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 
 		TLSClientCertificateBoundAccessTokens: true,
 		MTLSEndpointAliases:                   a.mtlsEndpointAliases(),
-	}, "", "  ")
+	}
+	if a.fapi2() {
+		a.fapiMetadata(&m)
+	}
+	return json.MarshalIndent(m, "", "  ")
 }
 
 // jwksCache holds the rendered JWKS of one keyring, rebuilt when the

@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
@@ -392,4 +395,47 @@ func TestTLSClientAuthAtPAR(t *testing.T) {
 	}
 	assertOAuthError(t, f.post(t, "/oauth2/par", form, f.other.State(true), ""), 400, errInvalidClient)
 	assertOAuthError(t, f.post(t, "/oauth2/par", form, nil, ""), 400, errInvalidClient)
+}
+
+// TestFAPI2WithMTLS: under profile fapi2, certificate-bound tokens are the
+// sender constraint FAPI 2.0 §5.3.2.1 allows besides DPoP: a tls_client_auth
+// client needs no DPoP proof; a private_key_jwt client registered for
+// bound tokens needs a certificate instead of a proof.
+func TestFAPI2WithMTLS(t *testing.T) {
+	cfg, key := fapiConfig(t)
+	cfg.Clients[0].TLSClientCertificateBoundAccessTokens = true
+	cfg.Clients = append(cfg.Clients, &Client{ClientSettings: ClientSettings{ID: mtlsSANID, AuthMethod: authTLS, TLSClientAuthSANDNS: "payments.example.com",
+		GrantTypes: []string{GrantClientCredentials}, Scopes: []string{"accounts:read"}}})
+	cfg.store = NewMemoryStore()
+	s := newServer(t, newApp(t, cfg), "")
+	f := newMTLSFixture(t, nil) // for its certificates
+	post := func(form url.Values, st *tls.ConnectionState) *httptest.ResponseRecorder {
+		r := tokenRequest(form.Encode())
+		r.TLS = st
+		rec, _ := serve(t, s, r)
+		return rec
+	}
+	rec := post(ccForm("client_id", mtlsSANID, "scope", "accounts:read"), f.good.State(true))
+	if rec.Code != 200 || boundX5T(t, tokenJSON(t, rec)["access_token"].(string)) != f.goodX5T {
+		t.Fatalf("tls_client_auth client without a DPoP proof under fapi2: %d %s, want a certificate-bound token", rec.Code, rec.Body)
+	}
+	assertion := func() string {
+		now := time.Now()
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": pkjID, "sub": pkjID, "aud": testIssuer,
+			"exp": now.Add(time.Minute).Unix(), "iat": now.Unix(), "jti": fmt.Sprintf("j-%d", now.UnixNano())})
+		tok.Header["kid"] = "k1"
+		signed, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	form := func() url.Values {
+		return ccForm("client_assertion_type", assertType, "client_assertion", assertion(), "scope", "accounts:read")
+	}
+	rec = post(form(), f.other.State(false))
+	if rec.Code != 200 || boundX5T(t, tokenJSON(t, rec)["access_token"].(string)) != f.otherX5T {
+		t.Fatalf("private_key_jwt client with bound tokens and a certificate: %d %s", rec.Code, rec.Body)
+	}
+	assertOAuthError(t, post(form(), nil), 400, errInvalidRequest)
 }

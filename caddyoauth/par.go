@@ -94,6 +94,10 @@ func (s *Server) servePAR(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Set("dpop_jkt", jkt)
 	}
+	if a.fapi2() && !q.Has("redirect_uri") {
+		writeOAuthError(w, badRequest(errInvalidRequest, "profile fapi2: redirect_uri is required in a pushed request"))
+		return
+	}
 	query := q.Encode()
 	// Validated now, as the authorization endpoint will again (§2.1): a
 	// bad request is the client's error, answered here, not a page the

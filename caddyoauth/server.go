@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddyapigw/gateway/internal/dpop"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -36,22 +37,24 @@ type Server struct {
 	// embedded pages of the same name.
 	Templates string `json:"templates,omitempty"`
 
-	app              *App
-	logger           *zap.Logger
-	pages            pageSet
-	tokenPath        string
-	jwksPath         string
-	authorizePath    string
-	loginPath        string
-	consentPath      string
-	accountPath      string
-	logoutPath       string
-	userinfoPath     string
-	introPath        string
-	revokePath       string
-	signupPath       string
-	parPath          string
-	assertionAud     []string // what a client assertion's aud may name
+	app           *App
+	logger        *zap.Logger
+	pages         pageSet
+	tokenPath     string
+	jwksPath      string
+	authorizePath string
+	loginPath     string
+	consentPath   string
+	accountPath   string
+	logoutPath    string
+	userinfoPath  string
+	introPath     string
+	revokePath    string
+	signupPath    string
+	parPath       string
+
+	dpopRes          *dpop.Resource // userinfo's DPoP check (userinfoDPoP)
+	assertionAud     []string       // what a client assertion's aud may name
 	metadataPath     string
 	metadata         []byte
 	jwks             *jwksCache
@@ -114,6 +117,7 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	s.revokePath = base + "/revoke"
 	s.signupPath = base + "/signup"
 	s.parPath = base + "/par"
+	s.dpopRes = dpop.NewResource(s.app.DPoPReplay(), s.app.proofAlgs(), false)
 	s.metadataPath = metadataPath(s.app.Issuer)
 	var err error
 	if s.pages, err = loadPages(s.Templates); err != nil {
@@ -123,6 +127,11 @@ func (s *Server) provision(app *App, logger *zap.Logger) error {
 	// RFC 7523 §3 item 3: the token endpoint URL, or the issuer
 	// identifier (RFC 8414 §2) as OpenID Connect and RFC 7523bis allow.
 	s.assertionAud = []string{s.app.Issuer, base + "/token"}
+	if s.app.fapi2() {
+		// FAPI 2.0: the issuer identifier only, so an assertion made for
+		// another server's endpoint cannot be replayed here.
+		s.assertionAud = []string{s.app.Issuer}
+	}
 	if s.metadata, err = s.app.buildMetadata(base); err != nil {
 		return err
 	}

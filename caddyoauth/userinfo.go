@@ -26,15 +26,19 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.app
+	res := s.userinfoDPoP()
 	refuse := func(status int, code, desc string) {
-		e := &bearer.Error{Status: status, Code: code, Desc: desc}
+		e := &bearer.Error{Status: status, Code: code, Desc: desc, DPoP: res.Challenge(r)}
 		if status == http.StatusForbidden {
 			e.Scope = a.UserinfoScope // the scope needed (RFC 6750 §3)
 		}
 		e.Write(w, userinfoRealm)
 	}
-	tok, berr := bearer.Token(r)
+	// A DPoP-bound token comes with the DPoP scheme and a proof (RFC 9449
+	// §7), as at any protected resource.
+	tok, scheme, berr := bearer.Credentials(r)
 	if berr != nil {
+		berr.DPoP = res.Challenge(r)
 		berr.Write(w, userinfoRealm)
 		return
 	}
@@ -56,6 +60,13 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	if !claims.HasAudience(a.Audience) {
 		refuse(http.StatusUnauthorized, bearer.InvalidToken, "token audience not accepted")
+		return
+	}
+	if e := res.Check(r, tok, scheme, claims.BoundKey()); e != nil {
+		if e.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		e.Write(w, userinfoRealm)
 		return
 	}
 	if _, person := claims.Claim("auth_time"); !person {

@@ -119,12 +119,9 @@ type Scope struct {
 	metadataURL string
 	published   *resourceEntry // this route's part of the metadata
 	metrics     *routeMetrics
-	// DPoP (dpop.go)
-	dpopRequired bool
-	dpopAlgs     string
-	replay       dpop.Replay
-	forward      []forwardHeader
-	logger       *zap.Logger
+	dpop        *dpop.Resource // RFC 9449 §7 (dpop.go)
+	forward     []forwardHeader
+	logger      *zap.Logger
 	// issuerLogger is for running issuers, which outlive a config
 	issuerLogger *zap.Logger
 }

@@ -123,6 +123,10 @@ func TestDPoPAtTheGateway(t *testing.T) {
 			t.Errorf("%s: %d %s, challenges %q; want 401 %s with a DPoP challenge", r.name, status, body, h.Values("WWW-Authenticate"), r.code)
 		}
 	}
+	// Proofs are credentials' companions: the access log leaves them out.
+	if g.logContains(used) {
+		t.Error("a DPoP proof is in the access log")
+	}
 	// A bearer client is unaffected.
 	if status, _, body := g.do("GET", "/api/notes", g.token(reportsClient), nil); status != http.StatusOK {
 		t.Fatalf("bearer token of another client: %d %s", status, body)

@@ -46,7 +46,9 @@ func TestSlowBodyClientsCutOff(t *testing.T) {
 	pool.AppendCertsFromPEM(pem)
 	before := rssKB(t, g.cmd.Process.Pid)
 
-	const clients = 300
+	// 3,000 connections, as the fault study asked: each holds a
+	// TLS session, buffers and a goroutine in the gateway while it waits.
+	const clients = 3000
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[int]int{}
@@ -74,19 +76,39 @@ func TestSlowBodyClientsCutOff(t *testing.T) {
 			mu.Unlock()
 		})
 	}
+	// The highest RSS while they wait, sampled until the last is cut off.
+	done := make(chan struct{})
+	peak := make(chan int, 1)
+	go func() {
+		most := 0
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if r := rssKB(t, g.cmd.Process.Pid); r > most {
+				most = r
+			}
+			select {
+			case <-done:
+				peak <- most
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	time.Sleep(2 * time.Second)
-	during := rssKB(t, g.cmd.Process.Pid)
 	// Served meanwhile.
 	if status, _, body := g.do("GET", "/health", "", nil); status != http.StatusOK {
 		t.Errorf("health while slow clients wait: %d %s", status, body)
 	}
 	wg.Wait()
+	close(done)
+	during := <-peak
 	took := time.Since(start)
-	t.Logf("%d slow clients: %v in %v; RSS %d kB before, %d kB while they waited", clients, statuses, took.Round(time.Millisecond), before, during)
+	t.Logf("%d slow clients: %v in %v; RSS %d kB before, at most %d kB while they waited", clients, statuses, took.Round(time.Millisecond), before, during)
 	if statuses[http.StatusRequestTimeout] != clients {
 		t.Errorf("answers %v, want %d × 408", statuses, clients)
 	}
-	if grew := during - before; grew > 100*1024 {
+	if grew := during - before; grew > 400*1024 {
 		t.Errorf("RSS grew by %d kB with %d slow clients", grew, clients)
 	}
 }

@@ -11,6 +11,7 @@ package dpop
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -20,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
@@ -83,15 +83,6 @@ type proofClaims struct {
 	Nonce string          `json:"nonce,omitempty"`
 }
 
-// GetExpirationTime and the rest satisfy jwt.Claims; the parser is told
-// not to validate them (the checks below are §4.3's, not RFC 7519's).
-func (proofClaims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
-func (proofClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
-func (proofClaims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
-func (proofClaims) GetIssuer() (string, error)                   { return "", nil }
-func (proofClaims) GetSubject() (string, error)                  { return "", nil }
-func (proofClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
-
 // Check verifies one proof against the request it came with, every step
 // of RFC 9449 §4.3 but the nonce (item 10) and jti replay (item 11),
 // which need state: the caller checks Proof.Nonce and claims Proof.JTI.
@@ -111,72 +102,88 @@ func Check(proof string, want Expect) (*Proof, error) {
 	if algs == nil {
 		algs = Algs
 	}
+	dot1, dot2 := strings.IndexByte(proof, '.'), strings.LastIndexByte(proof, '.')
+	b64 := base64.RawURLEncoding.Strict()
 	// The header first (items 3, 4, 5, 7), so that a refusal says why
 	// and the signature is checked with the key pinned to its algorithm.
-	hb, err := base64.RawURLEncoding.DecodeString(proof[:strings.IndexByte(proof, '.')])
+	hb, err := b64.DecodeString(proof[:dot1])
 	if err != nil {
 		return nil, invalid("DPoP proof is malformed")
 	}
-	var header map[string]any
-	if err := json.Unmarshal(hb, &header); err != nil {
+	var h proofHeader
+	if err := json.Unmarshal(hb, &h); err != nil {
 		return nil, invalid("DPoP proof is malformed")
 	}
-	key, err := headerKey(header, algs)
+	key, err := h.key(algs)
 	if err != nil {
 		return nil, err
 	}
+	// Item 6: the signature, by the header's key, over the proof's first
+	// two segments.
+	sig, err := b64.DecodeString(proof[dot2+1:])
+	if err != nil {
+		return nil, invalid("DPoP proof is malformed")
+	}
+	if err := jwt.GetSigningMethod(h.Alg).Verify(proof[:dot2], sig, key); err != nil {
+		return nil, invalid("DPoP proof signature does not verify")
+	}
+	pb, err := b64.DecodeString(proof[dot1+1 : dot2])
+	if err != nil {
+		return nil, invalid("DPoP proof is malformed")
+	}
 	var claims proofClaims
-	parser := jwt.NewParser(jwt.WithValidMethods([]string{key.Alg}), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
-	if _, err := parser.ParseWithClaims(proof, &claims, func(*jwt.Token) (any, error) { return key.Public, nil }); err != nil {
-		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
-			return nil, invalid("DPoP proof signature does not verify") // item 6
-		}
+	if err := json.Unmarshal(pb, &claims); err != nil {
 		return nil, invalid("DPoP proof is malformed")
 	}
 	return checkClaims(&claims, key, want)
 }
 
-// headerKey checks the JOSE header (§4.3 items 3, 4, 5, 7) and returns
-// the key of its jwk member, pinned to the header's alg.
-func headerKey(h map[string]any, algs []string) (*oauthjwt.Key, error) {
-	if typ, _ := h["typ"].(string); typ != "dpop+jwt" {
+// proofHeader is a proof's JOSE header.
+type proofHeader struct {
+	Typ  string          `json:"typ"`
+	Alg  string          `json:"alg"`
+	JWK  *proofJWK       `json:"jwk"`
+	Crit json.RawMessage `json:"crit"`
+	Jku  json.RawMessage `json:"jku"`
+	X5u  json.RawMessage `json:"x5u"`
+}
+
+// key checks the header (§4.3 items 3, 4, 5, 7) and returns the public
+// key of its jwk member, pinned to the header's alg.
+func (h *proofHeader) key(algs []string) (crypto.PublicKey, error) {
+	if h.Typ != "dpop+jwt" {
 		return nil, invalid("DPoP proof typ must be dpop+jwt") // item 4
 	}
-	alg, _ := h["alg"].(string)
-	if alg == "" || alg == "none" || !slices.Contains(algs, alg) {
+	if h.Alg == "" || h.Alg == "none" || !slices.Contains(algs, h.Alg) || jwt.GetSigningMethod(h.Alg) == nil {
 		return nil, invalid("DPoP proof algorithm not accepted") // item 5
 	}
-	raw, ok := h["jwk"].(map[string]any)
-	if !ok {
+	if len(h.Crit) > 0 || len(h.Jku) > 0 || len(h.X5u) > 0 {
+		// No critical extension is understood here (RFC 7515 §4.1.11),
+		// and the key is the jwk member, never fetched.
+		return nil, invalid("DPoP proof header has members this server does not accept")
+	}
+	if h.JWK == nil {
 		return nil, invalid("DPoP proof header has no jwk") // item 3
 	}
-	// A private member in the header means the client leaked its key; a
-	// symmetric key cannot prove possession to anyone else (item 7).
-	for _, m := range []string{"d", "p", "q", "dp", "dq", "qi", "k", "oth"} {
-		if _, has := raw[m]; has {
-			return nil, invalid("DPoP proof jwk must be a public key")
-		}
-	}
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil, invalid("DPoP proof jwk is malformed")
-	}
-	jwk, err := jwkset.NewJWKFromRawJSON(b, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
-	if err != nil {
-		return nil, invalid("DPoP proof jwk is malformed")
-	}
-	// PinJWK refuses a jwk whose own alg differs, and a key type that
-	// does not fit alg (an RSA key for ES256, say): keys pinned to their
-	// algorithm.
-	k, err := oauthjwt.PinJWK(jwk, "", []string{alg}, alg)
-	if err != nil {
+	pub, err := h.JWK.publicKey(h.Alg)
+	switch {
+	case errors.Is(err, errPrivateJWK):
+		// The client leaked its private key, or sent a symmetric one,
+		// which cannot prove possession to anyone else (item 7).
+		return nil, invalid("DPoP proof jwk must be a public key")
+	case err != nil:
 		return nil, invalid("DPoP proof jwk does not fit its alg")
 	}
-	return k, nil
+	// Keys pinned to their algorithm: an RSA key for ES256, a P-384 key
+	// for ES256, an RSA key under 2048 bits are refused.
+	if err := oauthjwt.FitsAlg(h.Alg, pub); err != nil {
+		return nil, invalid("DPoP proof jwk does not fit its alg")
+	}
+	return pub, nil
 }
 
 // checkClaims applies §4.3 items 3, 8, 9, 11 (iat) and 12.
-func checkClaims(c *proofClaims, key *oauthjwt.Key, want Expect) (*Proof, error) {
+func checkClaims(c *proofClaims, key crypto.PublicKey, want Expect) (*Proof, error) {
 	if c.JTI == "" || c.HTM == "" || c.HTU == "" || len(c.IAT) == 0 {
 		return nil, invalid("DPoP proof lacks jti, htm, htu or iat") // item 3
 	}
@@ -209,7 +216,7 @@ func checkClaims(c *proofClaims, key *oauthjwt.Key, want Expect) (*Proof, error)
 			return nil, invalid("DPoP proof ath does not match the access token") // item 12
 		}
 	}
-	jkt, err := oauthjwt.Thumbprint(key.Public)
+	jkt, err := oauthjwt.Thumbprint(key)
 	if err != nil {
 		return nil, invalid("DPoP proof key type not supported")
 	}

@@ -56,6 +56,11 @@ func TestCheckRFC9449(t *testing.T) {
 		{"§4.3 item 5: HS256", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"alg": "HS256"}}), want, false, "algorithm"},
 		{"§4.3 item 5: alg not allowed here", ed.Proof("POST", tokenURL, dpoptest.Options{}), dpop.Expect{Method: "POST", URL: tokenURL, Now: now, Algs: []string{"ES256"}}, false, "algorithm"},
 		{"§4.3 item 5: jwk of another type than alg", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"alg": "RS256"}}), want, false, "does not fit"},
+		{"RFC 7515 §4.1.11: crit not understood", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"crit": []string{"exp"}}}), want, false, "does not accept"},
+		{"RFC 7515 §4.1.2: jku never fetched", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"jku": "https://evil.example/jwks"}}), want, false, "does not accept"},
+		{"RFC 7517 §4.4: jwk alg differs from the header's", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"jwk": withMember(es, "alg", "ES384")}}), want, false, "does not fit"},
+		{"RFC 7517 §4.2: jwk for encryption", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"jwk": withMember(es, "use", "enc")}}), want, false, "does not fit"},
+		{"point not on the curve", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"jwk": withMember(es, "y", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")}}), want, false, "does not fit"},
 		{"§4.3 item 6: signature by another key", swapKey(es, other), want, false, "signature"},
 		{"§4.3 item 7: private key in jwk", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"jwk": map[string]any{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}}}), want, false, "public key"},
 		{"§4.3 item 7: symmetric jwk", es.Proof("POST", tokenURL, dpoptest.Options{Header: map[string]any{"jwk": map[string]any{"kty": "oct", "k": "c2VjcmV0"}}}), want, false, "public key"},
@@ -195,4 +200,12 @@ func swapKey(signer, other *dpoptest.Key) string {
 	good := signer.Proof("POST", tokenURL, dpoptest.Options{})
 	o := other.Proof("POST", tokenURL, dpoptest.Options{})
 	return o[:strings.IndexByte(o, '.')] + good[strings.IndexByte(good, '.'):]
+}
+
+// withMember is k's public JWK with one member set.
+func withMember(k *dpoptest.Key, name, value string) map[string]any {
+	j := k.PublicJWK()
+	m := map[string]any{"kty": j.Kty, "crv": j.Crv, "x": j.X, "y": j.Y}
+	m[name] = value
+	return m
 }

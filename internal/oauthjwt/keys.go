@@ -265,3 +265,13 @@ func CheckAlg(alg string) error {
 	_, err := signingMethod(alg)
 	return err
 }
+
+// FitsAlg reports an error unless pub is a key alg can verify with: the
+// curve of an EC key, an RSA key of at least 2048 bits, an Ed25519 key for
+// EdDSA (keys pinned to their algorithm).
+func FitsAlg(alg string, pub crypto.PublicKey) error {
+	if _, err := signingMethod(alg); err != nil {
+		return err
+	}
+	return checkKeyType(alg, pub)
+}
