@@ -439,3 +439,31 @@ func TestFAPI2WithMTLS(t *testing.T) {
 	}
 	assertOAuthError(t, post(form(), nil), 400, errInvalidRequest)
 }
+
+// TestSelfSignedFromJWKSURI: RFC 8705 §2.2.2: the client's certificate
+// keys may come from its jwks_uri.
+func TestSelfSignedFromJWKSURI(t *testing.T) {
+	self, err := mtlstest.SelfSigned(mtlstest.Names{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := mtlstest.SelfSigned(mtlstest.Names{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := clientJWKS(t, "k1", self.Key.Public().(*ecdsa.PublicKey))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	cfg := baseConfig()
+	cfg.store = NewMemoryStore()
+	cfg.Clients = append(cfg.Clients, &Client{ClientSettings: ClientSettings{ID: mtlsSelfID, AuthMethod: authSelfSignedTLS, JWKSURI: srv.URL + "/jwks", Scopes: []string{"user:read"}}})
+	f := &mtlsFixture{s: newServer(t, newApp(t, cfg), "")}
+	rec := f.post(t, "/oauth2/token", ccForm("client_id", mtlsSelfID), self.State(false), "")
+	if rec.Code != 200 || boundX5T(t, tokenJSON(t, rec)["access_token"].(string)) != mtls.Thumbprint(self.Cert) {
+		t.Fatalf("self-signed certificate with a key from jwks_uri: %d %s", rec.Code, rec.Body)
+	}
+	assertOAuthError(t, f.post(t, "/oauth2/token", ccForm("client_id", mtlsSelfID), stranger.State(false), ""), 400, errInvalidClient)
+}
