@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
@@ -134,6 +135,27 @@ type accessGrant struct {
 	jkt      string // the DPoP key the token is bound to; "" for a bearer token
 }
 
+// rememberedClaims is what the verifier would read from an access token
+// signed with claims: the same values, without parsing them back.
+func rememberedClaims(c *accessTokenClaims, scopes []string) *oauthjwt.Claims {
+	out := &oauthjwt.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    c.Issuer,
+			Subject:   c.Subject,
+			Audience:  jwt.ClaimStrings(c.Audience),
+			ExpiresAt: jwt.NewNumericDate(time.Unix(c.Expiry, 0)),
+			IssuedAt:  jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)),
+			ID:        c.ID,
+		},
+		ClientID: c.ClientID,
+		Scope:    oauthjwt.ScopeClaim(scopes),
+	}
+	if c.Cnf != nil {
+		out.Cnf = &oauthjwt.Confirmation{JKT: c.Cnf.JKT}
+	}
+	return out
+}
+
 // setClientPlaceholders names the authenticated client on the request's
 // replacer: {oauth.client_id}, as oauth_scope sets it on API routes, and
 // Caddy's {http.auth.user.id}, which the access log shows as user_id, so
@@ -221,6 +243,12 @@ func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti stri
 	}
 	if err != nil {
 		return nil, err
+	}
+	if c.hsKey == nil && a.verifier != nil {
+		// oauth_scope in this process need not check the signature it
+		// just made. HS256 tokens are verified (their claims are bounded
+		// by checkHMACClaims, which Remember would skip).
+		a.verifier.Remember(tok, rememberedClaims(&claims, g.scopes))
 	}
 	if ce := a.logger.Check(zap.DebugLevel, "issued access token"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("sub", g.sub), zap.String("jti", jti), zap.String("scope", scope), zap.Strings("aud", g.aud))

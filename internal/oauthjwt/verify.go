@@ -140,6 +140,24 @@ func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 	return c, false, err
 }
 
+// Remember puts the claims of a token this process has just signed into
+// the cache of verified tokens, so the token's first use skips the
+// signature check (a gateway that issues and checks tokens in one process
+// knows they are valid). Nothing is checked: only the signer may call it,
+// with the claims it signed into token. The payload is read from token
+// for Claim. Tokens too large to verify, tokens without exp, and a
+// verifier without a cache or with a ClaimMapping (its claims are read
+// another way) remember nothing.
+func (v *Verifier) Remember(token string, c *Claims) {
+	if v.cache == nil || v.cfg.Mapping != nil || c == nil || c.ExpiresAt == nil || len(token) > MaxTokenSize {
+		return
+	}
+	c.setPayload(token)
+	c.scopes = c.mergeScopes()
+	c.scopeText = JoinScope(c.scopes)
+	v.cache.Put(token, c, c.ExpiresAt.Time, v.now())
+}
+
 // verify checks a token that is not in the cache.
 func (v *Verifier) verify(token string) (*Claims, error) {
 	claims := new(Claims)

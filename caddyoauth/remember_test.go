@@ -1,0 +1,50 @@
+package caddyoauth
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
+)
+
+// TestIssuedTokenRemembered: a token the app issues is in its verifier's
+// cache at once (its first use checks no signature), and the remembered
+// claims are exactly those a full verification reads from the token,
+// cnf.jkt of a DPoP-bound token (RFC 9449 §6.1) included.
+func TestIssuedTokenRemembered(t *testing.T) {
+	app := newApp(t, nil)
+	s := newServer(t, app, "")
+	k := dpopKey(t)
+	form := ccForm("client_id", svcID, "client_secret", svcSecret, "scope", "user:read")
+	bearer := decodeTokenResponse(t, postToken(t, s, form)).AccessToken
+	bound := tokenJSON(t, dpopRequest(t, s, form, k.Proof("POST", tokenURLOf, dpoptest.Options{})))["access_token"].(string)
+
+	fresh := oauthjwt.NewVerifier(oauthjwt.VerifierConfig{Issuer: app.Issuer, Keys: keySet{app}, RequireAccessTokenType: true})
+	for name, tok := range map[string]string{"bearer": bearer, "DPoP-bound": bound} {
+		got, hit, err := app.Verifier().VerifyCached(tok)
+		if err != nil || !hit {
+			t.Fatalf("%s: first use: hit %v, err %v; want a cache hit", name, hit, err)
+		}
+		want, err := fresh.Verify(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Issuer != want.Issuer || got.Subject != want.Subject || !slices.Equal(got.Audience, want.Audience) ||
+			!got.ExpiresAt.Equal(want.ExpiresAt.Time) || !got.IssuedAt.Equal(want.IssuedAt.Time) || got.ID != want.ID ||
+			got.ClientID != want.ClientID || got.ScopeText() != want.ScopeText() || !slices.Equal(got.Scopes(), want.Scopes()) ||
+			got.BoundKey() != want.BoundKey() {
+			t.Errorf("%s: remembered %+v, verified %+v", name, got, want)
+		}
+		for _, claim := range []string{"iss", "aud", "cnf", "scope", "auth_time"} {
+			g, gok := got.Claim(claim)
+			w, wok := want.Claim(claim)
+			if g != w || gok != wok {
+				t.Errorf("%s: Claim(%q) = %q %v, verified %q %v", name, claim, g, gok, w, wok)
+			}
+		}
+	}
+	if got, _, _ := app.Verifier().VerifyCached(bound); got.BoundKey() != k.JKT {
+		t.Errorf("remembered cnf.jkt = %q, want %q", got.BoundKey(), k.JKT)
+	}
+}
