@@ -39,6 +39,8 @@ type Claims struct {
 	scopeText string
 	roles     []string // from a ClaimMapping's roles claim; nil without one
 	rolesText string
+	boxOnce   sync.Once
+	boxed     [2]any // ClientID and Subject as interface values (Boxed)
 }
 
 // Confirmation is a cnf claim (RFC 7800 §3.1).
@@ -53,6 +55,15 @@ func (c *Claims) BoundKey() string {
 		return ""
 	}
 	return c.Cnf.JKT
+}
+
+// Boxed returns ClientID and Subject as interface values, made once per
+// Claims: a caller that hands them to an API taking any (Caddy's
+// replacer) on every request does not allocate each time. The claims
+// must not change after the first call.
+func (c *Claims) Boxed() (clientID, subject any) {
+	c.boxOnce.Do(func() { c.boxed = [2]any{c.ClientID, c.Subject} })
+	return c.boxed[0], c.boxed[1]
 }
 
 // Scopes returns the granted scopes: the union of scope and scp, or,
