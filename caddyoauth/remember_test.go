@@ -2,7 +2,11 @@ package caddyoauth
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
@@ -46,5 +50,45 @@ func TestIssuedTokenRemembered(t *testing.T) {
 	}
 	if got, _, _ := app.Verifier().VerifyCached(bound); got.BoundKey() != k.JKT {
 		t.Errorf("remembered cnf.jkt = %q, want %q", got.BoundKey(), k.JKT)
+	}
+}
+
+// TestTokenCacheSize: token_cache_size bounds the verifier's cache, -1
+// turns it off (a token is then verified on every use, even one the app
+// just issued), and nonsense is refused.
+func TestTokenCacheSize(t *testing.T) {
+	parse := func(body string) (*App, error) {
+		d := caddyfile.NewTestDispenser("oauth {\n issuer https://a.example\n " + body + "\n}")
+		a := new(App)
+		return a, a.UnmarshalCaddyfile(d)
+	}
+	if a, err := parse("token_cache_size 4096"); err != nil || a.TokenCacheSize != 4096 {
+		t.Fatalf("parsed %d, %v", a.TokenCacheSize, err)
+	}
+	for _, body := range []string{"token_cache_size 0", "token_cache_size -2", "token_cache_size lots", "token_cache_size"} {
+		if _, err := parse(body); err == nil {
+			t.Errorf("%q accepted", body)
+		}
+	}
+	bad := baseConfig()
+	bad.TokenCacheSize = -5
+	if err := bad.provision(t.Context(), newStorage(t), zap.NewNop()); err == nil || !strings.Contains(err.Error(), "token_cache_size") {
+		t.Errorf("token_cache_size -5: %v", err)
+	}
+
+	small := baseConfig()
+	small.TokenCacheSize = 32
+	app := newApp(t, small)
+	if got := app.Verifier().CacheCap(); got != 32 {
+		t.Errorf("cache holds up to %d tokens, want 32", got)
+	}
+	off := baseConfig()
+	off.TokenCacheSize = -1
+	app = newApp(t, off)
+	tok := issue(t, app)
+	for range 2 {
+		if _, hit, err := app.Verifier().VerifyCached(tok); hit || err != nil {
+			t.Errorf("cache off: hit %v, err %v; want a full verification", hit, err)
+		}
 	}
 }

@@ -111,6 +111,15 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	return v
 }
 
+// CacheCap is the most verified tokens the verifier keeps; 0 without a
+// cache.
+func (v *Verifier) CacheCap() int {
+	if v.cache == nil {
+		return 0
+	}
+	return v.cache.Cap()
+}
+
 // Issuer returns the issuer this verifier accepts.
 func (v *Verifier) Issuer() string { return v.cfg.Issuer }
 
@@ -155,6 +164,7 @@ func (v *Verifier) Remember(token string, c *Claims) {
 	c.setPayload(token)
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
+	c.compact(v.cfg.Issuer)
 	v.cache.Put(token, c, c.ExpiresAt.Time, v.now())
 }
 
@@ -196,6 +206,7 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 		claims.scopes = claims.mergeScopes()
 		claims.scopeText = JoinScope(claims.scopes)
 	}
+	claims.compact(v.cfg.Issuer)
 	if v.cache != nil {
 		v.cache.Put(token, claims, claims.ExpiresAt.Time, v.now())
 	}
