@@ -45,7 +45,8 @@ type accessTokenClaims struct {
 
 // confirmation is the cnf claim of a sender-constrained token.
 type confirmation struct {
-	JKT string `json:"jkt,omitempty"` // RFC 9449 §6.1
+	JKT     string `json:"jkt,omitempty"`      // RFC 9449 §6.1
+	X5TS256 string `json:"x5t#S256,omitempty"` // RFC 8705 §3.1
 }
 
 // serveToken is the token endpoint (RFC 6749 §3.2).
@@ -120,8 +121,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType, claime
 		writeOAuthError(w, oerr)
 		return nil, oerr
 	}
-	noStore(w.Header())
-	writeJSON(w, http.StatusOK, resp)
+	writeTokenResponse(w, resp) // with Cache-Control: no-store
 	return client, nil
 }
 
@@ -151,7 +151,7 @@ func rememberedClaims(c *accessTokenClaims, scopes []string) *oauthjwt.Claims {
 		Scope:    oauthjwt.ScopeClaim(scopes),
 	}
 	if c.Cnf != nil {
-		out.Cnf = &oauthjwt.Confirmation{JKT: c.Cnf.JKT}
+		out.Cnf = &oauthjwt.Confirmation{JKT: c.Cnf.JKT, X5TS256: c.Cnf.X5TS256}
 	}
 	return out
 }
@@ -236,11 +236,14 @@ func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti stri
 		tok string
 		err error
 	)
+	buf := getBuf()
+	*buf = claims.appendJSON(*buf)
 	if c.hsKey != nil {
-		tok, err = c.hsKey.SignAccessToken(claims)
+		tok, err = c.hsKey.SignAccessTokenJSON(*buf)
 	} else {
-		tok, err = a.keys.current.Load().SignAccessToken(claims)
+		tok, err = a.keys.current.Load().SignAccessTokenJSON(*buf)
 	}
+	putBuf(buf)
 	if err != nil {
 		return nil, err
 	}
