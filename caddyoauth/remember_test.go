@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
@@ -89,6 +91,25 @@ func TestTokenCacheSize(t *testing.T) {
 	for range 2 {
 		if _, hit, err := app.Verifier().VerifyCached(tok); hit || err != nil {
 			t.Errorf("cache off: hit %v, err %v; want a full verification", hit, err)
+		}
+	}
+}
+
+// TestRememberLeavesGrantAlone: remembering an issued token's claims does
+// not write to the slices it was given (a client's configured scopes and
+// resources are shared by every request), so concurrent token requests
+// stay race-free (TestTokenConcurrent runs them under -race).
+func TestRememberLeavesGrantAlone(t *testing.T) {
+	app := newApp(t, nil)
+	scopes := []string{"user:read", "user:write"}
+	aud := []string{"https://api.example"}
+	orig := []string{scopes[0], scopes[1], aud[0]}
+	c := &accessTokenClaims{Issuer: app.Issuer, Subject: "s", Audience: aud, Expiry: app.clock().Add(time.Hour).Unix(), ID: "j", ClientID: "c", Scope: "user:read user:write"}
+	tok := issue(t, app) // any token text: only the claims are under test
+	app.Verifier().Remember(tok, rememberedClaims(c, scopes))
+	for i, s := range []string{scopes[0], scopes[1], aud[0]} {
+		if unsafe.StringData(s) != unsafe.StringData(orig[i]) {
+			t.Errorf("Remember rewrote the caller's slice element %d", i)
 		}
 	}
 }

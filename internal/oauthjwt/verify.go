@@ -153,7 +153,8 @@ func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 // the cache of verified tokens, so the token's first use skips the
 // signature check (a gateway that issues and checks tokens in one process
 // knows they are valid). Nothing is checked: only the signer may call it,
-// with the claims it signed into token. The payload is read from token
+// with the claims it signed into token, which it must not change
+// afterwards (its slices are copied). The payload is read from token
 // for Claim. Tokens too large to verify, tokens without exp, and a
 // verifier without a cache or with a ClaimMapping (its claims are read
 // another way) remember nothing.
@@ -162,6 +163,10 @@ func (v *Verifier) Remember(token string, c *Claims) {
 		return
 	}
 	c.setPayload(token)
+	// The lists may be the caller's (a client's configured scopes):
+	// compact rewrites their elements, so it gets copies.
+	c.Audience = slices.Clone(c.Audience)
+	c.Scope, c.Scp = slices.Clone(c.Scope), slices.Clone(c.Scp)
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
 	c.compact(v.cfg.Issuer)
