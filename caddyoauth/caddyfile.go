@@ -45,6 +45,7 @@ func init() {
 //		userinfo_scope        <scope>
 //		rate_limit_memory_budget <size>
 //		rate_limit_keys       <n>
+//		token_cache_size      <n>
 //		signup {
 //			min_password_length <n>
 //		}
@@ -258,6 +259,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("rate_limit_memory_budget: %q is not a size such as 256MiB", s)
 			}
 			a.RateLimitMemoryBudget = int64(n)
+		case "token_cache_size":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < -1 || n == 0 {
+				return d.Errf("token_cache_size: %q is neither a positive number nor -1 (off)", s)
+			}
+			a.TokenCacheSize = n
 		case "rate_limit_keys":
 			var s string
 			if err := oneArg(d, &s); err != nil {

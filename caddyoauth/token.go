@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
@@ -124,8 +125,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType, claime
 		writeOAuthError(w, oerr)
 		return nil, oerr
 	}
-	noStore(w.Header())
-	writeJSON(w, http.StatusOK, resp)
+	writeTokenResponse(w, resp) // with Cache-Control: no-store
 	return client, nil
 }
 
@@ -138,6 +138,27 @@ type accessGrant struct {
 	aud      []string
 	jkt      string // the DPoP key the token is bound to; "" for a bearer token
 	x5t      string // the TLS client certificate it is bound to (RFC 8705 §3); "" for none
+}
+
+// rememberedClaims is what the verifier would read from an access token
+// signed with claims: the same values, without parsing them back.
+func rememberedClaims(c *accessTokenClaims, scopes []string) *oauthjwt.Claims {
+	out := &oauthjwt.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    c.Issuer,
+			Subject:   c.Subject,
+			Audience:  jwt.ClaimStrings(c.Audience),
+			ExpiresAt: jwt.NewNumericDate(time.Unix(c.Expiry, 0)),
+			IssuedAt:  jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)),
+			ID:        c.ID,
+		},
+		ClientID: c.ClientID,
+		Scope:    oauthjwt.ScopeClaim(scopes),
+	}
+	if c.Cnf != nil {
+		out.Cnf = &oauthjwt.Confirmation{JKT: c.Cnf.JKT, X5TS256: c.Cnf.X5TS256}
+	}
+	return out
 }
 
 // setClientPlaceholders names the authenticated client on the request's
@@ -222,13 +243,22 @@ func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti stri
 		tok string
 		err error
 	)
+	buf := getBuf()
+	*buf = claims.appendJSON(*buf)
 	if c.hsKey != nil {
-		tok, err = c.hsKey.SignAccessToken(claims)
+		tok, err = c.hsKey.SignAccessTokenJSON(*buf)
 	} else {
-		tok, err = a.keys.current.Load().SignAccessToken(claims)
+		tok, err = a.keys.current.Load().SignAccessTokenJSON(*buf)
 	}
+	putBuf(buf)
 	if err != nil {
 		return nil, err
+	}
+	if c.hsKey == nil && a.verifier != nil {
+		// oauth_scope in this process need not check the signature it
+		// just made. HS256 tokens are verified (their claims are bounded
+		// by checkHMACClaims, which Remember would skip).
+		a.verifier.Remember(tok, rememberedClaims(&claims, g.scopes))
 	}
 	if ce := a.logger.Check(zap.DebugLevel, "issued access token"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("sub", g.sub), zap.String("jti", jti), zap.String("scope", scope), zap.Strings("aud", g.aud))
