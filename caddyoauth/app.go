@@ -61,6 +61,14 @@ type App struct {
 	// Leeway is the clock skew allowed when tokens are verified. Default 30s.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 
+	// TokenCacheSize bounds how many verified access tokens of this app
+	// oauth_scope remembers, until each expires, so that a token's
+	// signature is checked once, not on every request. Tokens this app
+	// issues enter it at issuance. Each costs about 800 bytes of heap
+	// (docs/performance.md). Default 16384 (about 13 MB full); -1 turns
+	// the cache off (every request checks a signature).
+	TokenCacheSize int `json:"token_cache_size,omitempty"`
+
 	// Clients are the registered OAuth clients.
 	Clients []*Client `json:"clients,omitempty"`
 
@@ -102,6 +110,14 @@ type App struct {
 	// with a DPoP proof gets a DPoP-bound token whether or not this is
 	// set; it adds server nonces and the proof window.
 	DPoP *DPoPConfig `json:"dpop,omitempty"`
+
+	// MTLSEndpointBase is where a site with TLS client authentication
+	// serves this app's endpoints, when it is not the issuer's site (RFC
+	// 8705 §5): the URL of its oauth_server prefix, such as
+	// https://mtls.auth.example.com/oauth2. The metadata then names its
+	// token, revocation, introspection, userinfo and PAR endpoints in
+	// mtls_endpoint_aliases, where clients that use certificates go.
+	MTLSEndpointBase string `json:"mtls_endpoint_base,omitempty"`
 
 	// SessionTTL is how long a login session lasts without use. Default: 1h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
@@ -270,6 +286,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	if a.Leeway < 0 || a.Leeway > caddy.Duration(maxLeeway) {
 		return fmt.Errorf("leeway: %s is outside 0..5m", time.Duration(a.Leeway))
 	}
+	if a.TokenCacheSize < -1 {
+		return fmt.Errorf("token_cache_size: %d is neither a size nor -1 (off)", a.TokenCacheSize)
+	}
 	if a.SigningKey == nil {
 		a.SigningKey = new(SigningKeyConfig)
 	}
@@ -303,6 +322,9 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 	}
 	a.fake = newFakeClient()
 	if err := a.provisionPersonSettings(); err != nil {
+		return err
+	}
+	if err := checkMTLSEndpointBase(a.MTLSEndpointBase); err != nil {
 		return err
 	}
 	if err := a.provisionDPoP(); err != nil {
@@ -344,6 +366,7 @@ func (a *App) provision(ctx context.Context, storage certmagic.Storage, logger *
 		Leeway:                 a.leeway(),
 		RequireAccessTokenType: true,
 		AllowHS256:             a.anyHS256Client(),
+		CacheSize:              a.TokenCacheSize,
 	})
 	// A restart knows every revocation before it serves a request; a store
 	// that does not answer now is retried by the refresh loop.

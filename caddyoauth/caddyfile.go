@@ -48,11 +48,13 @@ const configSourceCaddyfile = "caddyfile"
 //		userinfo_scope        <scope>
 //		rate_limit_memory_budget <size>
 //		rate_limit_keys       <n>
+//		token_cache_size      <n>
 //		signup {
 //			min_password_length <n>
 //		}
 //		profile          fapi2
 //		require_pushed_authorization_requests
+//		mtls_endpoint_base <url>
 //		dpop {
 //			nonce
 //			nonce_lifetime <duration>
@@ -80,6 +82,12 @@ const configSourceCaddyfile = "caddyfile"
 //			id_token_signed_response_alg <RS256|alg>
 //			post_logout_redirect_uris <uri...>
 //			token_endpoint_auth_method <method>
+//			tls_client_auth_subject_dn <rfc4514 dn>
+//			tls_client_auth_san_dns    <name>
+//			tls_client_auth_san_uri    <uri>
+//			tls_client_auth_san_ip     <ip>
+//			tls_client_auth_san_email  <address>
+//			tls_client_certificate_bound_access_tokens
 //			assertion_issuer   <iss>
 //			access_token_key   <hs256 key>
 //			assertion_subjects <sub...|*>
@@ -238,6 +246,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.RequirePushedAuthorizationRequests = true
+		case "mtls_endpoint_base":
+			if err := oneArg(d, &a.MTLSEndpointBase); err != nil {
+				return err
+			}
+			if err := checkMTLSEndpointBase(a.MTLSEndpointBase); err != nil {
+				return d.Err(err.Error())
+			}
 		case "dpop":
 			if err := a.unmarshalDPoP(d); err != nil {
 				return err
@@ -256,6 +271,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("rate_limit_memory_budget: %q is not a size such as 256MiB", s)
 			}
 			a.RateLimitMemoryBudget = int64(n)
+		case "token_cache_size":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < -1 || n == 0 {
+				return d.Errf("token_cache_size: %q is neither a positive number nor -1 (off)", s)
+			}
+			a.TokenCacheSize = n
 		case "rate_limit_keys":
 			var s string
 			if err := oneArg(d, &s); err != nil {

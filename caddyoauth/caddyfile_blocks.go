@@ -71,6 +71,31 @@ func (c *Client) unmarshalCaddyfile(d *caddyfile.Dispenser, b *blockLines) error
 			if err := oneArg(d, &c.AuthMethod); err != nil {
 				return err
 			}
+		case "tls_client_auth_subject_dn":
+			if err := oneArg(d, &c.TLSClientAuthSubjectDN); err != nil {
+				return err
+			}
+		case "tls_client_auth_san_dns":
+			if err := oneArg(d, &c.TLSClientAuthSANDNS); err != nil {
+				return err
+			}
+		case "tls_client_auth_san_uri":
+			if err := oneArg(d, &c.TLSClientAuthSANURI); err != nil {
+				return err
+			}
+		case "tls_client_auth_san_ip":
+			if err := oneArg(d, &c.TLSClientAuthSANIP); err != nil {
+				return err
+			}
+		case "tls_client_auth_san_email":
+			if err := oneArg(d, &c.TLSClientAuthSANEmail); err != nil {
+				return err
+			}
+		case "tls_client_certificate_bound_access_tokens":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.TLSClientCertificateBoundAccessTokens = true
 		case "jwks_uri":
 			if err := oneArg(d, &c.JWKSURI); err != nil {
 				return err

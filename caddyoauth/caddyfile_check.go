@@ -265,6 +265,12 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 		if c.IDTokenSignedResponseAlg != "" && !slices.Contains(oauthjwt.SupportedAlgs, c.IDTokenSignedResponseAlg) {
 			err = fmt.Errorf("id_token_signed_response_alg: %q is not one of %v", c.IDTokenSignedResponseAlg, oauthjwt.SupportedAlgs)
 		}
+	case "tls_client_auth_subject_dn", "tls_client_auth_san_dns", "tls_client_auth_san_uri", "tls_client_auth_san_ip", "tls_client_auth_san_email":
+		for _, f := range c.tlsClientAuthNames() {
+			if f[0] == opt {
+				_, err = newCertMatch(f[0], f[1])
+			}
+		}
 	case "token_endpoint_auth_method":
 		if c.AuthMethod != "" && !slices.Contains(tokenAuthMethods, c.AuthMethod) {
 			err = fmt.Errorf("token_endpoint_auth_method: %q is not one of %v", c.AuthMethod, tokenAuthMethods)
@@ -278,7 +284,8 @@ func (c *Client) checkCaddyfileOption(d *caddyfile.Dispenser, opt string) error 
 
 // checkCaddyfileBlock checks what needs the whole client block: the
 // client_id, and provision's checks of the grant types against the rest
-// of the registration (checkGrants, provisionJWTBearer), run on a copy.
+// of the registration (checkGrants, provisionJWTBearer, provisionMTLS),
+// run on a copy.
 // A block without scopes is refused too (`caddy oauth-secret --client`
 // prints a scopes line to edit).
 func (c *Client) checkCaddyfileBlock(b *blockLines) error {
@@ -294,6 +301,10 @@ func (c *Client) checkCaddyfileBlock(b *blockLines) error {
 		return fail(err)
 	}
 	if err := probe.provisionJWTBearer(); err != nil {
+		return fail(err)
+	}
+	hasKeys := len(c.JWKS) > 0 || c.JWKSFile != "" || c.JWKSURI != ""
+	if err := probe.provisionMTLS(c.Secret != "" || c.SecretHash != "", hasKeys); err != nil {
 		return fail(err)
 	}
 	return nil

@@ -71,9 +71,30 @@ type ClientSettings struct {
 	// (RFC 7591 §2 token_endpoint_auth_method): client_secret_basic,
 	// client_secret_post, private_key_jwt (needs JWKS or JWKSURI, no
 	// secret), client_secret_jwt (needs a plain Secret of 32+ characters,
-	// the HMAC key) or none (public clients). Default: basic or post for a
+	// the HMAC key), tls_client_auth (a certificate from a CA the site's
+	// TLS client_auth trusts, RFC 8705 §2.1), self_signed_tls_client_auth
+	// (a certificate whose key is in JWKS or JWKSURI, §2.2) or none
+	// (public clients). Default: basic or post for a
 	// client with a secret, none for a public one.
 	AuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+
+	// TLSClientAuthSubjectDN, TLSClientAuthSANDNS, TLSClientAuthSANURI,
+	// TLSClientAuthSANIP and TLSClientAuthSANEmail say which certificate
+	// a tls_client_auth client presents (RFC 8705 §2.1.2): exactly one is
+	// set, the subject DN in RFC 4514 form or one subject alternative name.
+	TLSClientAuthSubjectDN string `json:"tls_client_auth_subject_dn,omitempty"`
+	TLSClientAuthSANDNS    string `json:"tls_client_auth_san_dns,omitempty"`
+	TLSClientAuthSANURI    string `json:"tls_client_auth_san_uri,omitempty"`
+	TLSClientAuthSANIP     string `json:"tls_client_auth_san_ip,omitempty"`
+	TLSClientAuthSANEmail  string `json:"tls_client_auth_san_email,omitempty"`
+
+	// TLSClientCertificateBoundAccessTokens binds the client's access
+	// tokens to the TLS client certificate it presents at the token
+	// endpoint (RFC 8705 §3.4), also when it does not authenticate with
+	// it (a public client, a client with a secret); a token request
+	// without a certificate is refused. Tokens of a client that
+	// authenticates with a certificate are always bound.
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 
 	// JWKS is the client's public keys as an inline JWK Set, for
 	// private_key_jwt.
@@ -137,7 +158,8 @@ type Client struct {
 	// Made at provision.
 	secret  secretChecker
 	ttl     time.Duration
-	keys    *clientKeys   // private_key_jwt
+	keys    *clientKeys   // private_key_jwt, self_signed_tls_client_auth
+	cert    *certMatch    // tls_client_auth
 	hmacKey []byte        // client_secret_jwt
 	hsKey   *oauthjwt.Key // HS256 access tokens (AccessTokenKey)
 }

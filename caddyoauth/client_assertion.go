@@ -35,7 +35,7 @@ const (
 )
 
 // tokenAuthMethods are the values of Client.AuthMethod.
-var tokenAuthMethods = []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone}
+var tokenAuthMethods = []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authTLS, authSelfSignedTLS, authNone}
 
 // assertionClaims are the claims of a client assertion (RFC 7523 §3).
 type assertionClaims struct {

@@ -2,6 +2,7 @@ package caddyoauth
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -22,6 +23,10 @@ type clientCredentials struct {
 	secret    string
 	assertion string   // a JWT (RFC 7523 §2.2)
 	audiences []string // what an assertion's aud may name: the issuer, the token endpoint
+	// tls is the request's connection, whose certificate authenticates a
+	// tls_client_auth or self_signed_tls_client_auth client that sent only
+	// its client_id (RFC 8705 §2).
+	tls *tls.ConnectionState
 }
 
 // authAssertion marks a client assertion; which JWT method it is depends on
@@ -62,7 +67,7 @@ func readClientCredentials(r *http.Request, form url.Values) (clientCredentials,
 		return clientCredentials{method: authPost, id: bodyID, secret: bodySecret}, nil
 	}
 	if bodyID != "" {
-		return clientCredentials{method: authNone, id: bodyID}, nil
+		return clientCredentials{method: authNone, id: bodyID, tls: r.TLS}, nil
 	}
 	return clientCredentials{}, nil
 }
@@ -118,6 +123,9 @@ func (a *App) authenticate(ctx context.Context, cc clientCredentials) (*Client, 
 		return nil, unavailable()
 	}
 	if cc.method == authNone {
+		if ok && c.usesMTLS() {
+			return a.authenticateCertificate(ctx, c, cc.tls)
+		}
 		if !ok || !c.Public {
 			// RFC 6749 §3.2.1: a confidential client authenticates. An
 			// unknown client gets the same answer.
@@ -182,13 +190,15 @@ func (s *Server) clientTokenRequest(w http.ResponseWriter, r *http.Request, allo
 		return nil, "", "", false
 	}
 	cc, oerr := readClientCredentials(r, form)
-	if oerr == nil && cc.method == authNone && !allowPublic {
-		oerr = invalidClient("client authentication required")
-	}
 	var client *Client
 	cc.audiences = s.assertionAud
 	if oerr == nil {
 		client, oerr = s.app.authenticate(r.Context(), cc)
+	}
+	if oerr == nil && cc.method == authNone && !allowPublic && !client.usesMTLS() {
+		// A client_id alone is a public client, unless its certificate
+		// authenticated it (RFC 8705 §2).
+		client, oerr = nil, invalidClient("client authentication required")
 	}
 	if oerr != nil {
 		writeOAuthError(w, challengeIfBasic(oerr, r))

@@ -43,6 +43,23 @@ func (k *clientKeys) lookup(kid string) (*oauthjwt.Key, error) {
 		}
 		return nil, errors.New("no key with this kid in the client's jwks")
 	}
+	if err := k.fetch(); err != nil {
+		return nil, err
+	}
+	if kid == "" {
+		return nil, errors.New("an assertion checked against a jwks_uri needs a kid")
+	}
+	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Second)
+	defer cancel()
+	jwk, err := k.kf.Storage().KeyRead(ctx, kid)
+	if err != nil {
+		return nil, fmt.Errorf("kid not in the client's jwks_uri: %v", err)
+	}
+	return oauthjwt.PinJWK(jwk, kid, nil, "")
+}
+
+// fetch sets up the jwks_uri's keyfunc on first use.
+func (k *clientKeys) fetch() error {
 	k.once.Do(func() {
 		k.kf, k.kfErr = keyfunc.NewDefaultOverrideCtx(k.ctx, []string{k.uri}, keyfunc.Override{
 			HTTPTimeout:       5 * time.Second,
@@ -56,19 +73,7 @@ func (k *clientKeys) lookup(kid string) (*oauthjwt.Key, error) {
 			},
 		})
 	})
-	if k.kfErr != nil {
-		return nil, k.kfErr
-	}
-	if kid == "" {
-		return nil, errors.New("an assertion checked against a jwks_uri needs a kid")
-	}
-	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Second)
-	defer cancel()
-	jwk, err := k.kf.Storage().KeyRead(ctx, kid)
-	if err != nil {
-		return nil, fmt.Errorf("kid not in the client's jwks_uri: %v", err)
-	}
-	return oauthjwt.PinJWK(jwk, kid, nil, "")
+	return k.kfErr
 }
 
 // provisionClientKeys reads the client's jwks (inline) or prepares its

@@ -26,7 +26,7 @@ func (c *Client) provision(repl *caddy.Replacer, a *App) error {
 		return err
 	}
 	switch {
-	case c.AuthMethod == authPrivateKeyJWT:
+	case c.AuthMethod == authPrivateKeyJWT, c.usesMTLS():
 		c.secret = nil
 	case c.Public && (c.SecretHash != "" || c.Secret != ""):
 		return errors.New("public: a public client has no secret; remove secret/secret_hash or public")
@@ -166,8 +166,8 @@ func (c *Client) provisionAuthMethod(secret string, a *App) error {
 		return errors.New("token_endpoint_auth_method: a public client authenticates with none")
 	case !c.Public && c.AuthMethod == authNone:
 		return errors.New("token_endpoint_auth_method: none is for public clients; mark the client public")
-	case hasKeys && c.AuthMethod != authPrivateKeyJWT && !slices.Contains(c.GrantTypes, GrantJWTBearer):
-		return errors.New("jwks: keys are for token_endpoint_auth_method private_key_jwt or the " + GrantJWTBearer + " grant")
+	case hasKeys && c.AuthMethod != authPrivateKeyJWT && c.AuthMethod != authSelfSignedTLS && !slices.Contains(c.GrantTypes, GrantJWTBearer):
+		return errors.New("jwks: keys are for token_endpoint_auth_method private_key_jwt or " + authSelfSignedTLS + ", or the " + GrantJWTBearer + " grant")
 	case c.AuthMethod == authPrivateKeyJWT && !hasKeys:
 		return errors.New("token_endpoint_auth_method: private_key_jwt needs jwks, jwks_file or jwks_uri")
 	case c.AuthMethod == authPrivateKeyJWT && (c.Secret != "" || c.SecretHash != ""):
@@ -176,6 +176,9 @@ func (c *Client) provisionAuthMethod(secret string, a *App) error {
 		return errors.New("token_endpoint_auth_method: client_secret_jwt needs the plain secret (the HMAC key), not secret_hash")
 	case c.AuthMethod == authClientSecretJWT && len(secret) < 32:
 		return errors.New("secret: client_secret_jwt needs at least 32 characters (RFC 7518 §3.2: an HS256 key is 256 bits or more)")
+	}
+	if err := c.provisionMTLS(c.Secret != "" || c.SecretHash != "", hasKeys); err != nil {
+		return err
 	}
 	if c.AuthMethod == authClientSecretJWT {
 		c.hmacKey = []byte(secret)

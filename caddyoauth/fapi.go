@@ -77,19 +77,23 @@ func fapiClient(c *Client, signingAlg string) error {
 	case !slices.Contains(fapiAlgs, alg):
 		return fmt.Errorf("id_token_signed_response_alg: %s is not allowed; use one of %v (§5.4.1)", alg, fapiAlgs)
 	}
-	// PKCE S256 for every request (§5.3.2.1).
-	c.RequirePKCE = true
+	// PKCE S256 for every authorization request (§5.3.2.1); a client
+	// without the code grant makes none (and require_pkce is refused for
+	// it, which would refuse machine clients at their second provision).
+	c.RequirePKCE = c.allowsGrant(GrantAuthorizationCode)
 	return nil
 }
 
 // fapiAuthMethods are the client authentication methods FAPI 2.0 allows
-// (§5.3.2.1): private_key_jwt, or mTLS (RFC 8705) when the server has it.
-var fapiAuthMethods = []string{authPrivateKeyJWT, "tls_client_auth", "self_signed_tls_client_auth"}
+// (§5.3.2.1): private_key_jwt, or mTLS (RFC 8705).
+var fapiAuthMethods = []string{authPrivateKeyJWT, authTLS, authSelfSignedTLS}
 
 // fapiSenderConstrained reports whether a client's tokens are bound without
-// a DPoP proof: by its TLS client certificate (RFC 8705).
+// a DPoP proof: to its TLS client certificate (RFC 8705 §3), because it
+// authenticates with it or is registered for bound tokens (certBinding
+// then refuses a token request without a certificate).
 func fapiSenderConstrained(c *Client) bool {
-	return c.AuthMethod == "tls_client_auth" || c.AuthMethod == "self_signed_tls_client_auth"
+	return c.usesMTLS() || c.TLSClientCertificateBoundAccessTokens
 }
 
 // fapiMetadata narrows the metadata to what FAPI 2.0 lets a client use:

@@ -125,7 +125,7 @@ func TestFAPI2Applies(t *testing.T) {
 	assertOAuthError(t, rec, http.StatusBadRequest, errInvalidRequest)
 
 	m := fetchMetadata(t, s, "/.well-known/oauth-authorization-server")
-	if fmt.Sprint(m["token_endpoint_auth_methods_supported"]) != "[private_key_jwt]" ||
+	if fmt.Sprint(m["token_endpoint_auth_methods_supported"]) != "[private_key_jwt tls_client_auth self_signed_tls_client_auth]" ||
 		fmt.Sprint(m["dpop_signing_alg_values_supported"]) != "[PS256 ES256 EdDSA]" ||
 		fmt.Sprint(m["token_endpoint_auth_signing_alg_values_supported"]) != "[PS256 ES256 EdDSA]" ||
 		m["require_pushed_authorization_requests"] != true {

@@ -76,7 +76,7 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 		a.logger.Warn("could not keep a redeemed authorization code's marker; a replay after a minute will not revoke its tokens", zap.Error(err))
 	}
 	jti, familyID := use.JTI, use.FamilyID
-	resp, oerr := s.signAccessID(client, accessGrant{sub: rec.User, authTime: rec.AuthTime, scopes: scopes, aud: aud, jkt: boundKey(ctx)}, now, jti)
+	resp, oerr := s.signAccessID(client, accessGrant{sub: rec.User, authTime: rec.AuthTime, scopes: scopes, aud: aud, jkt: boundKey(ctx), x5t: boundCert(ctx)}, now, jti)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -84,7 +84,7 @@ func (s *Server) authorizationCode(ctx context.Context, client *Client, form url
 		return nil, oerr
 	}
 	if refresh {
-		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Resources: rec.Resources, SID: rec.SID, JKT: familyKey(ctx, client), Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
+		fam := &oauthstore.Family{ClientID: client.ID, User: rec.User, AuthTime: rec.AuthTime, Scopes: scopes, Resources: rec.Resources, SID: rec.SID, JKT: familyKey(ctx, client), X5T: familyCert(ctx, client), Access: []oauthstore.AccessRef{{JTI: resp.jti, Exp: resp.exp}}}
 		tok, err := a.rec.Families.Start(ctx, familyID, fam)
 		if err != nil {
 			s.logger.Error("storing a refresh token failed", zap.Error(err))

@@ -17,5 +17,5 @@ func (s *Server) clientCredentials(ctx context.Context, client *Client, form url
 		return nil, oerr
 	}
 	// RFC 9068 §2.2: for client credentials, sub is the client itself.
-	return s.signAccess(client, accessGrant{sub: client.ID, scopes: scopes, aud: aud, jkt: boundKey(ctx)}, s.app.clock())
+	return s.signAccess(client, accessGrant{sub: client.ID, scopes: scopes, aud: aud, jkt: boundKey(ctx), x5t: boundCert(ctx)}, s.app.clock())
 }

@@ -107,5 +107,5 @@ func (s *Server) jwtBearer(ctx context.Context, client *Client, form url.Values)
 		}
 	}
 	s.logger.Info("JWT bearer grant", zap.String("client_id", client.ID), zap.String("sub", sub))
-	return s.signAccess(client, accessGrant{sub: sub, scopes: scopes, aud: aud, jkt: boundKey(ctx)}, a.clock())
+	return s.signAccess(client, accessGrant{sub: sub, scopes: scopes, aud: aud, jkt: boundKey(ctx), x5t: boundCert(ctx)}, a.clock())
 }

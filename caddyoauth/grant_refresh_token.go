@@ -108,8 +108,12 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 	if oerr != nil {
 		return nil, oerr
 	}
-	// RFC 9449 §5: a family bound to a DPoP key (a public client's) needs
-	// a proof by that key; without it the token is not burnt.
+	// RFC 8705 §4 and RFC 9449 §5: a family bound to a certificate or a
+	// DPoP key (a public client's) needs that certificate on the
+	// connection, a proof by that key; without, the token is not burnt.
+	if oerr := checkBoundFamilyCert(ctx, fam.X5T); oerr != nil {
+		return nil, oerr
+	}
 	if oerr := checkBoundFamily(ctx, fam.JKT); oerr != nil {
 		return nil, oerr
 	}
@@ -136,7 +140,7 @@ func (s *Server) rotateRefresh(ctx context.Context, c *Client, presented string,
 		return nil, unavailable()
 	}
 	refreshes.Inc(refreshRotated)
-	access := accessGrant{sub: fam.User, authTime: fam.AuthTime, scopes: scopes, aud: aud, jkt: boundKey(ctx)}
+	access := accessGrant{sub: fam.User, authTime: fam.AuthTime, scopes: scopes, aud: aud, jkt: boundKey(ctx), x5t: boundCert(ctx)}
 	return &rotated{fam: fam, id: rt.Family, token: tok, access: access}, nil
 }
 

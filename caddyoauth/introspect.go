@@ -72,8 +72,9 @@ type introspection struct {
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
 	// Cnf is the key a sender-constrained token is bound to (RFC 9449
-	// §6.2, RFC 7800 §3.1): a resource server that introspects checks the
-	// DPoP proof against it.
+	// §6.2, RFC 8705 §3.2, RFC 7800 §3.1): a resource server that
+	// introspects checks the DPoP proof or the TLS client certificate
+	// against it.
 	Cnf *oauthjwt.Confirmation `json:"cnf,omitempty"`
 }
 
@@ -102,8 +103,13 @@ func (s *Server) introspect(ctx context.Context, caller *Client, tok string) (*i
 			out.Iat = claims.IssuedAt.Unix()
 		}
 		out.Aud = audience(claims.Audience)
+		if claims.BoundKey() != "" || claims.BoundCert() != "" {
+			// RFC 9449 §6.2, RFC 8705 §3.2: the resource server checks
+			// the proof or the connection's certificate against it.
+			out.Cnf = &oauthjwt.Confirmation{JKT: claims.BoundKey(), X5TS256: claims.BoundCert()}
+		}
 		if claims.BoundKey() != "" {
-			out.TokenType, out.Cnf = "DPoP", &oauthjwt.Confirmation{JKT: claims.BoundKey()} // RFC 9449 §6.2
+			out.TokenType = "DPoP"
 		}
 		if _, person := claims.Claim("auth_time"); person {
 			out.Username = claims.Subject

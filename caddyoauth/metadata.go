@@ -54,6 +54,10 @@ type serverMetadata struct {
 	PushedAuthorizationRequestEndpoint                 string   `json:"pushed_authorization_request_endpoint"` // RFC 9126 §5
 	RequirePushedAuthorizationRequests                 bool     `json:"require_pushed_authorization_requests"`
 	RegistrationEndpoint                               string   `json:"registration_endpoint,omitempty"` // RFC 8414 §2, RFC 7591
+
+	// RFC 8705 §3.3 and §5.
+	TLSClientCertificateBoundAccessTokens bool         `json:"tls_client_certificate_bound_access_tokens"`
+	MTLSEndpointAliases                   *mtlsAliases `json:"mtls_endpoint_aliases,omitempty"`
 }
 
 // buildMetadata renders the metadata document for endpoints under base.
@@ -75,16 +79,16 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		UserinfoEndpoint:      base + "/userinfo",
 		IntrospectionEndpoint: base + "/introspect",
 		// RFC 7662 §2.1: only authenticated (confidential) clients.
-		IntrospectionEndpointAuthMethodsSupported:          []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT},
+		IntrospectionEndpointAuthMethodsSupported:          []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authTLS, authSelfSignedTLS},
 		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionAlgs(),
 		RevocationEndpoint:                              base + "/revoke",
-		RevocationEndpointAuthMethodsSupported:          []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone},
+		RevocationEndpointAuthMethodsSupported:          []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authTLS, authSelfSignedTLS, authNone},
 		RevocationEndpointAuthSigningAlgValuesSupported: assertionAlgs(),
 		ScopesSupported:                                 scopes,
 		ResponseTypesSupported:                          []string{"code"},
 		ResponseModesSupported:                          []string{"query"},
 		GrantTypesSupported:                             supportedGrants(),
-		TokenEndpointAuthMethodsSupported:               []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authNone},
+		TokenEndpointAuthMethodsSupported:               []string{authBasic, authPost, authPrivateKeyJWT, authClientSecretJWT, authTLS, authSelfSignedTLS, authNone},
 		// RFC 8414 §2: the algorithms of private_key_jwt and
 		// client_secret_jwt assertions.
 		TokenEndpointAuthSigningAlgValuesSupported: assertionAlgs(),
@@ -95,6 +99,9 @@ func (a *App) buildMetadata(base string) ([]byte, error) {
 		PushedAuthorizationRequestEndpoint:         base + "/par",
 		RequirePushedAuthorizationRequests:         a.RequirePushedAuthorizationRequests,
 		RegistrationEndpoint:                       a.registrationEndpoint(base),
+
+		TLSClientCertificateBoundAccessTokens: true,
+		MTLSEndpointAliases:                   a.mtlsEndpointAliases(),
 	}
 	if a.fapi2() {
 		a.fapiMetadata(&m)

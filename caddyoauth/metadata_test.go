@@ -121,7 +121,7 @@ func TestMetadataDocument(t *testing.T) {
 			}
 			methods := stringList(t, m, "token_endpoint_auth_methods_supported")
 			slices.Sort(methods)
-			if !slices.Equal(methods, []string{"client_secret_basic", "client_secret_jwt", "client_secret_post", "none", "private_key_jwt"}) {
+			if !slices.Equal(methods, []string{"client_secret_basic", "client_secret_jwt", "client_secret_post", "none", "private_key_jwt", "self_signed_tls_client_auth", "tls_client_auth"}) {
 				t.Errorf("token_endpoint_auth_methods_supported = %v", methods)
 			}
 			if got := stringList(t, m, "scopes_supported"); !slices.Equal(got, []string{"user:read", "user:write"}) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
@@ -38,13 +39,15 @@ type accessTokenClaims struct {
 	// client credentials, which is how userinfo tells the two apart.
 	AuthTime int64 `json:"auth_time,omitempty"`
 	// Cnf binds the token to the key of a DPoP proof (RFC 9449 §6.1,
-	// RFC 7800 §3.1); nil for a bearer token.
+	// RFC 7800 §3.1) or a TLS client certificate (RFC 8705 §3.1), or
+	// both; nil for a bearer token.
 	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // confirmation is the cnf claim of a sender-constrained token.
 type confirmation struct {
-	JKT string `json:"jkt,omitempty"` // RFC 9449 §6.1
+	JKT     string `json:"jkt,omitempty"`      // RFC 9449 §6.1
+	X5TS256 string `json:"x5t#S256,omitempty"` // RFC 8705 §3.1
 }
 
 // serveToken is the token endpoint (RFC 6749 §3.2).
@@ -110,6 +113,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType, claime
 		return nil, oerr
 	}
 	ctx, oerr := s.tokenProof(w, r, client)
+	if oerr == nil {
+		ctx, oerr = certBinding(ctx, r, client)
+	}
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return nil, oerr
@@ -119,8 +125,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, grantType, claime
 		writeOAuthError(w, oerr)
 		return nil, oerr
 	}
-	noStore(w.Header())
-	writeJSON(w, http.StatusOK, resp)
+	writeTokenResponse(w, resp) // with Cache-Control: no-store
 	return client, nil
 }
 
@@ -132,6 +137,28 @@ type accessGrant struct {
 	scopes   []string
 	aud      []string
 	jkt      string // the DPoP key the token is bound to; "" for a bearer token
+	x5t      string // the TLS client certificate it is bound to (RFC 8705 §3); "" for none
+}
+
+// rememberedClaims is what the verifier would read from an access token
+// signed with claims: the same values, without parsing them back.
+func rememberedClaims(c *accessTokenClaims, scopes []string) *oauthjwt.Claims {
+	out := &oauthjwt.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    c.Issuer,
+			Subject:   c.Subject,
+			Audience:  jwt.ClaimStrings(c.Audience),
+			ExpiresAt: jwt.NewNumericDate(time.Unix(c.Expiry, 0)),
+			IssuedAt:  jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)),
+			ID:        c.ID,
+		},
+		ClientID: c.ClientID,
+		Scope:    oauthjwt.ScopeClaim(scopes),
+	}
+	if c.Cnf != nil {
+		out.Cnf = &oauthjwt.Confirmation{JKT: c.Cnf.JKT, X5TS256: c.Cnf.X5TS256}
+	}
+	return out
 }
 
 // setClientPlaceholders names the authenticated client on the request's
@@ -206,21 +233,32 @@ func (a *App) issueAccessToken(c *Client, g accessGrant, now time.Time, jti stri
 		AuthTime: g.authTime,
 	}
 	tokenType := "Bearer"
+	if g.jkt != "" || g.x5t != "" {
+		claims.Cnf = &confirmation{JKT: g.jkt, X5TS256: g.x5t}
+	}
 	if g.jkt != "" {
-		claims.Cnf = &confirmation{JKT: g.jkt}
-		tokenType = "DPoP" // RFC 9449 §5
+		tokenType = "DPoP" // RFC 9449 §5; a certificate-bound token stays Bearer (RFC 8705 §3)
 	}
 	var (
 		tok string
 		err error
 	)
+	buf := getBuf()
+	*buf = claims.appendJSON(*buf)
 	if c.hsKey != nil {
-		tok, err = c.hsKey.SignAccessToken(claims)
+		tok, err = c.hsKey.SignAccessTokenJSON(*buf)
 	} else {
-		tok, err = a.keys.current.Load().SignAccessToken(claims)
+		tok, err = a.keys.current.Load().SignAccessTokenJSON(*buf)
 	}
+	putBuf(buf)
 	if err != nil {
 		return nil, err
+	}
+	if c.hsKey == nil && a.verifier != nil {
+		// oauth_scope in this process need not check the signature it
+		// just made. HS256 tokens are verified (their claims are bounded
+		// by checkHMACClaims, which Remember would skip).
+		a.verifier.Remember(tok, rememberedClaims(&claims, g.scopes))
 	}
 	if ce := a.logger.Check(zap.DebugLevel, "issued access token"); ce != nil {
 		ce.Write(zap.String("client_id", c.ID), zap.String("sub", g.sub), zap.String("jti", jti), zap.String("scope", scope), zap.Strings("aud", g.aud))

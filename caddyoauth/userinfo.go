@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/caddyapigw/gateway/internal/bearer"
+	"github.com/caddyapigw/gateway/internal/mtls"
 	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
 
@@ -50,6 +51,12 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	if claims == nil {
 		refuse(http.StatusUnauthorized, bearer.InvalidToken, reason)
 		return
+	}
+	if x5t := claims.BoundCert(); x5t != "" {
+		if desc := mtls.CheckBinding(r.TLS, x5t); desc != "" { // RFC 8705 §3
+			refuse(http.StatusUnauthorized, bearer.InvalidToken, desc)
+			return
+		}
 	}
 	if !claims.HasAudience(a.Audience) {
 		refuse(http.StatusUnauthorized, bearer.InvalidToken, "token audience not accepted")

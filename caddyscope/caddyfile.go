@@ -39,6 +39,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		realm       <realm>
 //		dpop        allowed|required
 //		allow_preflight
+//		pass_credentials
 //		forward_header <field> <value>
 //		issuer local
 //		issuer <url> {
@@ -162,6 +163,11 @@ func (s *Scope) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			s.AllowPreflight = true
+		case tok == "pass_credentials":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.PassCredentials = true
 		case tok == "forward_header":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

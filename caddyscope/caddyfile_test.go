@@ -59,15 +59,17 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				audience https://api3.example
 				realm "api gateway"
 				allow_preflight
+				pass_credentials
 				forward_header X-Client-Id {oauth.client_id}
 				forward_header X-Tier {oauth.client.metadata.tier}
 			}`,
 			Scope{
-				Rules:          []Rule{{Methods: []string{"OPTIONS", "CONNECT", "TRACE"}, Scopes: []string{"diag"}}},
-				Audience:       []string{"https://api.example", "https://api2.example", "https://api3.example"},
-				Realm:          "api gateway",
-				AllowPreflight: true,
-				ForwardHeaders: map[string]string{"X-Client-Id": "{oauth.client_id}", "X-Tier": "{oauth.client.metadata.tier}"},
+				Rules:           []Rule{{Methods: []string{"OPTIONS", "CONNECT", "TRACE"}, Scopes: []string{"diag"}}},
+				Audience:        []string{"https://api.example", "https://api2.example", "https://api3.example"},
+				Realm:           "api gateway",
+				AllowPreflight:  true,
+				PassCredentials: true,
+				ForwardHeaders:  map[string]string{"X-Client-Id": "{oauth.client_id}", "X-Tier": "{oauth.client.metadata.tier}"},
 			},
 		},
 		{
@@ -155,6 +157,7 @@ func TestUnmarshalCaddyfileRefusals(t *testing.T) {
 		{"realm with two values", "oauth_scope {\n realm a b\n}", "argument"},
 		{"audience without a value", "oauth_scope {\n audience\n}", "argument"},
 		{"allow_preflight with an argument", "oauth_scope {\n allow_preflight yes\n}", "argument"},
+		{"pass_credentials with an argument", "oauth_scope {\n pass_credentials yes\n}", "argument"},
 		{"forward_header with one argument", "oauth_scope {\n forward_header X-Client-Id\n}", "forward_header"},
 		{"forward_header with three arguments", "oauth_scope {\n forward_header X-Client-Id {oauth.client_id} extra\n}", "forward_header"},
 		{"forward_header without arguments", "oauth_scope {\n forward_header\n}", "forward_header"},

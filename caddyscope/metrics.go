@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddyapigw/gateway/internal/bearer"
+	"github.com/caddyapigw/gateway/internal/mtls"
 	"github.com/caddyapigw/gateway/internal/oauthmetrics"
 )
 
@@ -183,6 +184,8 @@ var reasons = map[string]string{
 	"token could not be checked with its issuer": "issuer_unavailable",
 	"this method is not allowed on this route":   "method_not_allowed",
 	"more than one Authorization header":         "invalid_request",
+	mtls.NoCertificate:                           "cert_binding",
+	mtls.OtherCertificate:                        "cert_binding",
 }
 
 // refusalReason is the reason label of a refusal.

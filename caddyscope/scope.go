@@ -103,6 +103,16 @@ type Scope struct {
 	// are removed first, so a client cannot pass its own values through.
 	ForwardHeaders map[string]string `json:"forward_headers,omitempty"`
 
+	// PassCredentials keeps the Authorization and DPoP request headers for
+	// the rest of the route. By default an accepted request loses them
+	// before the next handler (as Kong's hide_credentials does): the
+	// upstream gets the caller's identity from ForwardHeaders and
+	// placeholders, not a token it could replay at another API the token
+	// also names, log, or leak; and it is not sent the token's bytes on
+	// every request. Set it for an upstream that needs the token itself
+	// (one that calls another API on the caller's behalf).
+	PassCredentials bool `json:"pass_credentials,omitempty"`
+
 	// DPoP is how the route takes DPoP-bound tokens (RFC 9449 §7):
 	// "allowed" (default) takes bearer tokens and DPoP-bound tokens, each
 	// with its own scheme; "required" takes DPoP-bound tokens only. A
@@ -129,6 +139,10 @@ type Scope struct {
 type forwardHeader struct {
 	name  string
 	value string
+	// placeholder is the key of a value that is one placeholder and
+	// nothing else ("{oauth.client_id}" → "oauth.client_id"): read with
+	// one lookup instead of ReplaceAll's string building. "" otherwise.
+	placeholder string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -251,7 +265,7 @@ func (s *Scope) provision(auth oauthjwt.Authority, logger *zap.Logger) error {
 			}
 		}
 		s.strip = append(s.strip, name)
-		s.forward = append(s.forward, forwardHeader{name: textproto.CanonicalMIMEHeaderKey(name), value: value})
+		s.forward = append(s.forward, forwardHeader{name: textproto.CanonicalMIMEHeaderKey(name), value: value, placeholder: onlyPlaceholder(value)})
 	}
 	if len(s.Issuers) == 0 {
 		s.local = &trusted{issuer: auth.Verifier().Issuer(), audience: s.audience, local: true, verifier: auth.Verifier()}
@@ -409,6 +423,9 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if berr := s.checkDPoP(w, r, token, scheme, claims, rule.scope); berr != nil {
 		return s.refuse(w, r, berr)
 	}
+	if berr := s.checkCertBinding(r, claims, rule.scope); berr != nil {
+		return s.refuse(w, r, berr)
+	}
 	if !by.local {
 		// Another issuer's token: its client is that issuer's business.
 		if !oauthjwt.HasAll(claims.Scopes(), rule.scopes) {
@@ -450,16 +467,54 @@ func (s *Scope) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 func (s *Scope) accept(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *oauthjwt.Claims, client oauthjwt.ClientInfo) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	s.setPlaceholders(repl, claims, client)
-	for _, f := range s.forward {
-		if v := repl.ReplaceAll(f.value, ""); v != "" {
-			r.Header.Set(f.name, v)
-		}
+	if !s.PassCredentials {
+		// Canonical names (RFC 9449 §4.1's DPoP is "Dpop" in Go's map):
+		// Header.Del would allocate to canonicalize "DPoP".
+		delete(r.Header, "Authorization")
+		delete(r.Header, "Dpop")
 	}
+	s.forwardIdentity(r.Header, repl)
 	s.metrics.accepted.Inc()
 	rec := &statusRecorder{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(rec, r)
 	s.metrics.response(claims.ClientID, rec.status, err)
 	return err
+}
+
+// forwardIdentity sets the forwarded headers. Their values share one
+// backing array: one allocation for all of them.
+func (s *Scope) forwardIdentity(h http.Header, repl *caddy.Replacer) {
+	if len(s.forward) == 0 {
+		return
+	}
+	vals := make([]string, len(s.forward))
+	for i, f := range s.forward {
+		var v string
+		if f.placeholder != "" {
+			if x, ok := repl.Get(f.placeholder); ok {
+				v = caddy.ToString(x) // as ReplaceAll writes it
+			}
+		} else {
+			v = repl.ReplaceAll(f.value, "")
+		}
+		if v != "" {
+			vals[i] = v
+			h[f.name] = vals[i : i+1 : i+1]
+		}
+	}
+}
+
+// onlyPlaceholder returns the key of a value that is exactly one
+// placeholder, "" for anything else (text around it, several, escapes).
+func onlyPlaceholder(value string) string {
+	if len(value) < 3 || value[0] != '{' || value[len(value)-1] != '}' {
+		return ""
+	}
+	key := value[1 : len(value)-1]
+	if strings.ContainsAny(key, "{}\\") {
+		return ""
+	}
+	return key
 }
 
 // stripIdentityHeaders removes incoming copies of the headers this handler

@@ -4,12 +4,16 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
+	"github.com/caddyapigw/gateway/internal/oauthjwt"
 )
 
 // BenchmarkScopeServeHTTP measures oauth_scope on an accepted request: a
@@ -98,5 +102,58 @@ func BenchmarkScopeServeHTTPDPoP(b *testing.B) {
 		if r.Header.Get("X-Client-Id") != testClientID {
 			b.Fatalf("refused: %d %s", w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkScopeServeHTTPNewToken is BenchmarkScopeServeHTTP where every
+// request carries a token never seen before, as when each call of a
+// client gets a fresh token from the gateway's own token endpoint.
+// "verified": the signature is checked on first use (ES256). "remembered":
+// the issuer put the claims in the verifier's cache as it signed the token
+// (oauthjwt.Verifier.Remember, whose cost is counted here). Tokens are
+// signed before the timer starts.
+func BenchmarkScopeServeHTTPNewToken(b *testing.B) {
+	for _, remember := range []bool{false, true} {
+		name := "path=verified"
+		if remember {
+			name = "path=remembered"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := newFixture(b)
+			h := newHandler(b, f, &Scope{
+				Rules:          []Rule{{Methods: []string{"GET"}, Scopes: []string{"user:read"}}},
+				ForwardHeaders: map[string]string{"X-Client-Id": "{oauth.client_id}", "X-User-Id": "{oauth.sub}"},
+			})
+			now := time.Now()
+			tokens := make([]string, b.N)
+			for i := range tokens {
+				tokens[i] = f.token(b, claims("user:read", map[string]any{"jti": "jti-" + strconv.Itoa(i)}))
+			}
+			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil })
+			base := httptest.NewRequest(http.MethodGet, "/api/users", nil)
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if remember {
+					f.auth.verifier.Remember(tokens[i], &oauthjwt.Claims{
+						RegisteredClaims: jwt.RegisteredClaims{
+							Issuer: testIssuer, Subject: "svc-subject", Audience: jwt.ClaimStrings{testAudience},
+							ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now), ID: "jti-" + strconv.Itoa(i),
+						},
+						ClientID: testClientID,
+						Scope:    oauthjwt.ScopeClaim{"user:read"},
+					})
+				}
+				r := base.WithContext(context.WithValue(base.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+				r.Header = http.Header{"Authorization": {"Bearer " + tokens[i]}, "Accept": {"*/*"}}
+				if err := h.ServeHTTP(w, r, next); err != nil {
+					b.Fatal(err)
+				}
+				if r.Header.Get("X-Client-Id") != testClientID {
+					b.Fatalf("refused: %d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

@@ -142,7 +142,7 @@ func load(t *testing.T, caddyfile string) error {
 }
 
 // loadJSON loads a JSON config; one that loads is stopped at cleanup.
-func loadJSON(t *testing.T, cfgJSON []byte) error {
+func loadJSON(t testing.TB, cfgJSON []byte) error {
 	t.Helper()
 	err := caddy.Load(cfgJSON, true)
 	if err == nil {
@@ -175,7 +175,7 @@ func refusalJSON(t *testing.T, oauthJSON string) []byte {
 // refusalCaddyfile builds a config that listens on loopback only (if it
 // loads at all), keeps Caddy's state in storage, never installs a root
 // certificate, runs no admin endpoint and writes nothing under $HOME.
-func refusalCaddyfile(t *testing.T, storage, oauth, site string) string {
+func refusalCaddyfile(t testing.TB, storage, oauth, site string) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("{\n\tadmin off\n\tpersist_config off\n\tauto_https off\n\tskip_install_trust\n\tgrace_period 1ns\n\tdefault_bind 127.0.0.1\n")
@@ -193,7 +193,7 @@ func refusalCaddyfile(t *testing.T, storage, oauth, site string) string {
 	return b.String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,9 +1,11 @@
 package oauthjwt
 
 import (
-	"hash/maphash"
+	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 const (
@@ -11,7 +13,20 @@ const (
 	defaultCacheSize = 16384
 )
 
-// Cache maps a token's exact text to a value until a deadline: the verifier
+// CacheKey is what the cache keeps of a token: the SHA-256 digest of its
+// exact text, 32 bytes however long the token. Two different tokens share
+// a key only if they collide under SHA-256, which no one can bring about,
+// so a lookup never returns the value stored for another token.
+type CacheKey [sha256.Size]byte
+
+// cacheKey digests a token's text without copying it.
+func cacheKey(token string) CacheKey {
+	// unsafe.Slice aliases the string's bytes; Sum256 only reads them.
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
+// Cache maps a token's exact text (by its SHA-256 digest, CacheKey) to a
+// value until a deadline: the verifier
 // keeps verified claims until the token expires, and caddyscope keeps
 // introspection answers until the token's exp or a configured maximum,
 // whichever comes first. Only tokens that passed their checks enter it, so
@@ -20,14 +35,13 @@ const (
 // contention low and bounded in entries: Cap, the size asked for rounded up
 // to a multiple of the shard count.
 type Cache[V any] struct {
-	seed     maphash.Seed
 	perShard int
 	shards   [cacheShards]cacheShard[V]
 }
 
 type cacheShard[V any] struct {
 	mu sync.RWMutex
-	m  map[string]cacheEntry[V]
+	m  map[CacheKey]cacheEntry[V]
 }
 
 type cacheEntry[V any] struct {
@@ -41,9 +55,9 @@ func NewCache[V any](size int) *Cache[V] {
 	if size <= 0 {
 		size = defaultCacheSize
 	}
-	c := &Cache[V]{seed: maphash.MakeSeed(), perShard: (size + cacheShards - 1) / cacheShards}
+	c := &Cache[V]{perShard: (size + cacheShards - 1) / cacheShards}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]cacheEntry[V])
+		c.shards[i].m = make(map[CacheKey]cacheEntry[V])
 	}
 	return c
 }
@@ -53,13 +67,15 @@ type tokenCache = Cache[*Claims]
 
 func newTokenCache(size int) *tokenCache { return NewCache[*Claims](size) }
 
-func (c *Cache[V]) shard(key string) *cacheShard[V] {
-	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+// shard picks a shard from the digest's first bytes (uniform already).
+func (c *Cache[V]) shard(key *CacheKey) *cacheShard[V] {
+	return &c.shards[binary.LittleEndian.Uint64(key[:8])%cacheShards]
 }
 
-// Get returns the value stored for key unless its deadline has passed.
-func (c *Cache[V]) Get(key string, now time.Time) (V, bool) {
-	s := c.shard(key)
+// Get returns the value stored for token unless its deadline has passed.
+func (c *Cache[V]) Get(token string, now time.Time) (V, bool) {
+	key := cacheKey(token)
+	s := c.shard(&key)
 	s.mu.RLock()
 	e, ok := s.m[key]
 	s.mu.RUnlock()
@@ -77,10 +93,11 @@ func (c *Cache[V]) Get(key string, now time.Time) (V, bool) {
 	return e.v, true
 }
 
-// Put stores v for key until deadline. A full shard first drops its
+// Put stores v for token until deadline. A full shard first drops its
 // entries whose deadline is past at now, then arbitrary ones.
-func (c *Cache[V]) Put(key string, v V, deadline, now time.Time) {
-	s := c.shard(key)
+func (c *Cache[V]) Put(token string, v V, deadline, now time.Time) {
+	key := cacheKey(token)
+	s := c.shard(&key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[key]; !ok && len(s.m) >= c.perShard {

@@ -32,13 +32,15 @@ type Claims struct {
 	// Scp is the array form some issuers (Azure AD, Okta) use instead of scope.
 	Scp ScopeClaim `json:"scp,omitempty"`
 
-	payload   []byte // the decoded payload, for Claim
+	payload   string // the decoded payload, for Claim; the strings above share it (compact)
 	claimOnce sync.Once
 	claimMap  map[string]json.RawMessage
 	scopes    []string
 	scopeText string
 	roles     []string // from a ClaimMapping's roles claim; nil without one
 	rolesText string
+	boxOnce   sync.Once
+	boxed     [2]any // ClientID and Subject as interface values (Boxed)
 }
 
 // Confirmation is a cnf claim (RFC 7800 §3.1).
@@ -55,6 +57,24 @@ func (c *Claims) BoundKey() string {
 	return c.Cnf.JKT
 }
 
+// BoundCert is the x5t#S256 of the TLS client certificate the token is
+// bound to (RFC 8705 §3.1), or "".
+func (c *Claims) BoundCert() string {
+	if c.Cnf == nil {
+		return ""
+	}
+	return c.Cnf.X5TS256
+}
+
+// Boxed returns ClientID and Subject as interface values, made once per
+// Claims: a caller that hands them to an API taking any (Caddy's
+// replacer) on every request does not allocate each time. The claims
+// must not change after the first call.
+func (c *Claims) Boxed() (clientID, subject any) {
+	c.boxOnce.Do(func() { c.boxed = [2]any{c.ClientID, c.Subject} })
+	return c.boxed[0], c.boxed[1]
+}
+
 // Scopes returns the granted scopes: the union of scope and scp, or,
 // for a token verified with a ClaimMapping, the scopes of the claim it
 // names.
@@ -66,6 +86,9 @@ func (c *Claims) Scopes() []string {
 }
 
 func (c *Claims) mergeScopes() []string {
+	if len(c.Scp) == 0 && c.Scope != nil && !hasDuplicate(c.Scope) {
+		return c.Scope // the usual case: share the list
+	}
 	out := make([]string, 0, len(c.Scope)+len(c.Scp))
 	for _, s := range c.Scope {
 		if !slices.Contains(out, s) {
@@ -78,6 +101,15 @@ func (c *Claims) mergeScopes() []string {
 		}
 	}
 	return out
+}
+
+func hasDuplicate(list []string) bool {
+	for i, s := range list {
+		if slices.Contains(list[:i], s) {
+			return true
+		}
+	}
+	return false
 }
 
 // ScopeText returns the granted scopes, space-delimited.
@@ -107,7 +139,7 @@ func (c *Claims) HasAudience(aud string) bool {
 func (c *Claims) Claim(name string) (string, bool) {
 	c.claimOnce.Do(func() {
 		var m map[string]json.RawMessage
-		if err := json.Unmarshal(c.payload, &m); err == nil {
+		if err := json.Unmarshal([]byte(c.payload), &m); err == nil {
 			c.claimMap = m
 		}
 	})
@@ -130,7 +162,42 @@ func (c *Claims) setPayload(token string) {
 		return
 	}
 	if b, err := base64.RawURLEncoding.DecodeString(token[first+1 : last]); err == nil {
-		c.payload = b
+		c.payload = string(b)
+	}
+}
+
+// compact makes the claims' strings views of the payload wherever their
+// text appears in it, so a cached token costs one allocation for its text
+// instead of one per claim (the cache holds thousands). A view has the
+// same bytes as the string it replaces, wherever in the payload they are
+// found, so nothing the claims say changes. iss becomes issuer (one string
+// for every token of the verifier) when they are equal. Call it once the
+// claims are final, before they are shared.
+func (c *Claims) compact(issuer string) {
+	p := c.payload
+	in := func(s string) string {
+		if s == "" || p == "" {
+			return s
+		}
+		if i := strings.Index(p, s); i >= 0 {
+			return p[i : i+len(s)]
+		}
+		return s
+	}
+	if issuer != "" && c.Issuer == issuer {
+		c.Issuer = issuer
+	} else {
+		c.Issuer = in(c.Issuer)
+	}
+	c.Subject, c.ID, c.ClientID = in(c.Subject), in(c.ID), in(c.ClientID)
+	c.scopeText, c.rolesText = in(c.scopeText), in(c.rolesText)
+	for _, list := range [][]string{c.Audience, c.Scope, c.Scp, c.scopes, c.roles} {
+		for i := range list {
+			list[i] = in(list[i])
+		}
+	}
+	if c.Cnf != nil {
+		c.Cnf.JKT, c.Cnf.X5TS256 = in(c.Cnf.JKT), in(c.Cnf.X5TS256)
 	}
 }
 

@@ -4,7 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"strings"
+	"sync"
+	"unsafe"
 )
 
 // AccessTokenType is the JWS typ header of an access token (RFC 9068 §2.1).
@@ -80,9 +81,29 @@ func (kr *Keyring) SignAccessToken(claims any) (string, error) {
 	return kr.active.sign(claims)
 }
 
+// SignAccessTokenJSON is SignAccessToken for claims the caller has
+// already encoded as a JSON object (payload is not checked, nor kept).
+func (kr *Keyring) SignAccessTokenJSON(payload []byte) (string, error) {
+	return kr.active.signJSON(kr.active.header, payload)
+}
+
 func (k *Key) sign(claims any) (string, error) { return k.signWith(k.header, claims) }
 
 func (k *Key) signWith(header string, claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	return k.signJSON(header, payload)
+}
+
+// signPool recycles signJSON's buffers.
+var signPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// signJSON signs payload under header (its base64url form, precomputed
+// per key), assembling the JWS compact serialization (RFC 7515 §7.1) in a
+// pooled buffer: the token's text is the one allocation of its own.
+func (k *Key) signJSON(header string, payload []byte) (string, error) {
 	var signKey any = k.Signer
 	switch {
 	case k.hmac != nil:
@@ -90,21 +111,25 @@ func (k *Key) signWith(header string, claims any) (string, error) {
 	case k.Signer == nil:
 		return "", ErrNoSigningKey
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	var sb strings.Builder
 	enc := base64.RawURLEncoding
-	sb.Grow(len(header) + 1 + enc.EncodedLen(len(payload)) + 1 + 700)
-	sb.WriteString(header)
-	sb.WriteByte('.')
-	sb.WriteString(enc.EncodeToString(payload))
-	sig, err := k.method.Sign(sb.String(), signKey)
+	bp := signPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 16<<10 {
+			*bp = (*bp)[:0]
+			signPool.Put(bp)
+		}
+	}()
+	b := append((*bp)[:0], header...)
+	b = append(b, '.')
+	b = enc.AppendEncode(b, payload)
+	// The signing input is read, never kept, by Sign: a view of the
+	// buffer, not a copy.
+	sig, err := k.method.Sign(unsafe.String(unsafe.SliceData(b), len(b)), signKey)
 	if err != nil {
 		return "", err
 	}
-	sb.WriteByte('.')
-	sb.WriteString(enc.EncodeToString(sig))
-	return sb.String(), nil
+	b = append(b, '.')
+	b = enc.AppendEncode(b, sig)
+	*bp = b
+	return string(b), nil
 }

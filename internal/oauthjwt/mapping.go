@@ -134,7 +134,7 @@ func (m *ClaimMapping) apply(c *Claims) error {
 	} else {
 		found = make([][]byte, n)
 	}
-	if err := findMembers(c.payload, m.names, found); err != nil {
+	if err := findMembers([]byte(c.payload), m.names, found); err != nil {
 		return fmt.Errorf("%w: payload: %v", jwt.ErrTokenMalformed, err)
 	}
 

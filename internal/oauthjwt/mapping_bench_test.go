@@ -31,7 +31,7 @@ func BenchmarkClaimMappingApply(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				c := Claims{RegisteredClaims: base.RegisteredClaims, ClientID: base.ClientID, Scope: base.Scope, Scp: base.Scp, payload: bc.payload}
+				c := Claims{RegisteredClaims: base.RegisteredClaims, ClientID: base.ClientID, Scope: base.Scope, Scp: base.Scp, payload: string(bc.payload)}
 				if bc.m == nil {
 					c.scopes = c.mergeScopes()
 					c.scopeText = JoinScope(c.scopes)

@@ -326,7 +326,7 @@ func FuzzClaimMapping(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		c := &Claims{payload: payload}
+		c := &Claims{payload: string(payload)}
 		if err := m.apply(c); err == nil {
 			if c.ClientID == "" {
 				t.Fatal("accepted without a client id")

@@ -2,7 +2,6 @@ package oauthjwt
 
 import (
 	"encoding/json"
-	"slices"
 )
 
 // ClaimsFromJSON reads claims from a JSON object that is not a signed
@@ -15,8 +14,9 @@ func ClaimsFromJSON(payload []byte) (*Claims, error) {
 	if err := json.Unmarshal(payload, c); err != nil {
 		return nil, err
 	}
-	c.payload = slices.Clone(payload)
+	c.payload = string(payload)
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
+	c.compact("")
 	return c, nil
 }

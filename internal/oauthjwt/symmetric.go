@@ -64,3 +64,9 @@ func NewHMACKey(kid, owner string, secret []byte) (*Key, error) {
 
 // SignAccessToken signs claims as an RFC 9068 access token with k.
 func (k *Key) SignAccessToken(claims any) (string, error) { return k.sign(claims) }
+
+// SignAccessTokenJSON is SignAccessToken for claims the caller has already
+// encoded as a JSON object (payload is not checked, nor kept).
+func (k *Key) SignAccessTokenJSON(payload []byte) (string, error) {
+	return k.signJSON(k.header, payload)
+}

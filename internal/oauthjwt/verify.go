@@ -111,6 +111,15 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	return v
 }
 
+// CacheCap is the most verified tokens the verifier keeps; 0 without a
+// cache.
+func (v *Verifier) CacheCap() int {
+	if v.cache == nil {
+		return 0
+	}
+	return v.cache.Cap()
+}
+
 // Issuer returns the issuer this verifier accepts.
 func (v *Verifier) Issuer() string { return v.cfg.Issuer }
 
@@ -138,6 +147,30 @@ func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 	}
 	c, err := v.verify(token)
 	return c, false, err
+}
+
+// Remember puts the claims of a token this process has just signed into
+// the cache of verified tokens, so the token's first use skips the
+// signature check (a gateway that issues and checks tokens in one process
+// knows they are valid). Nothing is checked: only the signer may call it,
+// with the claims it signed into token, which it must not change
+// afterwards (its slices are copied). The payload is read from token
+// for Claim. Tokens too large to verify, tokens without exp, and a
+// verifier without a cache or with a ClaimMapping (its claims are read
+// another way) remember nothing.
+func (v *Verifier) Remember(token string, c *Claims) {
+	if v.cache == nil || v.cfg.Mapping != nil || c == nil || c.ExpiresAt == nil || len(token) > MaxTokenSize {
+		return
+	}
+	c.setPayload(token)
+	// The lists may be the caller's (a client's configured scopes):
+	// compact rewrites their elements, so it gets copies.
+	c.Audience = slices.Clone(c.Audience)
+	c.Scope, c.Scp = slices.Clone(c.Scope), slices.Clone(c.Scp)
+	c.scopes = c.mergeScopes()
+	c.scopeText = JoinScope(c.scopes)
+	c.compact(v.cfg.Issuer)
+	v.cache.Put(token, c, c.ExpiresAt.Time, v.now())
 }
 
 // verify checks a token that is not in the cache.
@@ -178,6 +211,7 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 		claims.scopes = claims.mergeScopes()
 		claims.scopeText = JoinScope(claims.scopes)
 	}
+	claims.compact(v.cfg.Issuer)
 	if v.cache != nil {
 		v.cache.Put(token, claims, claims.ExpiresAt.Time, v.now())
 	}

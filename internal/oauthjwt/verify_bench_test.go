@@ -1,7 +1,13 @@
 package oauthjwt
 
 import (
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // BenchmarkVerify measures a full verification (no cache) per algorithm.
@@ -58,4 +64,60 @@ func BenchmarkSignAccessToken(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkVerifierCacheMemory measures what the verified-token cache
+// holds per token: the Go heap in use (runtime.MemStats.HeapAlloc, after a
+// collection) before and after 10,000 distinct tokens are verified and
+// cached, divided by 10,000, reported as B/entry. Each token reaches the
+// verifier as a fresh copy of its text, as a request header would, so a
+// cache that keeps the text pays for it. Tokens look like the example's
+// (about 450 bytes, EdDSA to keep the setup short: ES256's are as long).
+func BenchmarkVerifierCacheMemory(b *testing.B) {
+	const entries = 10000
+	k, err := GenerateKey(EdDSA)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kr, _ := NewKeyring(k)
+	now := time.Now()
+	tokens := make([]string, entries)
+	for i := range tokens {
+		tokens[i], err = kr.SignAccessToken(&Claims{
+			RegisteredClaims: jwt.RegisteredClaims{
+				Issuer:    testIssuer,
+				Subject:   fmt.Sprintf("person-%08d-4f2a-9c1e-3b7d5a6e8f01", i),
+				Audience:  jwt.ClaimStrings{"https://localhost:8443/api/users"},
+				ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+				IssuedAt:  jwt.NewNumericDate(now),
+				ID:        fmt.Sprintf("Xk3%019d", i),
+			},
+			ClientID: "reports-service",
+			Scope:    ScopeClaim{"user:read", "notes:read"},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var perEntry float64
+	for b.Loop() {
+		v := NewVerifier(VerifierConfig{Issuer: testIssuer, Keys: kr, RequireAccessTokenType: true, CacheSize: 2 * entries})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, tok := range tokens {
+			if _, err := v.Verify(strings.Clone(tok)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if n := v.cache.Len(); n != entries {
+			b.Fatalf("cache holds %d entries, want %d", n, entries)
+		}
+		perEntry = float64(after.HeapAlloc-before.HeapAlloc) / entries
+		runtime.KeepAlive(v)
+	}
+	b.ReportMetric(perEntry, "B/entry")
+	b.ReportMetric(float64(len(tokens[0])), "token-bytes")
 }

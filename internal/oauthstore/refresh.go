@@ -36,7 +36,11 @@ type Family struct {
 	SID string `json:"sid,omitempty"`
 	// JKT is the thumbprint of the DPoP key the family's refresh tokens
 	// are bound to (RFC 9449 §5: a public client's); "" for none.
-	JKT     string `json:"jkt,omitempty"`
+	JKT string `json:"jkt,omitempty"`
+	// X5T is the x5t#S256 of the TLS client certificate the family's
+	// refresh tokens are bound to (RFC 8705 §4: a public client's); ""
+	// for none.
+	X5T     string `json:"x5t,omitempty"`
 	Gen     int    `json:"gen"` // generation of the live token
 	Created int64  `json:"created"`
 	MaxExp  int64  `json:"max_exp"`

@@ -70,7 +70,7 @@ func (k *Key) Proof(method, url string, o Options) string {
 			claims[name] = v
 		}
 	}
-	method0, _ := jwt.GetSigningMethod(k.Alg).(jwt.SigningMethod)
+	method0 := jwt.GetSigningMethod(k.Alg)
 	t := jwt.NewWithClaims(method0, claims)
 	typ := o.Typ
 	if typ == "" {
