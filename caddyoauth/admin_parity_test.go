@@ -290,3 +290,17 @@ func TestAdminClientSource(t *testing.T) {
 	// A JSON config (no adapter mark): json, as TestAdminClientLifecycle
 	// checks for baseConfig.
 }
+
+// TestAdminMTLSClient: a tls_client_auth client (RFC 8705 §2.1) made
+// through the admin API has no secret, and its certificate settings are
+// kept and shown.
+func TestAdminMTLSClient(t *testing.T) {
+	startedApp(t)
+	status, got, raw := adminDo(t, "POST", "/oauth/clients", `{"client_id":"mtls","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=svc,O=Example","scope":"a"}`)
+	if status != http.StatusCreated || got["client_secret"] != nil || got["tls_client_auth_subject_dn"] != "CN=svc,O=Example" {
+		t.Fatalf("create: %d %s", status, raw)
+	}
+	if status, _, raw := adminDo(t, "POST", "/oauth/clients/mtls/secret", ""); status != http.StatusConflict {
+		t.Errorf("rotating an mTLS client's secret: %d %s", status, raw)
+	}
+}
