@@ -18,7 +18,7 @@ import (
 // API serves; every route the admin module registers has a path in it;
 // and for every path, exactly the methods it lists are served (each other
 // method is 405), so the description and the handlers cannot drift apart.
-// The description itself is validated by openapi-spec-validator in
+// The description itself is validated by @seriousme/openapi-schema-validator
 // e2e/openapi_test.go.
 func TestOpenAPIDescription(t *testing.T) {
 	docs, err := os.ReadFile("../docs/openapi.json")
