@@ -19,7 +19,7 @@ import (
 // and for every path, exactly the methods it lists are served (each other
 // method is 405), so the description and the handlers cannot drift apart.
 // The description itself is validated by @seriousme/openapi-schema-validator
-// e2e/openapi_test.go.
+// in e2e/openapi_test.go.
 func TestOpenAPIDescription(t *testing.T) {
 	docs, err := os.ReadFile("../docs/openapi.json")
 	if err != nil {
