@@ -179,14 +179,10 @@ func familyKey(ctx context.Context, c *Client) string {
 // replayed to another instance uses `store redis`.
 func (a *App) DPoPReplay() dpop.Replay {
 	if _, lockFiles := a.store.(*oauthstore.CaddyStore); lockFiles {
-		return processReplay
+		return dpop.ProcessReplay
 	}
 	return a.rec.Proofs
 }
-
-// processReplay remembers proofs for apps without a Redis store: one per
-// process, so a reload does not forget the proofs seen.
-var processReplay = dpop.NewMemoryReplay(0)
 
 // proofAlgs are the algorithms a DPoP proof may use: all asymmetric ones,
 // or FAPI 2.0's under that profile.

@@ -281,7 +281,7 @@ func TestDPoPReplayRecord(t *testing.T) {
 		t.Errorf("memory store: replay record %T, want the store's", shared.DPoPReplay())
 	}
 	local := newApp(t, nil) // Caddy file storage
-	if local.DPoPReplay() != dpop.Replay(processReplay) {
+	if local.DPoPReplay() != dpop.Replay(dpop.ProcessReplay) {
 		t.Errorf("Caddy storage: replay record %T, want the process's", local.DPoPReplay())
 	}
 }

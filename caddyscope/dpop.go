@@ -26,10 +26,6 @@ type dpopAuthority interface {
 	DPoPReplay() dpop.Replay
 }
 
-// processReplay serves routes that trust no local app: one per process,
-// so a reload does not forget the proofs seen.
-var processReplay = dpop.NewMemoryReplay(0)
-
 // provisionDPoP checks the route's dpop mode and finds where proofs are
 // recorded.
 func (s *Scope) provisionDPoP() error {
@@ -41,7 +37,7 @@ func (s *Scope) provisionDPoP() error {
 	default:
 		return fmt.Errorf("dpop: %q is neither %s nor %s", s.DPoP, DPoPAllowed, DPoPRequired)
 	}
-	var replay dpop.Replay = processReplay
+	var replay dpop.Replay = dpop.ProcessReplay
 	if a, ok := s.authority.(dpopAuthority); ok {
 		replay = a.DPoPReplay()
 	}

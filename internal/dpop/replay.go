@@ -30,6 +30,12 @@ type MemoryReplay struct {
 	sweep time.Time
 }
 
+// ProcessReplay is the one record of this process for proofs that no
+// shared store records: the authorization server's with Caddy storage,
+// and routes that trust no local app. One per process, so a reload does
+// not forget the proofs seen, and one bound on memory for all of them.
+var ProcessReplay = NewMemoryReplay(0)
+
 // NewMemoryReplay holds at most max live entries (1<<18 if max <= 0,
 // about 20 MB).
 func NewMemoryReplay(max int) *MemoryReplay {
