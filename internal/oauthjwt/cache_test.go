@@ -3,6 +3,7 @@ package oauthjwt
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -89,5 +90,67 @@ func TestCompactClaimsUnchanged(t *testing.T) {
 		if sub, _ := got.Claim("sub"); sub != want.Subject {
 			t.Errorf("Claim(sub) = %q, want %q", sub, want.Subject)
 		}
+	}
+}
+
+// TestCacheFullShardSweep: a full shard drops its expired entries when an
+// insert needs room, but walks the shard for them at most once per
+// sweepInterval; in between, an insert into a full shard drops one entry
+// and the size stays at the cap.
+func TestCacheFullShardSweep(t *testing.T) {
+	c := NewCache[int](cacheShards) // one entry per shard
+	now := time.Unix(1_700_000_000, 0)
+	// Fill every shard with an entry that expires a second from now.
+	for i := 0; c.Len() < c.Cap(); i++ {
+		c.Put(strconv.Itoa(i), i, now.Add(time.Second), now)
+	}
+	later := now.Add(2 * time.Second) // every entry has expired
+	c.Put("new-1", 1, later.Add(time.Hour), later)
+	s := c.shard(ptr(cacheKey("new-1")))
+	if s.sweptAt != later.UnixNano() {
+		t.Fatalf("the full shard did not sweep: sweptAt %d", s.sweptAt)
+	}
+	if _, ok := c.Get("new-1", later); !ok {
+		t.Fatal("the new entry is not in the cache")
+	}
+	// Within the interval, the same shard is not swept again.
+	for i := 0; ; i++ {
+		tok := "again-" + strconv.Itoa(i)
+		if c.shard(ptr(cacheKey(tok))) != s {
+			continue
+		}
+		c.Put(tok, 2, later.Add(time.Hour), later.Add(time.Duration(sweepInterval/2)))
+		if s.sweptAt != later.UnixNano() {
+			t.Fatal("a second sweep within sweepInterval")
+		}
+		if _, ok := c.Get(tok, later); !ok {
+			t.Fatal("the second new entry is not in the cache")
+		}
+		break
+	}
+	if c.Len() > c.Cap() {
+		t.Fatalf("cache holds %d entries, cap %d", c.Len(), c.Cap())
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// BenchmarkCachePutFull: inserting into a full cache (the steady state of a
+// token endpoint that remembers what it issues) costs about what an insert
+// into a cache with room does, not a walk of the shard.
+func BenchmarkCachePutFull(b *testing.B) {
+	c := NewCache[int](defaultCacheSize)
+	now := time.Unix(1_700_000_000, 0)
+	tokens := make([]string, 2*defaultCacheSize)
+	for i := range tokens {
+		tokens[i] = "token-" + strconv.Itoa(i)
+	}
+	for _, tok := range tokens[:defaultCacheSize+cacheShards] {
+		c.Put(tok, 1, now.Add(time.Hour), now)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Put(tokens[i%len(tokens)], i, now.Add(time.Hour), now)
 	}
 }
