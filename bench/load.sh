@@ -26,6 +26,7 @@
 #   token_endpoint   client credentials, SHA-256 secret hash, ES256
 #   token_bcrypt     the same with a bcrypt secret hash (check remembered)
 #   token_redis      the same against a second process with `store redis`
+#   token_eddsa      the same against a third process signing with EdDSA
 # and, per round, three fresh processes for resident memory (VmRSS after a
 # run): bare proxy, 10,000 distinct tokens, every token new (16,384 > cap).
 #
@@ -81,15 +82,16 @@ redis_port=18399
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 
-# start NAME BUILD BASE STORE: a gateway process on ports BASE..BASE+7.
+# start NAME BUILD BASE STORE [SIGNING]: a gateway process on ports
+# BASE..BASE+7.
 declare -A pid port
 start() {
-	local name=$1 build=$2 base=$3 store=$4
+	local name=$1 build=$2 base=$3 store=$4 signing=${5:-ES256 $BENCH_KEY}
 	mkdir -p "$work/$name"
 	BENCH_ADMIN=$base BENCH_RESPOND=$((base + 1)) BENCH_PROXY=$((base + 2)) \
 		BENCH_PROTECTED=$((base + 3)) BENCH_TOKEN=$((base + 4)) BENCH_UPSTREAM=$((base + 5)) \
 		BENCH_HTTPS_PROXY=$((base + 6)) BENCH_HTTPS_PROTECTED=$((base + 7)) \
-		BENCH_STORAGE="$work/$name/storage" BENCH_STORE="$store" \
+		BENCH_STORAGE="$work/$name/storage" BENCH_STORE="$store" BENCH_SIGNING="$signing" \
 		taskset -c "$SERVER_CPU" "$work/$build/caddy" run --config bench/Caddyfile.bench --adapter caddyfile \
 		>"$work/$name/log" 2>&1 &
 	pid[$name]=$!
@@ -125,6 +127,7 @@ i=0
 for b in "${builds[@]}"; do
 	start "main-$b" "$b" $((18400 + 100 * i)) ""
 	start "redis-$b" "$b" $((18420 + 100 * i)) "store redis redis://127.0.0.1:$redis_port/$((i + 1))"
+	start "eddsa-$b" "$b" $((18440 + 100 * i)) "" EdDSA
 	i=$((i + 1))
 done
 
@@ -185,6 +188,7 @@ scenario() {
 	token_endpoint) res=$(wrkrun "$(url "$m" token)" bench/token.lua) ;;
 	token_bcrypt) res=$(BENCH_BASIC=$basic_bcrypt wrkrun "$(url "$m" token)" bench/token.lua) ;;
 	token_redis) res=$(wrkrun "$(url "redis-$b" token)" bench/token.lua) ;;
+	token_eddsa) res=$(wrkrun "$(url "eddsa-$b" token)" bench/token.lua) ;;
 	rss_proxy | rss_many | rss_fresh)
 		start rss "$b" 18460 ""
 		case $s in
@@ -202,14 +206,14 @@ scenario() {
 }
 
 # Each ratio's two sides run close together: the host's speed drifts.
-ALL="reverse_proxy protected control many_tokens fresh_issued fresh_minted respond_post token_endpoint token_bcrypt token_redis https_proxy https_protected rss_proxy rss_many rss_fresh"
+ALL="reverse_proxy protected control many_tokens fresh_issued fresh_minted respond_post token_endpoint token_eddsa token_bcrypt token_redis https_proxy https_protected rss_proxy rss_many rss_fresh"
 SCENARIOS=${SCENARIOS:-$ALL}
 
 # Warm-up: every site of every process, briefly.
 for b in "${builds[@]}"; do
 	for s in respond proxy https_proxy; do taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s "$(url "main-$b" $s)" >/dev/null; done
 	taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/bearer.lua "$(url "main-$b" protected)" >/dev/null
-	for p in "main-$b" "redis-$b"; do taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/token.lua "$(url "$p" token)" >/dev/null; done
+	for p in "main-$b" "redis-$b" "eddsa-$b"; do taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/token.lua "$(url "$p" token)" >/dev/null; done
 	BENCH_BASIC=$basic_bcrypt taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/token.lua "$(url "main-$b" token)" >/dev/null
 done
 : >"$work/results"

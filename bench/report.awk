@@ -48,6 +48,7 @@ END {
 	row("protected route, every token new, issued here / bare proxy", "fresh_issued", "reverse_proxy", "/", "≥ 0.85")
 	row("protected route, every token new, full ES256 verification / bare proxy", "fresh_minted", "reverse_proxy", "/", "≥ 0.85")
 	row("token endpoint (SHA-256 secret, ES256) / respond to the same POST", "token_endpoint", "respond_post", "/", "≥ 0.5")
+	row("token endpoint, EdDSA signing key / respond", "token_eddsa", "respond_post", "/", "")
 	row("token endpoint, bcrypt secret (check remembered) / respond", "token_bcrypt", "respond_post", "/", "≥ 0.5")
 	row("token endpoint, Redis store / respond", "token_redis", "respond_post", "/", "≥ 0.45")
 	row("RSS, 10,000 distinct tokens − bare proxy", "rss_many", "rss_proxy", "-", "≤ +10 MB")
