@@ -49,36 +49,68 @@ func (d *digestChecker) check(presented string) bool {
 // digest of the last secret that matched for a while, so the token endpoint
 // pays for the slow hash once per secret, not once per request. Only a
 // successful comparison is remembered; a wrong secret always pays in full.
+// Checks of the same secret that arrive while one is running wait for its
+// answer instead of running their own: when the memory expires under load,
+// every concurrent request of the client would otherwise start a slow hash
+// at once, and all but a few would time out waiting for a slot (the load
+// script saw a client's 32 connections get 88 failures in 6 s this way).
 type slowHashChecker struct {
 	hash     []byte
 	comparer caddyauth.Comparer
 
-	mu     sync.Mutex
-	good   [32]byte
-	expiry time.Time
+	mu       sync.Mutex
+	good     [32]byte
+	expiry   time.Time
+	inFlight map[[32]byte]*secretCheck
+}
+
+// secretCheck is one running comparison of a presented secret, which
+// checks of the same secret (the same SHA-256 digest) wait for.
+type secretCheck struct {
+	done chan struct{}
+	ok   bool
 }
 
 func (s *slowHashChecker) check(presented string) bool {
 	digest := sha256.Sum256([]byte(presented))
-	now := time.Now()
 	s.mu.Lock()
-	cached := now.Before(s.expiry) && subtle.ConstantTimeCompare(digest[:], s.good[:]) == 1
-	s.mu.Unlock()
-	if cached {
+	if time.Now().Before(s.expiry) && subtle.ConstantTimeCompare(digest[:], s.good[:]) == 1 {
+		s.mu.Unlock()
 		return true
 	}
+	if running, ok := s.inFlight[digest]; ok {
+		s.mu.Unlock()
+		// Bounded: the running check waits at most slowHashWait for a
+		// slot, then takes one hash's time.
+		<-running.done
+		return running.ok
+	}
+	c := &secretCheck{done: make(chan struct{})}
+	if s.inFlight == nil {
+		s.inFlight = make(map[[32]byte]*secretCheck)
+	}
+	s.inFlight[digest] = c
+	s.mu.Unlock()
+
+	c.ok = s.compare(presented)
+	s.mu.Lock()
+	delete(s.inFlight, digest)
+	if c.ok {
+		s.good, s.expiry = digest, time.Now().Add(secretCacheTTL)
+	}
+	s.mu.Unlock()
+	close(c.done)
+	return c.ok
+}
+
+// compare runs the slow hash in one of the bounded slots.
+func (s *slowHashChecker) compare(presented string) bool {
 	if !acquireSlowHashSlot() {
 		return false
 	}
+	defer releaseSlowHashSlot()
 	ok, err := s.comparer.Compare(s.hash, []byte(presented))
-	releaseSlowHashSlot()
-	if err != nil || !ok {
-		return false
-	}
-	s.mu.Lock()
-	s.good, s.expiry = digest, now.Add(secretCacheTTL)
-	s.mu.Unlock()
-	return true
+	return err == nil && ok
 }
 
 // slowHashSlots bounds how many bcrypt or argon2id comparisons run at once.

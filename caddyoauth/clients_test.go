@@ -346,3 +346,67 @@ func TestDemoPasswordOnlyOnLocalhost(t *testing.T) {
 		}
 	}
 }
+
+// blockingComparer is countingComparer that holds each comparison until
+// release is closed, so that checks overlap.
+type blockingComparer struct {
+	countingComparer
+	started chan struct{}
+	release chan struct{}
+}
+
+func (c *blockingComparer) Compare(hashed, plaintext []byte) (bool, error) {
+	c.started <- struct{}{}
+	<-c.release
+	return c.countingComparer.Compare(hashed, plaintext)
+}
+
+// TestSlowHashConcurrentChecksShareOne: checks of the same secret that
+// arrive while its slow hash runs wait for that one answer (the memory of
+// a verified secret expiring under load must not start one bcrypt per
+// request, which ran the slot queue dry); a different secret arriving
+// meanwhile still gets its own comparison, and its own answer.
+func TestSlowHashConcurrentChecksShareOne(t *testing.T) {
+	cmp := &blockingComparer{countingComparer: countingComparer{secret: "right"},
+		started: make(chan struct{}, 16), release: make(chan struct{})}
+	s := &slowHashChecker{hash: []byte("$2a$unused"), comparer: cmp}
+
+	const n = 8
+	results := make(chan bool, n)
+	go func() { results <- s.check("right") }()
+	<-cmp.started // the first comparison is running
+	for range n - 1 {
+		go func() { results <- s.check("right") }()
+	}
+	wrong := make(chan bool, 1)
+	go func() { wrong <- s.check("wrong") }()
+	<-cmp.started // the wrong secret's own comparison
+	// Let the waiters reach the running check before it ends.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		s.mu.Lock()
+		inFlight := len(s.inFlight)
+		s.mu.Unlock()
+		if inFlight == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(cmp.release)
+	for range n {
+		if !<-results {
+			t.Fatal("a check of the right secret failed")
+		}
+	}
+	if <-wrong {
+		t.Fatal("the wrong secret was accepted")
+	}
+	if got := cmp.calls.Load(); got != 2 {
+		t.Fatalf("comparer ran %d times for %d concurrent checks of one secret and one other; want 2", got, n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.inFlight) != 0 {
+		t.Fatalf("%d checks left in flight", len(s.inFlight))
+	}
+}
