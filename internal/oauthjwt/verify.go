@@ -76,6 +76,12 @@ type Verifier struct {
 	cfg    VerifierConfig
 	parser *jwt.Parser
 	cache  *tokenCache
+	// issued holds the tokens Remember was given until their first use,
+	// which moves them to cache: tokens issued and never used (a client
+	// that fetches a token per job, a flood of token requests) then evict
+	// only each other, never the tokens requests are using. A quarter of
+	// cache's size.
+	issued *tokenCache
 	now    func() time.Time
 }
 
@@ -107,6 +113,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	}
 	if cfg.CacheSize >= 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
+		v.issued = newTokenCache(max(v.cache.Cap()/4, cacheShards))
 	}
 	return v
 }
@@ -141,7 +148,12 @@ func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 		return nil, false, ErrNoIssuer
 	}
 	if v.cache != nil {
-		if c, ok := v.cache.Get(token, v.now()); ok {
+		now := v.now()
+		if c, ok := v.cache.Get(token, now); ok {
+			return c, true, nil
+		}
+		if c, ok := v.issued.Take(token, now); ok {
+			v.cache.Put(token, c, c.ExpiresAt.Time, now)
 			return c, true, nil
 		}
 	}
@@ -150,7 +162,8 @@ func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 }
 
 // Remember puts the claims of a token this process has just signed into
-// the cache of verified tokens, so the token's first use skips the
+// the cache of verified tokens (its area for issued tokens not used yet,
+// see Verifier.issued), so the token's first use skips the
 // signature check (a gateway that issues and checks tokens in one process
 // knows they are valid). Nothing is checked: only the signer may call it,
 // with the claims it signed into token, which it must not change
@@ -170,7 +183,7 @@ func (v *Verifier) Remember(token string, c *Claims) {
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
 	c.compact(v.cfg.Issuer)
-	v.cache.Put(token, c, c.ExpiresAt.Time, v.now())
+	v.issued.Put(token, c, c.ExpiresAt.Time, v.now())
 }
 
 // verify checks a token that is not in the cache.

@@ -1,0 +1,57 @@
+package oauthjwt
+
+import (
+	"strconv"
+	"testing"
+)
+
+// TestRememberedTokensDoNotEvictUsedOnes: tokens the issuer remembers wait
+// in their own area until their first use, so a flood of issued tokens
+// that are never used (a client fetching one per job, a burst of token
+// requests) cannot push the tokens requests are using out of the cache,
+// and a remembered token's first use is a hit that moves it to the cache.
+func TestRememberedTokensDoNotEvictUsedOnes(t *testing.T) {
+	s := newTestSetup(t, ES256)
+	v := NewVerifier(VerifierConfig{Issuer: testIssuer, Keys: s.kr, RequireAccessTokenType: true, CacheSize: 256})
+	sign := func(jti string) (string, *Claims) {
+		c := goodClaims()
+		c.ID = jti
+		return s.sign(t, c), c
+	}
+	// 64 tokens in use (4 a shard on average, far from its 16): verified
+	// once, cached.
+	var used []string
+	for i := range 64 {
+		tok, _ := sign("used-" + strconv.Itoa(i))
+		if _, hit, err := v.VerifyCached(tok); hit || err != nil {
+			t.Fatalf("first use: hit %v, err %v", hit, err)
+		}
+		used = append(used, tok)
+	}
+	// Ten times the cache's size issued and never used.
+	for i := range 2560 {
+		tok, c := sign("unused-" + strconv.Itoa(i))
+		v.Remember(tok, c)
+	}
+	for i, tok := range used {
+		if _, hit, err := v.VerifyCached(tok); !hit || err != nil {
+			t.Fatalf("used token %d after the flood: hit %v, err %v; want a cache hit", i, hit, err)
+		}
+	}
+	// A token remembered just now: its first use is a hit, and it is then
+	// in the cache proper, out of the issued area.
+	tok, c := sign("fresh")
+	v.Remember(tok, c)
+	if _, hit, err := v.VerifyCached(tok); !hit || err != nil {
+		t.Fatalf("remembered token's first use: hit %v, err %v", hit, err)
+	}
+	if _, ok := v.issued.Get(tok, v.now()); ok {
+		t.Error("a used token is still in the issued area")
+	}
+	if _, ok := v.cache.Get(tok, v.now()); !ok {
+		t.Error("a used remembered token is not in the cache")
+	}
+	if got, want := v.issued.Cap(), v.cache.Cap()/4; got != want {
+		t.Errorf("issued area of %d, want a quarter of %d", got, v.cache.Cap())
+	}
+}
