@@ -41,7 +41,7 @@ CONNS=${CONNS:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 FRESH_N=${FRESH_N:-20000} # minted tokens per round (more than a run uses)
-ISSUED_N=${ISSUED_N:-8000} # tokens issued then used, per round and build
+ISSUED_N=${ISSUED_N:-4000} # tokens issued then used, per round and build (the issued area holds 4,096)
 export BENCH_CONNS=$CONNS
 
 for tool in wrk taskset openssl redis-server curl; do

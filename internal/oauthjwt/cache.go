@@ -103,23 +103,6 @@ func (c *Cache[V]) Get(token string, now time.Time) (V, bool) {
 	return e.v, true
 }
 
-// Take is Get that also removes the entry it returns.
-func (c *Cache[V]) Take(token string, now time.Time) (V, bool) {
-	key := cacheKey(token)
-	s := c.shard(&key)
-	s.mu.Lock()
-	e, ok := s.m[key]
-	if ok {
-		delete(s.m, key)
-	}
-	s.mu.Unlock()
-	if !ok || now.UnixNano() >= e.deadline {
-		var zero V
-		return zero, false
-	}
-	return e.v, true
-}
-
 // Put stores v for token until deadline. A full shard first drops its
 // entries whose deadline is past at now (at most once per sweepInterval),
 // then arbitrary ones.

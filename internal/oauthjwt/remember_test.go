@@ -3,6 +3,7 @@ package oauthjwt
 import (
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestRememberedTokensDoNotEvictUsedOnes: tokens the issuer remembers wait
@@ -45,7 +46,7 @@ func TestRememberedTokensDoNotEvictUsedOnes(t *testing.T) {
 	if _, hit, err := v.VerifyCached(tok); !hit || err != nil {
 		t.Fatalf("remembered token's first use: hit %v, err %v", hit, err)
 	}
-	if _, ok := v.issued.Get(tok, v.now()); ok {
+	if _, ok := v.issued.Take(tok, v.now()); ok {
 		t.Error("a used token is still in the issued area")
 	}
 	if _, ok := v.cache.Get(tok, v.now()); !ok {
@@ -53,5 +54,48 @@ func TestRememberedTokensDoNotEvictUsedOnes(t *testing.T) {
 	}
 	if got, want := v.issued.Cap(), v.cache.Cap()/4; got != want {
 		t.Errorf("issued area of %d, want a quarter of %d", got, v.cache.Cap())
+	}
+}
+
+// TestIssuedTokensOldestOut: the issued area drops its oldest token when
+// full, so every one of the last capacity tokens issued is still held;
+// a token taken leaves its slot stale, and overwriting that slot later
+// drops nothing else; an expired token is not returned.
+func TestIssuedTokensOldestOut(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	exp := now.Add(time.Hour)
+	it := newIssuedTokens(100)
+	c := &Claims{}
+	for i := range 250 {
+		it.Put("t"+strconv.Itoa(i), c, exp)
+	}
+	if it.Len() != 100 {
+		t.Fatalf("holds %d, want 100", it.Len())
+	}
+	for i := range 250 {
+		_, ok := it.Take("t"+strconv.Itoa(i), now)
+		if want := i >= 150; ok != want {
+			t.Fatalf("token %d of 250 held: %v, want %v (the last 100 only)", i, ok, want)
+		}
+	}
+	if it.Len() != 0 {
+		t.Fatalf("holds %d after every token was taken", it.Len())
+	}
+	// Stale slots: put 100, take the first, put one more (overwrites
+	// slot 0, whose token is gone): the other 99 are all still held.
+	for i := range 100 {
+		it.Put("u"+strconv.Itoa(i), c, exp)
+	}
+	it.Take("u0", now)
+	it.Put("v", c, exp)
+	if it.Len() != 100 {
+		t.Fatalf("holds %d, want 100 (99 + 1)", it.Len())
+	}
+	if _, ok := it.Take("u1", now); !ok {
+		t.Fatal("the oldest token still held was dropped for a slot that was free")
+	}
+	it.Put("late", c, now.Add(time.Second))
+	if _, ok := it.Take("late", now.Add(2*time.Second)); ok {
+		t.Fatal("an expired token was returned")
 	}
 }

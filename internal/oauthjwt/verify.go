@@ -79,9 +79,9 @@ type Verifier struct {
 	// issued holds the tokens Remember was given until their first use,
 	// which moves them to cache: tokens issued and never used (a client
 	// that fetches a token per job, a flood of token requests) then evict
-	// only each other, never the tokens requests are using. A quarter of
-	// cache's size.
-	issued *tokenCache
+	// only each other, oldest first, never the tokens requests are using.
+	// A quarter of cache's size.
+	issued *issuedTokens
 	now    func() time.Time
 }
 
@@ -113,7 +113,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	}
 	if cfg.CacheSize >= 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
-		v.issued = newTokenCache(max(v.cache.Cap()/4, cacheShards))
+		v.issued = newIssuedTokens(max(v.cache.Cap()/4, cacheShards))
 	}
 	return v
 }
@@ -183,7 +183,7 @@ func (v *Verifier) Remember(token string, c *Claims) {
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
 	c.compact(v.cfg.Issuer)
-	v.issued.Put(token, c, c.ExpiresAt.Time, v.now())
+	v.issued.Put(token, c, c.ExpiresAt.Time)
 }
 
 // verify checks a token that is not in the cache.
