@@ -3,7 +3,9 @@ package oauthjwt
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -41,7 +43,14 @@ type Cache[V any] struct {
 
 type cacheShard[V any] struct {
 	mu sync.RWMutex
-	m  map[CacheKey]cacheEntry[V]
+	m  map[CacheKey]*cacheEntry[V]
+	// keys lists the keys of m densely, so eviction can sample entries
+	// uniformly (map iteration order is not uniform enough: entries
+	// stored together are visited together). Each entry knows its index.
+	keys []CacheKey
+	ents []*cacheEntry[V] // the entries of keys, in the same order
+	// clock counts the shard's inserts: the time of lastUsed.
+	clock atomic.Uint64
 	// sweptAt is when a full shard last looked for expired entries (unix
 	// nanoseconds): at most once per sweepInterval, so that a full cache
 	// does not walk a whole shard on every insert.
@@ -57,7 +66,20 @@ const sweepInterval = int64(time.Second)
 type cacheEntry[V any] struct {
 	v        V
 	deadline int64 // unix nanoseconds
+	// lastUsed is the shard's clock when the entry was stored or last
+	// found by a lookup.
+	lastUsed atomic.Uint64
+	idx      int // in the shard's keys
 }
+
+// evictSample is how many entries, drawn at random, a full shard looks at
+// to drop the one least recently used among them (sampled LRU, as Redis
+// does). Tokens seen
+// once (a flood of new tokens) are then what makes room, not the tokens
+// requests keep sending: with plain random eviction, a working set of
+// 10,000 tokens in a cache of 16,384 full of tokens seen once took many
+// passes to settle back in (the load script's 10,000-token scenario).
+const evictSample = 8
 
 // NewCache makes a cache of at most about size entries; zero means a
 // default of 16384.
@@ -67,7 +89,7 @@ func NewCache[V any](size int) *Cache[V] {
 	}
 	c := &Cache[V]{perShard: (size + cacheShards - 1) / cacheShards}
 	for i := range c.shards {
-		c.shards[i].m = make(map[CacheKey]cacheEntry[V])
+		c.shards[i].m = make(map[CacheKey]*cacheEntry[V])
 	}
 	return c
 }
@@ -95,17 +117,25 @@ func (c *Cache[V]) Get(token string, now time.Time) (V, bool) {
 	}
 	if now.UnixNano() >= e.deadline {
 		s.mu.Lock()
-		delete(s.m, key)
+		if s.m[key] == e { // not replaced meanwhile
+			s.remove(key, e)
+		}
 		s.mu.Unlock()
 		var zero V
 		return zero, false
+	}
+	// Written only when it changes (an insert into the shard since), so
+	// lookups of one hot token do not all write its cache line.
+	if t := s.clock.Load(); e.lastUsed.Load() != t {
+		e.lastUsed.Store(t)
 	}
 	return e.v, true
 }
 
 // Put stores v for token until deadline. A full shard first drops its
 // entries whose deadline is past at now (at most once per sweepInterval),
-// then arbitrary ones.
+// then the least recently used of evictSample entries (map order is
+// random).
 func (c *Cache[V]) Put(token string, v V, deadline, now time.Time) {
 	key := cacheKey(token)
 	s := c.shard(&key)
@@ -114,22 +144,53 @@ func (c *Cache[V]) Put(token string, v V, deadline, now time.Time) {
 	if _, ok := s.m[key]; !ok && len(s.m) >= c.perShard {
 		if n := now.UnixNano(); n-s.sweptAt >= sweepInterval {
 			s.sweptAt = n
-			for k, e := range s.m {
-				if n >= e.deadline {
-					delete(s.m, k)
+			for i := len(s.keys) - 1; i >= 0; i-- {
+				if e := s.ents[i]; n >= e.deadline {
+					s.remove(s.keys[i], e)
 				}
 			}
 		}
-		// Still full: drop arbitrary entries (map order is random); they
-		// are only checked again on their next use.
-		for k := range s.m {
-			if len(s.m) < c.perShard {
-				break
-			}
-			delete(s.m, k)
+		for len(s.m) >= c.perShard {
+			s.evictOne()
 		}
 	}
-	s.m[key] = cacheEntry[V]{v: v, deadline: deadline.UnixNano()}
+	e := &cacheEntry[V]{v: v, deadline: deadline.UnixNano()}
+	e.lastUsed.Store(s.clock.Add(1))
+	if old, ok := s.m[key]; ok {
+		e.idx = old.idx
+	} else {
+		e.idx = len(s.keys)
+		s.keys = append(s.keys, key)
+		s.ents = append(s.ents, nil)
+	}
+	s.ents[e.idx] = e
+	s.m[key] = e
+}
+
+// remove drops key, whose entry is e, keeping keys dense (the last key
+// takes its place). The caller holds the shard's lock.
+func (s *cacheShard[V]) remove(key CacheKey, e *cacheEntry[V]) {
+	last := len(s.keys) - 1
+	if e.idx != last {
+		s.keys[e.idx], s.ents[e.idx] = s.keys[last], s.ents[last]
+		s.ents[e.idx].idx = e.idx
+	}
+	s.ents[last] = nil
+	s.keys, s.ents = s.keys[:last], s.ents[:last]
+	delete(s.m, key)
+}
+
+// evictOne drops the least recently used of evictSample entries of the
+// shard drawn at random, whose lock the caller holds.
+func (s *cacheShard[V]) evictOne() {
+	victim, oldest := 0, uint64(1<<64-1)
+	for range evictSample {
+		i := rand.IntN(len(s.keys))
+		if t := s.ents[i].lastUsed.Load(); t < oldest {
+			victim, oldest = i, t
+		}
+	}
+	s.remove(s.keys[victim], s.ents[victim])
 }
 
 // Len counts the entries held, expired ones included until they are

@@ -154,3 +154,72 @@ func BenchmarkCachePutFull(b *testing.B) {
 		c.Put(tokens[i%len(tokens)], i, now.Add(time.Hour), now)
 	}
 }
+
+// TestCacheKeepsTokensInUse: tokens requests keep sending stay cached
+// through a flood of tokens seen once (ten times the cache's size), as
+// long as each is looked up again between a few inserts: eviction passes
+// the least recently used of a few entries (sampled LRU). With plain
+// random eviction, almost none of them would be left.
+func TestCacheKeepsTokensInUse(t *testing.T) {
+	c := NewCache[int](1024) // 64 a shard
+	now := time.Unix(1_700_000_000, 0)
+	exp := now.Add(time.Hour)
+	hot := make([]string, 256) // 16 a shard on average
+	for i := range hot {
+		hot[i] = "hot-" + strconv.Itoa(i)
+		c.Put(hot[i], i, exp, now)
+	}
+	lookAll := func() {
+		for _, h := range hot {
+			c.Get(h, now)
+		}
+	}
+	lookAll()
+	for i := range 10 * c.Cap() {
+		c.Put("once-"+strconv.Itoa(i), -1, exp, now)
+		if i%64 == 63 { // four inserts a shard between uses
+			lookAll()
+		}
+	}
+	kept := 0
+	for _, h := range hot {
+		if _, ok := c.Get(h, now); ok {
+			kept++
+		}
+	}
+	if kept < len(hot)*95/100 {
+		t.Fatalf("%d of %d tokens in use survived a flood of tokens seen once; want at least 95%%", kept, len(hot))
+	}
+	if c.Len() > c.Cap() {
+		t.Fatalf("cache holds %d entries, cap %d", c.Len(), c.Cap())
+	}
+}
+
+// TestCacheIndexConsistent: after inserts into full shards, replacements,
+// expiries found by lookups and sweeps, every shard's key list and map
+// hold the same keys and each entry knows its place in the list (the
+// list is what eviction samples).
+func TestCacheIndexConsistent(t *testing.T) {
+	c := NewCache[int](64) // 4 a shard
+	now := time.Unix(1_700_000_000, 0)
+	for i := range 2000 {
+		tok := "t" + strconv.Itoa(i%300)
+		exp := now.Add(time.Duration(i%7) * time.Second) // some expire soon
+		c.Put(tok, i, exp, now)
+		if i%3 == 0 {
+			c.Get("t"+strconv.Itoa((i*7)%300), now)
+		}
+		now = now.Add(400 * time.Millisecond)
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		if len(s.keys) != len(s.m) || len(s.ents) != len(s.m) || len(s.m) > c.perShard {
+			t.Fatalf("shard %d: %d keys listed, %d in the map, cap %d", i, len(s.keys), len(s.m), c.perShard)
+		}
+		for j, k := range s.keys {
+			if e, ok := s.m[k]; !ok || e.idx != j || s.ents[j] != e {
+				t.Fatalf("shard %d: key %d of the list is not where its entry says", i, j)
+			}
+		}
+	}
+}
