@@ -15,9 +15,10 @@ import (
 // signature (tens of microseconds).
 type issuedTokens struct {
 	mu   sync.Mutex
-	m    map[CacheKey]issuedEntry
-	ring []CacheKey // the keys in the order they came; stale once taken
-	next int        // the slot the next token overwrites
+	cap  int
+	m    map[CacheKey]issuedEntry // made at the first Put, as ring
+	ring []CacheKey               // the keys in the order they came; stale once taken
+	next int                      // the slot the next token overwrites
 }
 
 type issuedEntry struct {
@@ -26,12 +27,12 @@ type issuedEntry struct {
 	slot     int   // its slot in ring
 }
 
-func newIssuedTokens(capacity int) *issuedTokens {
-	return &issuedTokens{m: make(map[CacheKey]issuedEntry, capacity), ring: make([]CacheKey, capacity)}
-}
+// newIssuedTokens makes an area for capacity tokens. Its memory is taken
+// at the first Put: verifiers of other issuers never remember a token.
+func newIssuedTokens(capacity int) *issuedTokens { return &issuedTokens{cap: capacity} }
 
 // Cap is the most tokens held.
-func (t *issuedTokens) Cap() int { return len(t.ring) }
+func (t *issuedTokens) Cap() int { return t.cap }
 
 // Put holds c for token until deadline, dropping the oldest token held
 // if it is full.
@@ -39,6 +40,9 @@ func (t *issuedTokens) Put(token string, c *Claims, deadline time.Time) {
 	key := cacheKey(token)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.ring == nil {
+		t.m, t.ring = make(map[CacheKey]issuedEntry), make([]CacheKey, t.cap)
+	}
 	// The slot's previous token, unless it was taken since (or put again
 	// into a later slot).
 	if old, ok := t.m[t.ring[t.next]]; ok && old.slot == t.next {

@@ -65,6 +65,9 @@ func TestIssuedTokensOldestOut(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	exp := now.Add(time.Hour)
 	it := newIssuedTokens(100)
+	if _, ok := it.Take("nothing", now); ok || it.ring != nil || it.m != nil {
+		t.Fatal("an area nothing was put in took memory or answered")
+	}
 	c := &Claims{}
 	for i := range 250 {
 		it.Put("t"+strconv.Itoa(i), c, exp)
