@@ -44,11 +44,10 @@ type Cache[V any] struct {
 type cacheShard[V any] struct {
 	mu sync.RWMutex
 	m  map[CacheKey]*cacheEntry[V]
-	// keys lists the keys of m densely, so eviction can sample entries
+	// ents lists the entries of m densely, so eviction can sample them
 	// uniformly (map iteration order is not uniform enough: entries
 	// stored together are visited together). Each entry knows its index.
-	keys []CacheKey
-	ents []*cacheEntry[V] // the entries of keys, in the same order
+	ents []*cacheEntry[V]
 	// clock counts the shard's inserts: the time of lastUsed.
 	clock atomic.Uint64
 	// sweptAt is when a full shard last looked for expired entries (unix
@@ -58,8 +57,8 @@ type cacheShard[V any] struct {
 }
 
 // sweepInterval spaces the expired-entry sweeps of a full shard. Between
-// sweeps an insert into a full shard drops one arbitrary entry: a full
-// walk per insert (1,024 entries a shard at the default size) was 16 % of
+// sweeps an insert into a full shard only evicts (evictOne): a full walk
+// per insert (1,024 entries a shard at the default size) was 16 % of
 // the token endpoint's CPU once the tokens it remembers filled the cache.
 const sweepInterval = int64(time.Second)
 
@@ -69,13 +68,14 @@ type cacheEntry[V any] struct {
 	// lastUsed is the shard's clock when the entry was stored or last
 	// found by a lookup.
 	lastUsed atomic.Uint64
-	idx      int // in the shard's keys
+	key      CacheKey
+	idx      int // in the shard's ents
 }
 
 // evictSample is how many entries, drawn at random, a full shard looks at
 // to drop the one least recently used among them (sampled LRU, as Redis
-// does). Tokens seen
-// once (a flood of new tokens) are then what makes room, not the tokens
+// does). Tokens seen once (a flood of new tokens) are then what makes
+// room, not the tokens
 // requests keep sending: with plain random eviction, a working set of
 // 10,000 tokens in a cache of 16,384 full of tokens seen once took many
 // passes to settle back in (the load script's 10,000-token scenario).
@@ -118,7 +118,7 @@ func (c *Cache[V]) Get(token string, now time.Time) (V, bool) {
 	if now.UnixNano() >= e.deadline {
 		s.mu.Lock()
 		if s.m[key] == e { // not replaced meanwhile
-			s.remove(key, e)
+			s.remove(e)
 		}
 		s.mu.Unlock()
 		var zero V
@@ -134,19 +134,19 @@ func (c *Cache[V]) Get(token string, now time.Time) (V, bool) {
 
 // Put stores v for token until deadline. A full shard first drops its
 // entries whose deadline is past at now (at most once per sweepInterval),
-// then the least recently used of evictSample entries (map order is
-// random).
+// then the least recently used of evictSample entries drawn at random.
 func (c *Cache[V]) Put(token string, v V, deadline, now time.Time) {
 	key := cacheKey(token)
 	s := c.shard(&key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[key]; !ok && len(s.m) >= c.perShard {
+	old, replace := s.m[key]
+	if !replace && len(s.m) >= c.perShard {
 		if n := now.UnixNano(); n-s.sweptAt >= sweepInterval {
 			s.sweptAt = n
-			for i := len(s.keys) - 1; i >= 0; i-- {
+			for i := len(s.ents) - 1; i >= 0; i-- {
 				if e := s.ents[i]; n >= e.deadline {
-					s.remove(s.keys[i], e)
+					s.remove(e)
 				}
 			}
 		}
@@ -154,30 +154,29 @@ func (c *Cache[V]) Put(token string, v V, deadline, now time.Time) {
 			s.evictOne()
 		}
 	}
-	e := &cacheEntry[V]{v: v, deadline: deadline.UnixNano()}
+	e := &cacheEntry[V]{v: v, deadline: deadline.UnixNano(), key: key}
 	e.lastUsed.Store(s.clock.Add(1))
-	if old, ok := s.m[key]; ok {
+	if replace {
 		e.idx = old.idx
+		s.ents[e.idx] = e
 	} else {
-		e.idx = len(s.keys)
-		s.keys = append(s.keys, key)
-		s.ents = append(s.ents, nil)
+		e.idx = len(s.ents)
+		s.ents = append(s.ents, e)
 	}
-	s.ents[e.idx] = e
 	s.m[key] = e
 }
 
-// remove drops key, whose entry is e, keeping keys dense (the last key
-// takes its place). The caller holds the shard's lock.
-func (s *cacheShard[V]) remove(key CacheKey, e *cacheEntry[V]) {
-	last := len(s.keys) - 1
+// remove drops e, keeping ents dense (the last entry takes its place).
+// The caller holds the shard's lock.
+func (s *cacheShard[V]) remove(e *cacheEntry[V]) {
+	last := len(s.ents) - 1
 	if e.idx != last {
-		s.keys[e.idx], s.ents[e.idx] = s.keys[last], s.ents[last]
+		s.ents[e.idx] = s.ents[last]
 		s.ents[e.idx].idx = e.idx
 	}
 	s.ents[last] = nil
-	s.keys, s.ents = s.keys[:last], s.ents[:last]
-	delete(s.m, key)
+	s.ents = s.ents[:last]
+	delete(s.m, e.key)
 }
 
 // evictOne drops the least recently used of evictSample entries of the
@@ -185,12 +184,12 @@ func (s *cacheShard[V]) remove(key CacheKey, e *cacheEntry[V]) {
 func (s *cacheShard[V]) evictOne() {
 	victim, oldest := 0, uint64(1<<64-1)
 	for range evictSample {
-		i := rand.IntN(len(s.keys))
+		i := rand.IntN(len(s.ents))
 		if t := s.ents[i].lastUsed.Load(); t < oldest {
 			victim, oldest = i, t
 		}
 	}
-	s.remove(s.keys[victim], s.ents[victim])
+	s.remove(s.ents[victim])
 }
 
 // Len counts the entries held, expired ones included until they are

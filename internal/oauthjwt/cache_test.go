@@ -196,8 +196,8 @@ func TestCacheKeepsTokensInUse(t *testing.T) {
 }
 
 // TestCacheIndexConsistent: after inserts into full shards, replacements,
-// expiries found by lookups and sweeps, every shard's key list and map
-// hold the same keys and each entry knows its place in the list (the
+// expiries found by lookups and sweeps, every shard's entry list and map
+// hold the same entries and each entry knows its place in the list (the
 // list is what eviction samples).
 func TestCacheIndexConsistent(t *testing.T) {
 	c := NewCache[int](64) // 4 a shard
@@ -213,11 +213,11 @@ func TestCacheIndexConsistent(t *testing.T) {
 	}
 	for i := range c.shards {
 		s := &c.shards[i]
-		if len(s.keys) != len(s.m) || len(s.ents) != len(s.m) || len(s.m) > c.perShard {
-			t.Fatalf("shard %d: %d keys listed, %d in the map, cap %d", i, len(s.keys), len(s.m), c.perShard)
+		if len(s.ents) != len(s.m) || len(s.m) > c.perShard {
+			t.Fatalf("shard %d: %d entries listed, %d in the map, cap %d", i, len(s.ents), len(s.m), c.perShard)
 		}
-		for j, k := range s.keys {
-			if e, ok := s.m[k]; !ok || e.idx != j || s.ents[j] != e {
+		for j, le := range s.ents {
+			if e, ok := s.m[le.key]; !ok || e.idx != j || e != le {
 				t.Fatalf("shard %d: key %d of the list is not where its entry says", i, j)
 			}
 		}
