@@ -2,10 +2,13 @@ package oauthjwt
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestCacheKeyIsTheWholeText: the cache is keyed by a digest of the
@@ -42,11 +45,11 @@ func TestCacheKeyIsTheWholeText(t *testing.T) {
 	}
 }
 
-// TestCompactClaimsUnchanged: the cached claims, whose strings share the
-// payload's memory (compact), say exactly what the payload says, for
-// scope strings, scope arrays, scp, duplicates, several audiences, a cnf
-// and strings with JSON escapes (which cannot be found in the payload
-// as they are).
+// TestCompactClaimsUnchanged: the cached claims, whose strings and lists
+// are shared with other tokens' (interner) and whose payload keeps only
+// what the fields do not hold (splitPayload), say exactly what the
+// payload says, for scope strings, scope arrays, scp, duplicates, several
+// audiences, a cnf and strings with JSON escapes.
 func TestCompactClaimsUnchanged(t *testing.T) {
 	s := newTestSetup(t, ES256)
 	v := NewVerifier(VerifierConfig{Issuer: testIssuer, Keys: s.kr, RequireAccessTokenType: true})
@@ -90,6 +93,52 @@ func TestCompactClaimsUnchanged(t *testing.T) {
 		if sub, _ := got.Claim("sub"); sub != want.Subject {
 			t.Errorf("Claim(sub) = %q, want %q", sub, want.Subject)
 		}
+	}
+}
+
+// TestCachedClaimsSmall: what a cached token costs beyond its claims'
+// struct. Two tokens of one client and person, the shape this gateway
+// issues, keep no payload text (every member is in a field), share their
+// client_id, sub, audiences and scope list, and box client_id and sub
+// once between them; Claim still answers each member.
+func TestCachedClaimsSmall(t *testing.T) {
+	s := newTestSetup(t, ES256)
+	v := NewVerifier(VerifierConfig{Issuer: testIssuer, Keys: s.kr, RequireAccessTokenType: true})
+	now := time.Now().Unix()
+	var got [2]*Claims
+	for i := range got {
+		tok := s.sign(t, map[string]any{
+			"iss": testIssuer, "exp": now + 3600, "iat": now, "jti": fmt.Sprint("jti-", i),
+			"sub": "alice", "client_id": "svc", "aud": []string{"https://api.example"}, "scope": "a b",
+		})
+		c, err := v.Verify(strings.Clone(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[i] = c
+	}
+	a, b := got[0], got[1]
+	if a.payload != "" || b.payload != "" {
+		t.Errorf("payload kept: %q", a.payload)
+	}
+	if unsafe.StringData(a.ClientID) != unsafe.StringData(b.ClientID) || unsafe.StringData(a.Subject) != unsafe.StringData(b.Subject) ||
+		&a.Audience[0] != &b.Audience[0] || &a.Scope[0] != &b.Scope[0] || &a.Scopes()[0] != &b.Scopes()[0] ||
+		unsafe.StringData(a.ScopeText()) != unsafe.StringData(b.ScopeText()) {
+		t.Error("two tokens of one client do not share its strings and lists")
+	}
+	ac, as := a.Boxed()
+	bc, bs := b.Boxed()
+	if ac != bc || as != bs || (*[2]uintptr)(unsafe.Pointer(&ac))[1] != (*[2]uintptr)(unsafe.Pointer(&bc))[1] {
+		t.Error("client_id boxed twice")
+	}
+	for name, want := range map[string]string{"iss": testIssuer, "sub": "alice", "client_id": "svc", "jti": "jti-1",
+		"aud": `["https://api.example"]`, "scope": "a b", "exp": fmt.Sprint(now + 3600), "iat": fmt.Sprint(now)} {
+		if v, ok := b.Claim(name); !ok || v != want {
+			t.Errorf("Claim(%q) = %q, %v; want %q", name, v, ok, want)
+		}
+	}
+	if _, ok := b.Claim("nbf"); ok {
+		t.Error("Claim(nbf) found a member the token does not have")
 	}
 }
 

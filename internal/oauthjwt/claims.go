@@ -6,7 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -32,15 +32,18 @@ type Claims struct {
 	// Scp is the array form some issuers (Azure AD, Okta) use instead of scope.
 	Scp ScopeClaim `json:"scp,omitempty"`
 
-	payload   string // the decoded payload, for Claim; the strings above share it (compact)
-	claimOnce sync.Once
-	claimMap  map[string]json.RawMessage
+	// payload is the decoded payload while the claims are made; once
+	// finish has run, only the members the fields above do not hold
+	// exactly (fields says which they hold), as a JSON object, or "" when
+	// they hold every member: Claim serves both. A token of this gateway
+	// then costs no payload text in the cache at all.
+	payload   string
+	fields    fieldSet
+	rest      atomic.Pointer[map[string]json.RawMessage] // payload's members, read at the first Claim
 	scopes    []string
 	scopeText string
-	roles     []string // from a ClaimMapping's roles claim; nil without one
-	rolesText string
-	boxOnce   sync.Once
-	boxed     [2]any // ClientID and Subject as interface values (Boxed)
+	roles     *roleList // from a ClaimMapping's roles claim; nil without one
+	boxed     [2]any    // ClientID and Subject as interface values (Boxed)
 }
 
 // Confirmation is a cnf claim (RFC 7800 §3.1).
@@ -66,13 +69,23 @@ func (c *Claims) BoundCert() string {
 	return c.Cnf.X5TS256
 }
 
-// Boxed returns ClientID and Subject as interface values, made once per
-// Claims: a caller that hands them to an API taking any (Caddy's
-// replacer) on every request does not allocate each time. The claims
-// must not change after the first call.
+// Boxed returns ClientID and Subject as interface values, made once when
+// the verifier finished the claims (and shared by the tokens of one client
+// or person): a caller that hands them to an API taking any (Caddy's
+// replacer) on every request does not allocate each time. Claims made
+// another way box them on each call.
 func (c *Claims) Boxed() (clientID, subject any) {
-	c.boxOnce.Do(func() { c.boxed = [2]any{c.ClientID, c.Subject} })
+	if c.boxed[0] == nil {
+		return c.ClientID, c.Subject
+	}
 	return c.boxed[0], c.boxed[1]
+}
+
+// roleList is the roles a ClaimMapping read, apart from Claims so that
+// the claims of tokens without a mapping do not carry its fields.
+type roleList struct {
+	list []string
+	text string
 }
 
 // Scopes returns the granted scopes: the union of scope and scp, or,
@@ -123,10 +136,20 @@ func (c *Claims) ScopeText() string {
 // Roles returns the subject's roles, read by the verifier's ClaimMapping
 // from the claim it names. Tokens verified without a mapping (RFC 9068
 // tokens, the local app's, introspected ones) have none.
-func (c *Claims) Roles() []string { return c.roles }
+func (c *Claims) Roles() []string {
+	if c.roles == nil {
+		return nil
+	}
+	return c.roles.list
+}
 
 // RolesText returns the roles, space-delimited.
-func (c *Claims) RolesText() string { return c.rolesText }
+func (c *Claims) RolesText() string {
+	if c.roles == nil {
+		return ""
+	}
+	return c.roles.text
+}
 
 // HasAudience reports whether aud is among the token's audiences.
 func (c *Claims) HasAudience(aud string) bool {
@@ -137,21 +160,30 @@ func (c *Claims) HasAudience(aud string) bool {
 // as its JSON encoding. It reads the verified payload, so it also serves
 // claims that Claims has no field for.
 func (c *Claims) Claim(name string) (string, bool) {
-	c.claimOnce.Do(func() {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(c.payload), &m); err == nil {
-			c.claimMap = m
+	if raw, ok := c.restMembers()[name]; ok {
+		var s string
+		if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+			return s, true
 		}
-	})
-	raw, ok := c.claimMap[name]
-	if !ok {
-		return "", false
+		return string(raw), true
 	}
-	var s string
-	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
-		return s, true
+	return c.fieldClaim(name)
+}
+
+// restMembers decodes payload once, at the first Claim.
+func (c *Claims) restMembers() map[string]json.RawMessage {
+	if c.payload == "" {
+		return nil
 	}
-	return string(raw), true
+	if m := c.rest.Load(); m != nil {
+		return *m
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(c.payload), &m); err != nil {
+		m = map[string]json.RawMessage{}
+	}
+	c.rest.Store(&m) // racing first calls store equal maps
+	return m
 }
 
 // setPayload records the payload segment of the verified token.
@@ -166,39 +198,39 @@ func (c *Claims) setPayload(token string) {
 	}
 }
 
-// compact makes the claims' strings views of the payload wherever their
-// text appears in it, so a cached token costs one allocation for its text
-// instead of one per claim (the cache holds thousands). A view has the
-// same bytes as the string it replaces, wherever in the payload they are
-// found, so nothing the claims say changes. iss becomes issuer (one string
-// for every token of the verifier) when they are equal. Call it once the
-// claims are final, before they are shared.
-func (c *Claims) compact(issuer string) {
-	p := c.payload
-	in := func(s string) string {
-		if s == "" || p == "" {
-			return s
-		}
-		if i := strings.Index(p, s); i >= 0 {
-			return p[i : i+len(s)]
-		}
-		return s
-	}
+// finish makes the claims ready to be shared and cached, once they are
+// final: the payload shrinks to the members the fields do not hold
+// (splitPayload); the strings and lists many tokens repeat become the
+// interner's, iss the verifier's issuer when equal (one string for every
+// token); ClientID and Subject are boxed for Boxed (once per interned
+// string). in may be nil. A cached token of this gateway then costs its
+// Claims, its jti, its NumericDates and its cache entry: about 500 bytes
+// (BenchmarkVerifierCacheMemory).
+func (c *Claims) finish(issuer string, in *interner) {
+	c.splitPayload()
 	if issuer != "" && c.Issuer == issuer {
 		c.Issuer = issuer
 	} else {
-		c.Issuer = in(c.Issuer)
+		c.Issuer = in.str(c.Issuer)
 	}
-	c.Subject, c.ID, c.ClientID = in(c.Subject), in(c.ID), in(c.ClientID)
-	c.scopeText, c.rolesText = in(c.scopeText), in(c.rolesText)
-	for _, list := range [][]string{c.Audience, c.Scope, c.Scp, c.scopes, c.roles} {
-		for i := range list {
-			list[i] = in(list[i])
-		}
+	var boxedClient, boxedSub any
+	c.ClientID, boxedClient = in.boxed(c.ClientID)
+	c.Subject, boxedSub = in.boxed(c.Subject)
+	c.Audience = in.list(c.Audience)
+	sameScopes := sameList(c.scopes, c.Scope)
+	c.Scope = in.list(c.Scope)
+	if sameScopes {
+		c.scopes = c.Scope
+	} else {
+		c.scopes = in.list(c.scopes)
 	}
-	if c.Cnf != nil {
-		c.Cnf.JKT, c.Cnf.X5TS256 = in(c.Cnf.JKT), in(c.Cnf.X5TS256)
-	}
+	c.scopeText = in.str(c.scopeText)
+	c.boxed = [2]any{boxedClient, boxedSub}
+}
+
+// sameList reports whether a and b are the same slice (not only equal).
+func sameList(a, b []string) bool {
+	return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0]
 }
 
 // ScopeClaim is a list of scopes that reads from a space-delimited string or

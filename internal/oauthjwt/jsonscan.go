@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unsafe"
 )
 
 // errNotObject reports JSON that is not one well-formed object.
@@ -21,6 +22,21 @@ var errNotObject = errors.New("not a JSON object")
 // JSON). It still copes with any input: malformed JSON is errNotObject,
 // never a panic or an out-of-range read.
 func findMembers(obj []byte, names []string, out [][]byte) error {
+	return eachMember(obj, func(key string, _, raw []byte) {
+		for n, name := range names {
+			if key == name {
+				out[n] = raw
+			}
+		}
+	})
+}
+
+// eachMember calls fn with the name (unescaped), the name as written
+// (quoted) and the raw value of each member of the JSON object obj, in
+// order, duplicates included. The key passed aliases obj unless it had
+// escapes; fn must not keep it. Malformed JSON is errNotObject (fn may
+// have been called for the members before the fault).
+func eachMember(obj []byte, fn func(key string, quoted, raw []byte)) error {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return errNotObject
@@ -33,16 +49,19 @@ func findMembers(obj []byte, names []string, out [][]byte) error {
 		if i >= len(obj) || obj[i] != '"' {
 			return errNotObject
 		}
+		keyStart := i
 		end, escaped, ok := scanString(obj, i)
 		if !ok {
 			return errNotObject
 		}
-		key := obj[i+1 : end-1]
-		var unescaped string
+		var key string
 		if escaped {
-			if unescaped, ok = unquote(obj[i:end]); !ok {
+			if key, ok = unquote(obj[i:end]); !ok {
 				return errNotObject
 			}
+		} else {
+			// A view of obj without a copy: fn only compares it.
+			key = unsafe.String(unsafe.SliceData(obj[i+1:end-1]), end-1-(i+1))
 		}
 		i = skipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ':' {
@@ -53,11 +72,7 @@ func findMembers(obj []byte, names []string, out [][]byte) error {
 		if i, ok = skipValue(obj, i); !ok {
 			return errNotObject
 		}
-		for n, name := range names {
-			if escaped && unescaped == name || !escaped && string(key) == name {
-				out[n] = obj[start:i]
-			}
-		}
+		fn(key, obj[keyStart:end], obj[start:i])
 		i = skipSpace(obj, i)
 		if i >= len(obj) {
 			return errNotObject

@@ -189,8 +189,8 @@ func (m *ClaimMapping) apply(c *Claims) error {
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrClaimType, m.roles, err)
 		}
-		c.roles = compactList(list)
-		c.rolesText = strings.Join(c.roles, " ")
+		roles := compactList(list)
+		c.roles = &roleList{list: roles, text: strings.Join(roles, " ")}
 	}
 	return nil
 }

@@ -17,6 +17,6 @@ func ClaimsFromJSON(payload []byte) (*Claims, error) {
 	c.payload = string(payload)
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
-	c.compact("")
+	c.finish("", nil)
 	return c, nil
 }

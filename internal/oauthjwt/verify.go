@@ -82,6 +82,8 @@ type Verifier struct {
 	// only each other, oldest first, never the tokens requests are using.
 	// A quarter of cache's size.
 	issued *issuedTokens
+	// intern shares the strings and lists the cached claims repeat.
+	intern *interner
 	now    func() time.Time
 }
 
@@ -114,6 +116,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	if cfg.CacheSize >= 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 		v.issued = newIssuedTokens(max(v.cache.Cap()/4, cacheShards))
+		v.intern = newInterner()
 	}
 	return v
 }
@@ -166,9 +169,9 @@ func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 // see Verifier.issued), so the token's first use skips the
 // signature check (a gateway that issues and checks tokens in one process
 // knows they are valid). Nothing is checked: only the signer may call it,
-// with the claims it signed into token, which it must not change
-// afterwards (its slices are copied). The payload is read from token
-// for Claim. Tokens too large to verify, tokens without exp, and a
+// with the claims it signed into token, which neither it nor anyone
+// may change afterwards, their lists included (the cached claims share
+// them). The payload is read from token for Claim. Tokens too large to verify, tokens without exp, and a
 // verifier without a cache or with a ClaimMapping (its claims are read
 // another way) remember nothing.
 func (v *Verifier) Remember(token string, c *Claims) {
@@ -176,13 +179,9 @@ func (v *Verifier) Remember(token string, c *Claims) {
 		return
 	}
 	c.setPayload(token)
-	// The lists may be the caller's (a client's configured scopes):
-	// compact rewrites their elements, so it gets copies.
-	c.Audience = slices.Clone(c.Audience)
-	c.Scope, c.Scp = slices.Clone(c.Scope), slices.Clone(c.Scp)
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
-	c.compact(v.cfg.Issuer)
+	c.finish(v.cfg.Issuer, v.intern)
 	v.issued.Put(token, c, c.ExpiresAt.Time)
 }
 
@@ -224,7 +223,7 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 		claims.scopes = claims.mergeScopes()
 		claims.scopeText = JoinScope(claims.scopes)
 	}
-	claims.compact(v.cfg.Issuer)
+	claims.finish(v.cfg.Issuer, v.intern)
 	if v.cache != nil {
 		v.cache.Put(token, claims, claims.ExpiresAt.Time, v.now())
 	}

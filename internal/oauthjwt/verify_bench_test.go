@@ -72,8 +72,20 @@ func BenchmarkSignAccessToken(b *testing.B) {
 // cached, divided by 10,000, reported as B/entry. Each token reaches the
 // verifier as a fresh copy of its text, as a request header would, so a
 // cache that keeps the text pays for it. Tokens look like the example's
-// (about 450 bytes, EdDSA to keep the setup short: ES256's are as long).
+// (about 450 bytes, EdDSA to keep the setup short: ES256's are as long):
+// one_subject are one client's tokens for one person (what the load
+// script sends), distinct_subjects each for a person of its own.
 func BenchmarkVerifierCacheMemory(b *testing.B) {
+	for _, distinct := range []bool{false, true} {
+		name := "one_subject"
+		if distinct {
+			name = "distinct_subjects"
+		}
+		b.Run(name, func(b *testing.B) { benchCacheMemory(b, distinct) })
+	}
+}
+
+func benchCacheMemory(b *testing.B, distinctSubjects bool) {
 	const entries = 10000
 	k, err := GenerateKey(EdDSA)
 	if err != nil {
@@ -83,10 +95,14 @@ func BenchmarkVerifierCacheMemory(b *testing.B) {
 	now := time.Now()
 	tokens := make([]string, entries)
 	for i := range tokens {
+		sub := "person-00000000-4f2a-9c1e-3b7d5a6e8f01"
+		if distinctSubjects {
+			sub = fmt.Sprintf("person-%08d-4f2a-9c1e-3b7d5a6e8f01", i)
+		}
 		tokens[i], err = kr.SignAccessToken(&Claims{
 			RegisteredClaims: jwt.RegisteredClaims{
 				Issuer:    testIssuer,
-				Subject:   fmt.Sprintf("person-%08d-4f2a-9c1e-3b7d5a6e8f01", i),
+				Subject:   sub,
 				Audience:  jwt.ClaimStrings{"https://localhost:8443/api/users"},
 				ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
 				IssuedAt:  jwt.NewNumericDate(now),
