@@ -107,6 +107,13 @@ func (c *Cache[V]) shard(key *CacheKey) *cacheShard[V] {
 // Get returns the value stored for token unless its deadline has passed.
 func (c *Cache[V]) Get(token string, now time.Time) (V, bool) {
 	key := cacheKey(token)
+	return c.getKey(&key, now)
+}
+
+// getKey is Get for a token's key, for callers that digest it once for
+// several lookups.
+func (c *Cache[V]) getKey(keyp *CacheKey, now time.Time) (V, bool) {
+	key := *keyp
 	s := c.shard(&key)
 	s.mu.RLock()
 	e, ok := s.m[key]
@@ -137,6 +144,12 @@ func (c *Cache[V]) Get(token string, now time.Time) (V, bool) {
 // then the least recently used of evictSample entries drawn at random.
 func (c *Cache[V]) Put(token string, v V, deadline, now time.Time) {
 	key := cacheKey(token)
+	c.putKey(&key, v, deadline, now)
+}
+
+// putKey is Put for a token's key.
+func (c *Cache[V]) putKey(keyp *CacheKey, v V, deadline, now time.Time) {
+	key := *keyp
 	s := c.shard(&key)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -34,10 +34,9 @@ func newIssuedTokens(capacity int) *issuedTokens { return &issuedTokens{cap: cap
 // Cap is the most tokens held.
 func (t *issuedTokens) Cap() int { return t.cap }
 
-// Put holds c for token until deadline, dropping the oldest token held
-// if it is full.
-func (t *issuedTokens) Put(token string, c *Claims, deadline time.Time) {
-	key := cacheKey(token)
+// Put holds c for the token of key until deadline, dropping the oldest
+// token held if it is full.
+func (t *issuedTokens) Put(key *CacheKey, c *Claims, deadline time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ring == nil {
@@ -48,19 +47,18 @@ func (t *issuedTokens) Put(token string, c *Claims, deadline time.Time) {
 	if old, ok := t.m[t.ring[t.next]]; ok && old.slot == t.next {
 		delete(t.m, t.ring[t.next])
 	}
-	t.ring[t.next] = key
-	t.m[key] = issuedEntry{c: c, deadline: deadline.UnixNano(), slot: t.next}
+	t.ring[t.next] = *key
+	t.m[*key] = issuedEntry{c: c, deadline: deadline.UnixNano(), slot: t.next}
 	t.next = (t.next + 1) % len(t.ring)
 }
 
-// Take returns the claims held for token and forgets them, unless their
-// deadline has passed.
-func (t *issuedTokens) Take(token string, now time.Time) (*Claims, bool) {
-	key := cacheKey(token)
+// Take returns the claims held for the token of key and forgets them,
+// unless their deadline has passed.
+func (t *issuedTokens) Take(key *CacheKey, now time.Time) (*Claims, bool) {
 	t.mu.Lock()
-	e, ok := t.m[key]
+	e, ok := t.m[*key]
 	if ok {
-		delete(t.m, key)
+		delete(t.m, *key)
 	}
 	t.mu.Unlock()
 	if !ok || now.UnixNano() >= e.deadline {

@@ -46,7 +46,7 @@ func TestRememberedTokensDoNotEvictUsedOnes(t *testing.T) {
 	if _, hit, err := v.VerifyCached(tok); !hit || err != nil {
 		t.Fatalf("remembered token's first use: hit %v, err %v", hit, err)
 	}
-	if _, ok := v.issued.Take(tok, v.now()); ok {
+	if _, ok := v.issued.Take(keyOf(tok), v.now()); ok {
 		t.Error("a used token is still in the issued area")
 	}
 	if _, ok := v.cache.Get(tok, v.now()); !ok {
@@ -65,18 +65,18 @@ func TestIssuedTokensOldestOut(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	exp := now.Add(time.Hour)
 	it := newIssuedTokens(100)
-	if _, ok := it.Take("nothing", now); ok || it.ring != nil || it.m != nil {
+	if _, ok := it.Take(keyOf("nothing"), now); ok || it.ring != nil || it.m != nil {
 		t.Fatal("an area nothing was put in took memory or answered")
 	}
 	c := &Claims{}
 	for i := range 250 {
-		it.Put("t"+strconv.Itoa(i), c, exp)
+		it.Put(keyOf("t"+strconv.Itoa(i)), c, exp)
 	}
 	if it.Len() != 100 {
 		t.Fatalf("holds %d, want 100", it.Len())
 	}
 	for i := range 250 {
-		_, ok := it.Take("t"+strconv.Itoa(i), now)
+		_, ok := it.Take(keyOf("t"+strconv.Itoa(i)), now)
 		if want := i >= 150; ok != want {
 			t.Fatalf("token %d of 250 held: %v, want %v (the last 100 only)", i, ok, want)
 		}
@@ -87,18 +87,24 @@ func TestIssuedTokensOldestOut(t *testing.T) {
 	// Stale slots: put 100, take the first, put one more (overwrites
 	// slot 0, whose token is gone): the other 99 are all still held.
 	for i := range 100 {
-		it.Put("u"+strconv.Itoa(i), c, exp)
+		it.Put(keyOf("u"+strconv.Itoa(i)), c, exp)
 	}
-	it.Take("u0", now)
-	it.Put("v", c, exp)
+	it.Take(keyOf("u0"), now)
+	it.Put(keyOf("v"), c, exp)
 	if it.Len() != 100 {
 		t.Fatalf("holds %d, want 100 (99 + 1)", it.Len())
 	}
-	if _, ok := it.Take("u1", now); !ok {
+	if _, ok := it.Take(keyOf("u1"), now); !ok {
 		t.Fatal("the oldest token still held was dropped for a slot that was free")
 	}
-	it.Put("late", c, now.Add(time.Second))
-	if _, ok := it.Take("late", now.Add(2*time.Second)); ok {
+	it.Put(keyOf("late"), c, now.Add(time.Second))
+	if _, ok := it.Take(keyOf("late"), now.Add(2*time.Second)); ok {
 		t.Fatal("an expired token was returned")
 	}
+}
+
+// keyOf is a token's cache key, for the issued area's methods.
+func keyOf(token string) *CacheKey {
+	k := cacheKey(token)
+	return &k
 }

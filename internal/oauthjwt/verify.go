@@ -150,17 +150,21 @@ func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 		// golang-jwt skips the iss check when none is expected.
 		return nil, false, ErrNoIssuer
 	}
-	if v.cache != nil {
-		now := v.now()
-		if c, ok := v.cache.Get(token, now); ok {
-			return c, true, nil
-		}
-		if c, ok := v.issued.Take(token, now); ok {
-			v.cache.Put(token, c, c.ExpiresAt.Time, now)
-			return c, true, nil
-		}
+	if v.cache == nil {
+		c, err := v.verify(token, nil)
+		return c, false, err
 	}
-	c, err := v.verify(token)
+	// One digest of the token for every lookup and the insert.
+	key := cacheKey(token)
+	now := v.now()
+	if c, ok := v.cache.getKey(&key, now); ok {
+		return c, true, nil
+	}
+	if c, ok := v.issued.Take(&key, now); ok {
+		v.cache.putKey(&key, c, c.ExpiresAt.Time, now)
+		return c, true, nil
+	}
+	c, err := v.verify(token, &key)
 	return c, false, err
 }
 
@@ -182,11 +186,13 @@ func (v *Verifier) Remember(token string, c *Claims) {
 	c.scopes = c.mergeScopes()
 	c.scopeText = JoinScope(c.scopes)
 	c.finish(v.cfg.Issuer, v.intern)
-	v.issued.Put(token, c, c.ExpiresAt.Time)
+	key := cacheKey(token)
+	v.issued.Put(&key, c, c.ExpiresAt.Time)
 }
 
-// verify checks a token that is not in the cache.
-func (v *Verifier) verify(token string) (*Claims, error) {
+// verify checks a token that is not in the cache, and caches it under key
+// (its cacheKey) when the verifier has a cache.
+func (v *Verifier) verify(token string, key *CacheKey) (*Claims, error) {
 	claims := new(Claims)
 	var used *Key
 	if _, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
@@ -224,8 +230,8 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 		claims.scopeText = JoinScope(claims.scopes)
 	}
 	claims.finish(v.cfg.Issuer, v.intern)
-	if v.cache != nil {
-		v.cache.Put(token, claims, claims.ExpiresAt.Time, v.now())
+	if key != nil {
+		v.cache.putKey(key, claims, claims.ExpiresAt.Time, v.now())
 	}
 	return claims, nil
 }
