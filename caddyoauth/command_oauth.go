@@ -194,6 +194,19 @@ func (c *cliCtx) call(method, uri, contentType string, body any, v any) ([]byte,
 
 func (c *cliCtx) json() bool { return c.fl.Bool("json") }
 
+// answer prints the admin API's answer to a call that returned raw and
+// err: the error, or the answer as it came with --json, or what text
+// prints.
+func (c *cliCtx) answer(raw []byte, err error, text func() error) error {
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return c.printJSON(raw)
+	}
+	return text()
+}
+
 // printJSON writes the admin API's answer as it came, indented.
 func (c *cliCtx) printJSON(raw []byte) error {
 	var buf bytes.Buffer
@@ -211,18 +224,14 @@ func (c *cliCtx) printJSON(raw []byte) error {
 func cliClientsList(c *cliCtx, _ []string) error {
 	var list []clientView
 	raw, err := c.call("GET", "/oauth/clients", "", nil, &list)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT_ID\tSOURCE\tKIND\tGRANT_TYPES\tSCOPE\tNAME")
-	for _, v := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Source, clientKind(v), strings.Join(v.GrantTypes, ","), v.Scope, v.ClientName)
-	}
-	return tw.Flush()
+	return c.answer(raw, err, func() error {
+		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT_ID\tSOURCE\tKIND\tGRANT_TYPES\tSCOPE\tNAME")
+		for _, v := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Source, clientKind(v), strings.Join(v.GrantTypes, ","), v.Scope, v.ClientName)
+		}
+		return tw.Flush()
+	})
 }
 
 // clientKind says how a client authenticates, for the table.
@@ -239,13 +248,9 @@ func clientKind(v clientView) string {
 func cliClientsShow(c *cliCtx, args []string) error {
 	var v map[string]any
 	raw, err := c.call("GET", "/oauth/clients/"+args[0], "", nil, &v)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	return printFields(c.out, v)
+	return c.answer(raw, err, func() error {
+		return printFields(c.out, v)
+	})
 }
 
 // printFields prints an object as sorted `key: value` lines.
@@ -374,37 +379,29 @@ func cliClientsUpdate(c *cliCtx, args []string) error {
 // showClient prints a client answer; a secret in it is called out, since
 // it is shown only this once.
 func (c *cliCtx) showClient(raw []byte, err error) error {
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	secret, _ := v["client_secret"].(string)
-	delete(v, "client_secret")
-	if err := printFields(c.out, v); err != nil {
-		return err
-	}
-	if secret != "" {
-		fmt.Fprintf(c.out, "\nclient_secret: %s\n(shown only now: give it to the client; the server keeps only its hash)\n", secret)
-	}
-	return nil
+	return c.answer(raw, err, func() error {
+		var v map[string]any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		secret, _ := v["client_secret"].(string)
+		delete(v, "client_secret")
+		if err := printFields(c.out, v); err != nil {
+			return err
+		}
+		if secret != "" {
+			fmt.Fprintf(c.out, "\nclient_secret: %s\n(shown only now: give it to the client; the server keeps only its hash)\n", secret)
+		}
+		return nil
+	})
 }
 
 func cliClientsRemove(c *cliCtx, args []string) error {
 	raw, err := c.call("DELETE", "/oauth/clients/"+args[0], "", nil, nil)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	fmt.Fprintf(c.out, "client %s removed; its tokens are refused\n", args[0])
-	return nil
+	return c.answer(raw, err, func() error {
+		fmt.Fprintf(c.out, "client %s removed; its tokens are refused\n", args[0])
+		return nil
+	})
 }
 
 func cliClientsRotate(c *cliCtx, args []string) error {
@@ -417,14 +414,10 @@ func cliClientsRotate(c *cliCtx, args []string) error {
 
 func cliClientsRevoke(c *cliCtx, args []string) error {
 	raw, err := c.call("POST", "/oauth/clients/"+args[0]+"/revoke", "", nil, nil)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	fmt.Fprintf(c.out, "every token client %s held until now is refused\n", args[0])
-	return nil
+	return c.answer(raw, err, func() error {
+		fmt.Fprintf(c.out, "every token client %s held until now is refused\n", args[0])
+		return nil
+	})
 }
 
 func cliRegistrationTokenCreate(c *cliCtx, _ []string) error {
@@ -439,14 +432,10 @@ func cliRegistrationTokenCreate(c *cliCtx, _ []string) error {
 		ID, Token, Expires string
 	}
 	raw, err := c.call("POST", "/oauth/registration/tokens", "", body, &v)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	fmt.Fprintf(c.out, "id:       %s\nexpires:  %s\ntoken:    %s\n(shown only now: hand it to whoever registers; send it as Authorization: Bearer)\n", v.ID, v.Expires, v.Token)
-	return nil
+	return c.answer(raw, err, func() error {
+		fmt.Fprintf(c.out, "id:       %s\nexpires:  %s\ntoken:    %s\n(shown only now: hand it to whoever registers; send it as Authorization: Bearer)\n", v.ID, v.Expires, v.Token)
+		return nil
+	})
 }
 
 func cliTokensRevoke(c *cliCtx, args []string) error {
@@ -460,54 +449,42 @@ func cliTokensRevoke(c *cliCtx, args []string) error {
 	}
 	var v map[string]any
 	raw, err := c.call("POST", "/oauth/tokens/revoke", "", map[string]string{"token": tok}, &v)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	fmt.Fprintf(c.out, "%v of client %v revoked\n", v["revoked"], v["client_id"])
-	return nil
+	return c.answer(raw, err, func() error {
+		fmt.Fprintf(c.out, "%v of client %v revoked\n", v["revoked"], v["client_id"])
+		return nil
+	})
 }
 
 func cliKeys(method, uri string) func(*cliCtx, []string) error {
 	return func(c *cliCtx, _ []string) error {
 		var v keysResponse
 		raw, err := c.call(method, uri, "", nil, &v)
-		if err != nil {
-			return err
-		}
-		if c.json() {
-			return c.printJSON(raw)
-		}
-		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tACTIVE")
-		for _, k := range v.Keys {
-			active := ""
-			if k.Kid == v.ActiveKid {
-				active = "yes"
+		return c.answer(raw, err, func() error {
+			tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KID\tALG\tACTIVE")
+			for _, k := range v.Keys {
+				active := ""
+				if k.Kid == v.ActiveKid {
+					active = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Kid, k.Alg, active)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Kid, k.Alg, active)
-		}
-		return tw.Flush()
+			return tw.Flush()
+		})
 	}
 }
 
 func cliUsersList(c *cliCtx, _ []string) error {
 	var list []userView
 	raw, err := c.call("GET", "/oauth/users", "", nil, &list)
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tSOURCE\tDISABLED\tEMAIL\tNAME")
-	for _, u := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", u.Username, u.Source, u.Disabled, u.Email, u.Name)
-	}
-	return tw.Flush()
+	return c.answer(raw, err, func() error {
+		tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tSOURCE\tDISABLED\tEMAIL\tNAME")
+		for _, u := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", u.Username, u.Source, u.Disabled, u.Email, u.Name)
+		}
+		return tw.Flush()
+	})
 }
 
 // readPassword reads a password from stdin (not echoed on a terminal).
@@ -561,15 +538,11 @@ func cliUserAction(method, action string) func(*cliCtx, []string) error {
 
 // showUser prints an answer about a person.
 func (c *cliCtx) showUser(raw []byte, err error) error {
-	if err != nil {
-		return err
-	}
-	if c.json() {
-		return c.printJSON(raw)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	return printFields(c.out, v)
+	return c.answer(raw, err, func() error {
+		var v map[string]any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return printFields(c.out, v)
+	})
 }

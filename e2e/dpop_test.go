@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyapigw/gateway/internal/dpop/dpoptest"
 )
@@ -176,23 +171,8 @@ func TestDPoPOpenIDClient(t *testing.T) {
 	g := startGateway(t, p, cfg, "")
 	refusedBefore := sum(g.scrape(t), "oauth_token_refused_total", map[string]string{"error": "use_dpop_nonce"})
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "dpop.js", "--issuer", g.url(""), "--client-id", ledgerClient.id,
+	rp := startNodeRP(t, g, "dpop.js", "--issuer", g.url(""), "--client-id", ledgerClient.id,
 		"--client-secret", ledgerClient.secret, "--scope", "notes:read", "--resource-url", g.url("/api/notes"))
-	cmd.Dir = oidcRPDir
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+g.rootCertPath())
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	outPipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(outPipe)
-	lines.Buffer(make([]byte, 1<<20), 1<<20)
 	var res struct {
 		TokenType   string   `json:"token_type"`
 		AccessToken string   `json:"access_token"`
@@ -202,16 +182,9 @@ func TestDPoPOpenIDClient(t *testing.T) {
 		Error       string   `json:"error"`
 		Cause       string   `json:"cause"`
 	}
-	if !lines.Scan() {
-		_ = cmd.Wait()
-		t.Fatalf("dpop.js said nothing: %s", stderr.String())
-	}
-	if err := json.Unmarshal(lines.Bytes(), &res); err != nil {
-		t.Fatalf("dpop.js said %s", lines.Bytes())
-	}
-	_ = cmd.Wait()
+	rp.next(&res)
 	if res.Error != "" {
-		t.Fatalf("openid-client: %s (cause %s)\n%s", res.Error, res.Cause, stderr.String())
+		t.Fatalf("openid-client: %s (cause %s)\n%s", res.Error, res.Cause, rp.stderr.String())
 	}
 	if !strings.EqualFold(res.TokenType, "DPoP") || res.Status != http.StatusOK || len(res.Algs) == 0 {
 		t.Fatalf("openid-client: token_type %q, API status %d %s, algs %v", res.TokenType, res.Status, res.Body, res.Algs)

@@ -221,44 +221,14 @@ func TestOpenIDClientRelyingParty(t *testing.T) {
 	g := startGateway(t, p, exampleCaddyfile(t, p), "")
 	for _, lib := range []string{"v6", "v5"} {
 		t.Run("openid-client "+lib, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "node", "rp.js", "--lib", lib, "--issuer", g.url(""),
+			rp := startNodeRP(t, g, "rp.js", "--lib", lib, "--issuer", g.url(""),
 				"--client-id", notesWeb.id, "--client-secret", notesWeb.secret, "--redirect-uri", g.url("/demo/callback"))
-			cmd.Dir = oidcRPDir
-			cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+g.rootCertPath())
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = cmd.Wait() }()
-			defer stdin.Close()
-			lines := bufio.NewScanner(stdout)
-			lines.Buffer(make([]byte, 1<<20), 1<<20)
-			next := func(v any) {
-				t.Helper()
-				if !lines.Scan() {
-					t.Fatalf("rp.js ended: %v\n%s", lines.Err(), stderr.String())
-				}
-				if err := json.Unmarshal(lines.Bytes(), v); err != nil {
-					t.Fatalf("rp.js said %s: %v", lines.Bytes(), err)
-				}
-			}
 			var start struct {
 				AuthorizationURL string `json:"authorization_url"`
 				Issuer           string `json:"issuer"`
 				Error            string `json:"error"`
 			}
-			next(&start)
+			rp.next(&start)
 			if start.Error != "" || start.Issuer != g.url("") {
 				t.Fatalf("discovery: issuer %q, error %s", start.Issuer, start.Error)
 			}
@@ -266,13 +236,11 @@ func TestOpenIDClientRelyingParty(t *testing.T) {
 				t.Errorf("authorization request without PKCE S256 or nonce: %s", start.AuthorizationURL)
 			}
 			back := newPerson(t).signInAt(g, start.AuthorizationURL)
-			if _, err := io.WriteString(stdin, back.String()+"\n"); err != nil {
-				t.Fatal(err)
-			}
+			rp.send(back.String())
 			var res rpResult
-			next(&res)
+			rp.next(&res)
 			if res.Error != "" {
-				t.Fatalf("%s refused the flow: %s (cause %s)\n%s", lib, res.Error, res.Cause, stderr.String())
+				t.Fatalf("%s refused the flow: %s (cause %s)\n%s", lib, res.Error, res.Cause, rp.stderr.String())
 			}
 			c := res.Claims
 			if c["sub"] != demoUser || c["aud"] != notesWeb.id || c["iss"] != g.url("") || c["email"] != "alice@example.com" {

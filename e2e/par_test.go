@@ -1,17 +1,10 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestPAROpenIDClient: pushed authorization requests (RFC 9126) with a
@@ -42,44 +35,14 @@ func TestPAROpenIDClient(t *testing.T) {
 		t.Fatalf("plain request of a PAR client: %d %v", resp.StatusCode, loc)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "par.js", "--issuer", g.url(""), "--client-id", notesWeb.id,
+	rp := startNodeRP(t, g, "par.js", "--issuer", g.url(""), "--client-id", notesWeb.id,
 		"--client-secret", notesWeb.secret, "--redirect-uri", callback)
-	cmd.Dir = oidcRPDir
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+g.rootCertPath())
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Wait() }()
-	defer stdin.Close()
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(make([]byte, 1<<20), 1<<20)
-	next := func(v any) {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("par.js ended: %v\n%s", lines.Err(), stderr.String())
-		}
-		if err := json.Unmarshal(lines.Bytes(), v); err != nil {
-			t.Fatalf("par.js said %s", lines.Bytes())
-		}
-	}
 	var start struct {
 		AuthorizationURL string `json:"authorization_url"`
 		PAREndpoint      string `json:"par_endpoint"`
 		Error            string `json:"error"`
 	}
-	next(&start)
+	rp.next(&start)
 	if start.Error != "" {
 		t.Fatalf("openid-client could not push: %s", start.Error)
 	}
@@ -88,15 +51,13 @@ func TestPAROpenIDClient(t *testing.T) {
 		t.Fatalf("authorization URL %s: want client_id and request_uri only", start.AuthorizationURL)
 	}
 	back := newPerson(t).signInAt(g, start.AuthorizationURL)
-	if _, err := io.WriteString(stdin, back.String()+"\n"); err != nil {
-		t.Fatal(err)
-	}
+	rp.send(back.String())
 	var res struct {
 		Claims map[string]any `json:"claims"`
 		Error  string         `json:"error"`
 		Cause  string         `json:"cause"`
 	}
-	next(&res)
+	rp.next(&res)
 	if res.Error != "" || res.Claims["sub"] != demoUser || res.Claims["aud"] != notesWeb.id {
 		t.Fatalf("openid-client after PAR: claims %v, error %s (cause %s)", res.Claims, res.Error, res.Cause)
 	}

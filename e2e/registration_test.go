@@ -1,17 +1,13 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Dynamic client registration (RFC 7591, RFC 7592) against the example
@@ -36,57 +32,25 @@ func withRegistration(t *testing.T, cfg, block string) string {
 // asks for; it returns the client information it printed.
 func registerWithOpenIDClient(t *testing.T, g *gateway, authMethod, iat string) registeredClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
 	argv := []string{"register.js", "--issuer", g.url(""), "--redirect-uri", g.url("/demo/callback"), "--auth-method", authMethod}
 	if iat != "" {
 		argv = append(argv, "--initial-access-token", iat)
 	}
-	cmd := exec.CommandContext(ctx, "node", argv...)
-	cmd.Dir = oidcRPDir
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+g.rootCertPath())
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Wait() }()
-	defer stdin.Close()
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(make([]byte, 1<<20), 1<<20)
-	next := func(v any) {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("register.js ended: %v\n%s", lines.Err(), stderr.String())
-		}
-		if err := json.Unmarshal(lines.Bytes(), v); err != nil {
-			t.Fatalf("register.js said %s: %v", lines.Bytes(), err)
-		}
-	}
+	rp := startNodeRP(t, g, argv[0], argv[1:]...)
 	var reg registeredClient
-	next(&reg)
+	rp.next(&reg)
 	if reg.Error != "" {
 		t.Fatalf("openid-client could not register: %s (cause %s)", reg.Error, reg.Cause)
 	}
 	back := newPerson(t).signInAt(g, reg.AuthorizationURL)
-	if _, err := io.WriteString(stdin, back.String()+"\n"); err != nil {
-		t.Fatal(err)
-	}
+	rp.send(back.String())
 	var res struct {
 		Claims          map[string]any `json:"claims"`
 		RefreshedClaims map[string]any `json:"refreshed_claims"`
 		Error           string         `json:"error"`
 		Cause           string         `json:"cause"`
 	}
-	next(&res)
+	rp.next(&res)
 	if res.Error != "" {
 		t.Fatalf("the registered client's code flow failed: %s (cause %s)", res.Error, res.Cause)
 	}
