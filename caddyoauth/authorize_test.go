@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -389,7 +391,7 @@ func TestThrottleVerdicts(t *testing.T) {
 	if _, r := th.verdict("BOB", "c", false); r == 0 {
 		t.Fatal("not stopped after the account limit")
 	}
-	th.succeeded("bob")
+	th.settle("bob", "c", false, attemptSucceeded)
 	if _, r := th.verdict("bob", "c", false); r != 0 {
 		t.Fatal("success did not clear the account")
 	}
@@ -402,6 +404,83 @@ func TestThrottleVerdicts(t *testing.T) {
 	}
 	if _, r := th.verdict("fresh", "203.0.113.10", false); r != 0 {
 		t.Fatal("another address was stopped")
+	}
+}
+
+// TestThrottleConcurrentAttempts: a burst of sign-in attempts at one
+// account, all in flight at once (each waiting for its slow hash), gets
+// no more password checks than the account's limit: attempt counts each
+// before the next is judged. Judging them all first and recording their
+// failures after (check-then-record) let all 200 guess.
+func TestThrottleConcurrentAttempts(t *testing.T) {
+	th := newLoginThrottle()
+	const n = 200
+	var checked, judged atomic.Int32
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ip := fmt.Sprintf("198.51.100.%d", i%250) // addresses under their own limit
+			_, retry := th.attempt("carol", ip, false)
+			judged.Add(1)
+			if retry > 0 {
+				return
+			}
+			checked.Add(1)
+			<-release // the slow hash
+			th.settle("carol", ip, false, attemptFailed)
+		}()
+	}
+	for judged.Load() < n { // every attempt judged before any is settled
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if got := checked.Load(); got != throttleAccountStop {
+		t.Fatalf("%d of %d concurrent attempts were checked, want the limit %d", got, n, throttleAccountStop)
+	}
+}
+
+// TestThrottleSettle: how each end of a counted attempt changes the
+// counts. One whose password was not checked (busy, store down, client
+// gone) is taken back; a success clears the account and takes back its
+// address count, which keeps the earlier failures (a sign-in to one's own
+// account must not reset a spray from that address); a known device's
+// success takes back only its own attempt.
+func TestThrottleSettle(t *testing.T) {
+	th := newLoginThrottle()
+	for range 2 {
+		th.failed("dave", "192.0.2.1")
+	}
+	counts := func() (int, int) {
+		th.mu.Lock()
+		defer th.mu.Unlock()
+		return th.count(th.accounts, "dave", th.now()), th.count(th.ips, "192.0.2.1", th.now())
+	}
+	th.attempt("dave", "192.0.2.1", false)
+	if a, i := counts(); a != 3 || i != 3 {
+		t.Fatalf("an attempt in flight: account %d address %d, want 3 3", a, i)
+	}
+	th.settle("dave", "192.0.2.1", false, attemptNotChecked)
+	if a, i := counts(); a != 2 || i != 2 {
+		t.Fatalf("after an unchecked attempt: %d %d, want 2 2", a, i)
+	}
+	th.attempt("dave", "192.0.2.1", true)
+	th.settle("dave", "192.0.2.1", true, attemptSucceeded)
+	if a, i := counts(); a != 2 || i != 2 {
+		t.Fatalf("after a known device's success: %d %d, want 2 2", a, i)
+	}
+	th.attempt("dave", "192.0.2.1", false)
+	th.settle("dave", "192.0.2.1", false, attemptFailed)
+	if a, i := counts(); a != 3 || i != 3 {
+		t.Fatalf("after a failure: %d %d, want 3 3", a, i)
+	}
+	th.attempt("dave", "192.0.2.1", false)
+	th.settle("dave", "192.0.2.1", false, attemptSucceeded)
+	if a, i := counts(); a != 0 || i != 3 {
+		t.Fatalf("after a success: %d %d, want 0 3", a, i)
 	}
 }
 

@@ -64,7 +64,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if dev != nil {
 		defer func() { s.app.throttle.releaseDevice(dev.id(), failed, succeeded) }()
 	}
-	delay, retryAfter := s.app.throttle.verdict(username, ip, dev != nil)
+	delay, retryAfter := s.app.throttle.attempt(username, ip, dev != nil)
 	if retryAfter > 0 {
 		if dev == nil && s.app.throttle.accountOver(username) {
 			signins.Inc(signinLocked)
@@ -77,6 +77,9 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, req, http.StatusTooManyRequests, username, "Too many failed sign-in attempts. Try again later.")
 		return
 	}
+	// Counted as a failure until the check says otherwise (attempt).
+	outcome := attemptNotChecked
+	defer func() { s.app.throttle.settle(username, ip, dev != nil, outcome) }()
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
@@ -89,6 +92,12 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	known := func(u *User) bool { return dev != nil && dev.signedFor(u, s.app.clock()) }
 	user, ok, err := s.app.directory.check(r.Context(), username, password, known)
 	failed, succeeded = err == nil && !ok, err == nil && ok
+	switch {
+	case failed:
+		outcome = attemptFailed
+	case succeeded:
+		outcome = attemptSucceeded
+	}
 	if errors.Is(err, errBusy) {
 		// Not a failure: the password was not checked. Not counted
 		// by the throttle.
@@ -104,16 +113,10 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		signins.Inc(signinWrongPassword)
-		s.app.throttle.failed(username, ip)
 		s.logger.Info("sign-in failed", zap.String("remote_ip", ip))
 		s.app.audit.emit(r, eventLoginFailed, map[string]any{"user": username, "client_id": req.client.ID, "reason": "wrong username or password"})
 		s.showLogin(w, r, req, http.StatusBadRequest, username, loginFailed)
 		return
-	}
-	if dev == nil {
-		// A sign-in from a known device leaves the account's count alone:
-		// it says nothing about guesses made elsewhere.
-		s.app.throttle.succeeded(username)
 	}
 	s.setDeviceCookie(w, user)
 	signins.Inc(signinSuccess)

@@ -61,7 +61,10 @@ func accountKey(username string) string { return strings.ToLower(username) }
 func (t *loginThrottle) verdict(username, ip string, knownDevice bool) (delay, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
+	return t.judge(username, ip, knownDevice, t.now())
+}
+
+func (t *loginThrottle) judge(username, ip string, knownDevice bool, now time.Time) (delay, retryAfter time.Duration) {
 	a := t.count(t.accounts, accountKey(username), now)
 	if knownDevice {
 		a = 0
@@ -71,6 +74,65 @@ func (t *loginThrottle) verdict(username, ip string, knownDevice bool) (delay, r
 		return 0, throttleWindow
 	}
 	return max(slowdown(a, throttleAccountSlow), slowdown(i, throttleIPSlow)), 0
+}
+
+// attempt is verdict for a sign-in about to be checked, which it counts
+// as a failure at once unless it refuses it: concurrent attempts each see
+// the ones before them, so a burst cannot pass the judgement together
+// while none of its failures is recorded yet and guess past the limit
+// (check-then-record). The caller settles the attempt when it knows
+// how it ended.
+func (t *loginThrottle) attempt(username, ip string, knownDevice bool) (delay, retryAfter time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	delay, retryAfter = t.judge(username, ip, knownDevice, now)
+	if retryAfter == 0 {
+		t.bump(t.accounts, accountKey(username), now)
+		t.bump(t.ips, ip, now)
+	}
+	return delay, retryAfter
+}
+
+// attemptOutcome is how a counted sign-in attempt ended.
+type attemptOutcome int
+
+const (
+	attemptNotChecked attemptOutcome = iota // busy, store error, client gone: no guess was made
+	attemptFailed                           // wrong username or password
+	attemptSucceeded
+)
+
+// settle ends an attempt that attempt counted: a failure stays counted;
+// an attempt whose password was not checked is taken back; a success
+// takes back its address count and clears the account's (a known
+// device's success takes back only its own: it says nothing about
+// guesses made elsewhere).
+func (t *loginThrottle) settle(username, ip string, knownDevice bool, o attemptOutcome) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch o {
+	case attemptFailed:
+		return
+	case attemptSucceeded:
+		if !knownDevice {
+			delete(t.accounts, accountKey(username))
+		} else {
+			unbump(t.accounts, accountKey(username))
+		}
+	default:
+		unbump(t.accounts, accountKey(username))
+	}
+	unbump(t.ips, ip)
+}
+
+// unbump takes back one count under key.
+func unbump(m map[string]*failureCount, key string) {
+	if c, ok := m[key]; ok {
+		if c.n--; c.n <= 0 {
+			delete(m, key)
+		}
+	}
 }
 
 // accountOver reports whether username's account is over its failure
@@ -119,21 +181,13 @@ func (t *loginThrottle) addressFailed(ip string) {
 	t.bump(t.ips, ip, t.now())
 }
 
-// failed records a failed attempt.
+// failed records a failed attempt that attempt did not count.
 func (t *loginThrottle) failed(username, ip string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	t.bump(t.accounts, accountKey(username), now)
 	t.bump(t.ips, ip, now)
-}
-
-// succeeded clears the account's count. The address keeps its count: a
-// sign-in to one's own account must not reset a spray from that address.
-func (t *loginThrottle) succeeded(username string) {
-	t.mu.Lock()
-	delete(t.accounts, accountKey(username))
-	t.mu.Unlock()
 }
 
 // claimDevice reports whether a sign-in with the device cookie id (its
