@@ -443,6 +443,28 @@ func TestThrottleConcurrentAttempts(t *testing.T) {
 	}
 }
 
+// TestThrottleAddressAttempts: sign-ups from one address, all in flight
+// at once, get no more than the address's limit through (sign-ups used to
+// be judged together and counted after their bcrypt).
+func TestThrottleAddressAttempts(t *testing.T) {
+	th := newLoginThrottle()
+	let := 0
+	for range 3 * throttleIPStop {
+		if th.addressAttempt("203.0.113.50") == 0 {
+			let++
+		}
+	}
+	if let != throttleIPStop {
+		t.Fatalf("%d sign-ups in flight let through, want %d", let, throttleIPStop)
+	}
+	for range let {
+		th.settleAddress("203.0.113.50", false) // rejected as invalid: not counted
+	}
+	if th.addressAttempt("203.0.113.50") != 0 {
+		t.Fatal("sign-ups that were not counted still hold the address")
+	}
+}
+
 // TestThrottleSettle: how each end of a counted attempt changes the
 // counts. One whose password was not checked (busy, store down, client
 // gone) is taken back; a success clears the account and takes back its
@@ -482,7 +504,105 @@ func TestThrottleSettle(t *testing.T) {
 	if a, i := counts(); a != 0 || i != 3 {
 		t.Fatalf("after a success: %d %d, want 0 3", a, i)
 	}
+	// A success clears the failures recorded, not the guesses in flight:
+	// they count when they fail.
+	th.attempt("dave", "192.0.2.1", false)
+	th.attempt("dave", "192.0.2.1", false)
+	th.attempt("dave", "192.0.2.1", false)
+	th.settle("dave", "192.0.2.1", false, attemptSucceeded)
+	th.settle("dave", "192.0.2.1", false, attemptFailed)
+	th.settle("dave", "192.0.2.1", false, attemptFailed)
+	if a, _ := counts(); a != 2 {
+		t.Fatalf("two guesses in flight during a success then failed: account %d, want 2", a)
+	}
 }
+
+// TestThrottleHeldAttemptKeepsTheWindow: an attempt taken back (or a
+// success) does not restart the window of the failures before it, so
+// they still expire throttleWindow after the last failure.
+func TestThrottleHeldAttemptKeepsTheWindow(t *testing.T) {
+	th := newLoginThrottle()
+	clock := time.Now()
+	th.now = func() time.Time { return clock }
+	const ip = "192.0.2.9"
+	for range 5 {
+		th.failed("erin", ip)
+	}
+	clock = clock.Add(throttleWindow - time.Minute)
+	th.attempt("erin", ip, false)
+	th.settle("erin", ip, false, attemptNotChecked)
+	th.attempt("erin", ip, false)
+	th.settle("erin", ip, false, attemptSucceeded)
+	th.mu.Lock()
+	before := th.count(th.ips, ip, th.now())
+	th.mu.Unlock()
+	clock = clock.Add(time.Minute)
+	th.mu.Lock()
+	after := th.count(th.ips, ip, th.now())
+	th.mu.Unlock()
+	if before != 5 || after != 0 {
+		t.Fatalf("address count %d before the window's end, %d after; want 5 then 0", before, after)
+	}
+}
+
+// TestLoginHoldsTheAttemptWhileChecking: through the login handler, an
+// attempt already counts for the account and the address while its
+// password is being checked (what stops a burst of concurrent guesses,
+// TestThrottleConcurrentAttempts), and is settled after: a wrong password
+// stays counted, a right one clears the account.
+func TestLoginHoldsTheAttemptWhileChecking(t *testing.T) {
+	b, _ := newFlow(t, nil)
+	th := b.s.app.throttle
+	u, ok, err := b.s.app.directory.lookup(context.Background(), aliceUser)
+	if err != nil || !ok {
+		t.Fatal("no alice")
+	}
+	real := u.password.comparer
+	var during [2]int
+	u.password.comparer = comparerFunc(func(hash, plain []byte) (bool, error) {
+		th.mu.Lock()
+		during = [2]int{len(th.accounts), 0}
+		for _, c := range th.ips {
+			during[1] += c.n + c.pending
+		}
+		if c, ok := th.accounts[accountKey(aliceUser)]; ok {
+			during[0] = c.n + c.pending
+		}
+		th.mu.Unlock()
+		return real.Compare(hash, plain)
+	})
+	_, challenge := pkce()
+	login := b.do(http.MethodGet, "/oauth2/authorize?"+authorizeQuery(challenge), nil)
+	if rec := b.signIn(login, aliceUser, "wrong"); rec.Code != http.StatusBadRequest {
+		t.Fatalf("wrong password: %d", rec.Code)
+	}
+	if during != [2]int{1, 1} {
+		t.Fatalf("while the first password was checked: account %d, address %d; want 1 1", during[0], during[1])
+	}
+	th.mu.Lock()
+	a := th.count(th.accounts, accountKey(aliceUser), th.now())
+	th.mu.Unlock()
+	if a != 1 {
+		t.Fatalf("after a wrong password the account counts %d, want 1", a)
+	}
+	if rec := b.signIn(login, aliceUser, alicePass); rec.Code != http.StatusSeeOther {
+		t.Fatalf("right password: %d", rec.Code)
+	}
+	if during[0] != 2 {
+		t.Fatalf("while the second password was checked: account %d, want 2", during[0])
+	}
+	th.mu.Lock()
+	a = th.count(th.accounts, accountKey(aliceUser), th.now())
+	th.mu.Unlock()
+	if a != 0 {
+		t.Fatalf("after a success the account counts %d, want 0", a)
+	}
+}
+
+// comparerFunc is a caddyauth.Comparer made of a function.
+type comparerFunc func(hash, plain []byte) (bool, error)
+
+func (f comparerFunc) Compare(hash, plain []byte) (bool, error) { return f(hash, plain) }
 
 // TestUnknownUserCostsTheSame: an unknown username is checked against a
 // hash as expensive as the costliest configured user's, so the time of a

@@ -75,13 +75,16 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 	d := signupPageData{Username: form.Get("username"), Name: strings.TrimSpace(form.Get("name")), Email: strings.TrimSpace(form.Get("email"))}
 	ip := reqinfo.ClientIP(r)
 	// Sign-ups count against the address's sign-in budget, so one address
-	// cannot create accounts without limit.
-	if retryAfter := s.app.throttle.addressVerdict(ip); retryAfter > 0 {
+	// cannot create accounts without limit; held from here, so that
+	// sign-ups in flight together count each other (throttle.go).
+	if retryAfter := s.app.throttle.addressAttempt(ip); retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 		d.Error = "Too many attempts from your network. Try again later."
 		s.showSignup(w, r, req, http.StatusTooManyRequests, d)
 		return
 	}
+	counted := false
+	defer func() { s.app.throttle.settleAddress(ip, counted) }()
 	password := form.Get("password")
 	if msg := s.checkSignup(d.Username, d.Name, d.Email, password); msg != "" {
 		d.Error = msg
@@ -100,7 +103,7 @@ func (s *Server) serveSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := &User{Username: d.Username, Name: d.Name, Email: d.Email, PasswordHash: string(hash)}
-	s.app.throttle.addressFailed(ip)
+	counted = true
 	err = s.app.directory.create(r.Context(), u)
 	switch {
 	case errors.Is(err, oauthstore.ErrUsernameTaken):

@@ -25,9 +25,14 @@ const (
 	throttleMaxEntries  = 100000
 )
 
+// failureCount is one account's, address's or device cookie's count.
 type failureCount struct {
-	n    int
-	last time.Time
+	n    int       // failures in the window that ends throttleWindow after last
+	last time.Time // the latest failure
+	// pending counts the attempts let through (attempt) whose password
+	// check has not ended: judged as failures meanwhile, they become one
+	// (n) or are taken back when settled, without moving last.
+	pending int
 }
 
 // loginThrottle counts recent failed sign-ins.
@@ -76,25 +81,25 @@ func (t *loginThrottle) judge(username, ip string, knownDevice bool, now time.Ti
 	return max(slowdown(a, throttleAccountSlow), slowdown(i, throttleIPSlow)), 0
 }
 
-// attempt is verdict for a sign-in about to be checked, which it counts
-// as a failure at once unless it refuses it: concurrent attempts each see
-// the ones before them, so a burst cannot pass the judgement together
-// while none of its failures is recorded yet and guess past the limit
-// (check-then-record). The caller settles the attempt when it knows
-// how it ended.
+// attempt is verdict for a sign-in about to be checked, which it holds
+// as a failure until it is settled, unless it refuses it: concurrent
+// attempts each see the ones before them, so a burst cannot pass the
+// judgement together while none of its failures is recorded yet and guess
+// past the limit (check-then-record). The caller settles the attempt when
+// it knows how it ended.
 func (t *loginThrottle) attempt(username, ip string, knownDevice bool) (delay, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	delay, retryAfter = t.judge(username, ip, knownDevice, now)
 	if retryAfter == 0 {
-		t.bump(t.accounts, accountKey(username), now)
-		t.bump(t.ips, ip, now)
+		t.entry(t.accounts, accountKey(username), now).pending++
+		t.entry(t.ips, ip, now).pending++
 	}
 	return delay, retryAfter
 }
 
-// attemptOutcome is how a counted sign-in attempt ended.
+// attemptOutcome is how an attempt that attempt let through ended.
 type attemptOutcome int
 
 const (
@@ -103,35 +108,36 @@ const (
 	attemptSucceeded
 )
 
-// settle ends an attempt that attempt counted: a failure stays counted;
-// an attempt whose password was not checked is taken back; a success
-// takes back its address count and clears the account's (a known
-// device's success takes back only its own: it says nothing about
-// guesses made elsewhere).
+// settle ends an attempt that attempt let through: a failure is counted
+// for the account and the address; an attempt whose password was not
+// checked counts for nothing; a success clears the account's failures
+// (not the address's: a sign-in to one's own account must not reset a
+// spray from that address), unless it came from a known device, which
+// says nothing about guesses made elsewhere. Attempts still in flight
+// stay held either way.
 func (t *loginThrottle) settle(username, ip string, knownDevice bool, o attemptOutcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now, account := t.now(), accountKey(username)
+	t.release(t.accounts, account)
+	t.release(t.ips, ip)
 	switch o {
 	case attemptFailed:
-		return
+		t.bump(t.accounts, account, now)
+		t.bump(t.ips, ip, now)
 	case attemptSucceeded:
-		if !knownDevice {
-			delete(t.accounts, accountKey(username))
-		} else {
-			unbump(t.accounts, accountKey(username))
+		if c, ok := t.accounts[account]; ok && !knownDevice {
+			c.n = 0
+			t.count(t.accounts, account, now) // drops the entry if nothing is in flight
 		}
-	default:
-		unbump(t.accounts, accountKey(username))
 	}
-	unbump(t.ips, ip)
 }
 
-// unbump takes back one count under key.
-func unbump(m map[string]*failureCount, key string) {
-	if c, ok := m[key]; ok {
-		if c.n--; c.n <= 0 {
-			delete(m, key)
-		}
+// release lets go of one attempt held under key.
+func (t *loginThrottle) release(m map[string]*failureCount, key string) {
+	if c, ok := m[key]; ok && c.pending > 0 {
+		c.pending--
+		t.count(m, key, t.now())
 	}
 }
 
@@ -151,34 +157,45 @@ func slowdown(n, from int) time.Duration {
 	return min(d, throttleMaxDelay)
 }
 
-// count returns the live failure count under key.
+// count returns the live count under key: the failures of the window and
+// the attempts held. An entry with neither is dropped.
 func (t *loginThrottle) count(m map[string]*failureCount, key string, now time.Time) int {
 	c, ok := m[key]
 	if !ok {
 		return 0
 	}
-	if now.Sub(c.last) >= throttleWindow {
+	if c.n > 0 && now.Sub(c.last) >= throttleWindow {
+		c.n = 0
+	}
+	if c.n == 0 && c.pending == 0 {
 		delete(m, key)
 		return 0
 	}
-	return c.n
+	return c.n + c.pending
 }
 
-// addressVerdict is verdict for the address alone (sign-ups).
-func (t *loginThrottle) addressVerdict(ip string) time.Duration {
+// addressAttempt is attempt for the address alone (sign-ups): refused
+// for retryAfter, or held until settleAddress.
+func (t *loginThrottle) addressAttempt(ip string) (retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.count(t.ips, ip, t.now()) >= throttleIPStop {
+	now := t.now()
+	if t.count(t.ips, ip, now) >= throttleIPStop {
 		return throttleWindow
 	}
+	t.entry(t.ips, ip, now).pending++
 	return 0
 }
 
-// addressFailed counts an attempt against the address alone.
-func (t *loginThrottle) addressFailed(ip string) {
+// settleAddress ends an attempt of addressAttempt, counting it against
+// the address or not.
+func (t *loginThrottle) settleAddress(ip string, counted bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.bump(t.ips, ip, t.now())
+	t.release(t.ips, ip)
+	if counted {
+		t.bump(t.ips, ip, t.now())
+	}
 }
 
 // failed records a failed attempt that attempt did not count.
@@ -224,26 +241,38 @@ func (t *loginThrottle) releaseDevice(id string, failed, succeeded bool) {
 	}
 }
 
+// bump counts a failure under key.
 func (t *loginThrottle) bump(m map[string]*failureCount, key string, now time.Time) {
-	if c, ok := m[key]; ok && now.Sub(c.last) < throttleWindow {
-		c.n++
-		c.last = now
-		return
+	c := t.entry(m, key, now)
+	if c.n > 0 && now.Sub(c.last) >= throttleWindow {
+		c.n = 0
+	}
+	c.n++
+	c.last = now
+}
+
+// entry returns the count under key, made if there is none. A full map
+// first drops its idle entries, then, still full, arbitrary ones without
+// attempts in flight rather than grow without bound (the other count
+// still applies to their attempts).
+func (t *loginThrottle) entry(m map[string]*failureCount, key string, now time.Time) *failureCount {
+	if c, ok := m[key]; ok {
+		return c
 	}
 	if len(m) >= throttleMaxEntries {
-		for k, c := range m {
-			if now.Sub(c.last) >= throttleWindow {
-				delete(m, k)
-			}
-		}
-		// Still full: forget arbitrary entries rather than grow without
-		// bound (the other count still applies to their attempts).
 		for k := range m {
+			t.count(m, k, now)
+		}
+		for k, c := range m {
 			if len(m) < throttleMaxEntries {
 				break
 			}
-			delete(m, k)
+			if c.pending == 0 {
+				delete(m, k)
+			}
 		}
 	}
-	m[key] = &failureCount{n: 1, last: now}
+	c := &failureCount{}
+	m[key] = c
+	return c
 }
