@@ -215,7 +215,7 @@ func (c *Claims) finish(issuer string, in *interner) {
 	}
 	var boxedClient, boxedSub any
 	c.ClientID, boxedClient = in.boxed(c.ClientID)
-	c.Subject, boxedSub = in.boxed(c.Subject)
+	c.Subject, boxedSub = in.subject(c.Subject)
 	c.Audience = in.list(c.Audience)
 	sameScopes := sameList(c.scopes, c.Scope)
 	c.Scope = in.list(c.Scope)

@@ -2,6 +2,7 @@ package oauthjwt
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unsafe"
@@ -116,12 +117,13 @@ func FuzzSplitPayload(f *testing.F) {
 }
 
 // TestInternerShares: tokens of one client share its strings and lists;
-// lists that spaces would make ambiguous are not shared; a full interner
-// shares nothing new.
+// lists that spaces would make ambiguous and values too long are not
+// shared; a full table starts again, so it never holds more than its
+// bound, and subjects have a table of their own.
 func TestInternerShares(t *testing.T) {
 	in := newInterner()
 	a, b := strings.Clone("reports-service"), strings.Clone("reports-service")
-	if x, y := in.str(a), in.str(b); x != "reports-service" || y != x || unsafeData(x) != unsafeData(y) {
+	if x, y := in.str(a), in.str(b); x != "reports-service" || unsafeData(x) != unsafeData(y) {
 		t.Fatal("equal strings not shared")
 	}
 	l1, l2 := in.list([]string{"a", "b"}), in.list([]string{"a", "b"})
@@ -132,15 +134,23 @@ func TestInternerShares(t *testing.T) {
 	if got := in.list(spaced); &got[0] != &spaced[0] {
 		t.Fatal("a list with a space in an element was interned: it would be shared with [a b]")
 	}
-	if got := in.list([]string{"a", "b"}); len(got) != 2 {
-		t.Fatalf("got %q", got)
+	long := strings.Repeat("x", maxInternedLen+1)
+	if got := in.str(long); unsafeData(got) != unsafeData(long) || len(in.strs) != 1 {
+		t.Fatal("a string longer than maxInternedLen was interned")
 	}
-	for i := range maxInterned {
-		in.str(strings.Repeat("x", i+1))
+	for i := range 3 * maxInternedStrings {
+		in.subject(fmt.Sprint("person-", i))
+		if len(in.subs) > maxInternedStrings {
+			t.Fatalf("subject table grew to %d", len(in.subs))
+		}
 	}
-	late := strings.Clone("late")
-	if got := in.str(late); unsafeData(got) != unsafeData(late) || len(in.strs) != maxInterned {
-		t.Fatalf("interner grew past %d (%d)", maxInterned, len(in.strs))
+	if len(in.strs) != 1 {
+		t.Fatalf("subjects crowded the client table: %d entries", len(in.strs))
+	}
+	x, _ := in.subject(strings.Clone("late"))
+	y, _ := in.subject(strings.Clone("late"))
+	if unsafeData(x) != unsafeData(y) {
+		t.Fatal("a full table did not start again")
 	}
 }
 
