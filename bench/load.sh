@@ -27,6 +27,8 @@
 #   token_bcrypt     the same with a bcrypt secret hash (check remembered)
 #   token_redis      the same against a second process with `store redis`
 #   token_eddsa      the same against a third process signing with EdDSA
+#   token_bcrypt_eddsa, token_redis_eddsa   bcrypt and Redis with EdDSA
+#                    (the third process; a fourth with store redis)
 # and, per round, three fresh processes for resident memory (VmRSS after a
 # run): bare proxy, 10,000 distinct tokens, every token new (16,384 > cap).
 #
@@ -128,6 +130,7 @@ for b in "${builds[@]}"; do
 	start "main-$b" "$b" $((18400 + 100 * i)) ""
 	start "redis-$b" "$b" $((18420 + 100 * i)) "store redis redis://127.0.0.1:$redis_port/$((i + 1))"
 	start "eddsa-$b" "$b" $((18440 + 100 * i)) "" EdDSA
+	start "redis_eddsa-$b" "$b" $((18480 + 100 * i)) "store redis redis://127.0.0.1:$redis_port/$((i + 3))" EdDSA
 	i=$((i + 1))
 done
 
@@ -186,12 +189,15 @@ scenario() {
 		BENCH_SAVE_FILE=$work/issued.txt BENCH_SAVE_N=$ISSUED_N wrkrun "$(url "$m" token)" bench/save.lua 30 >/dev/null
 		res=$(BENCH_TOKEN_FILE=$work/issued.txt BENCH_ONCE=1 BENCH_RATE_FILE=$work/rate wrkrun "$(url "$m" protected)" bench/tokens.lua 30) ;;
 	token_endpoint) res=$(wrkrun "$(url "$m" token)" bench/token.lua) ;;
-	token_bcrypt)
+	token_bcrypt | token_bcrypt_eddsa)
+		local p=$m
+		[ "$s" = token_bcrypt ] || p="eddsa-$b"
 		# The verified secret is remembered for 10 minutes; one request
 		# first, so the run measures the remembered check in both builds.
-		curl -fs -o /dev/null -u "bench-bcrypt:$secret2" -d grant_type=client_credentials "$(url "$m" token)"
-		res=$(BENCH_BASIC=$basic_bcrypt wrkrun "$(url "$m" token)" bench/token.lua) ;;
+		curl -fs -o /dev/null -u "bench-bcrypt:$secret2" -d grant_type=client_credentials "$(url "$p" token)"
+		res=$(BENCH_BASIC=$basic_bcrypt wrkrun "$(url "$p" token)" bench/token.lua) ;;
 	token_redis) res=$(wrkrun "$(url "redis-$b" token)" bench/token.lua) ;;
+	token_redis_eddsa) res=$(wrkrun "$(url "redis_eddsa-$b" token)" bench/token.lua) ;;
 	token_eddsa) res=$(wrkrun "$(url "eddsa-$b" token)" bench/token.lua) ;;
 	rss_proxy | rss_many | rss_fresh)
 		start rss "$b" 18460 ""
@@ -210,14 +216,14 @@ scenario() {
 }
 
 # Each ratio's two sides run close together: the host's speed drifts.
-ALL="reverse_proxy protected control many_tokens fresh_issued fresh_minted respond_post token_endpoint token_eddsa token_bcrypt token_redis https_proxy https_protected rss_proxy rss_many rss_fresh"
+ALL="reverse_proxy protected control many_tokens fresh_issued fresh_minted respond_post token_endpoint token_eddsa token_bcrypt token_bcrypt_eddsa token_redis token_redis_eddsa https_proxy https_protected rss_proxy rss_many rss_fresh"
 SCENARIOS=${SCENARIOS:-$ALL}
 
 # Warm-up: every site of every process, briefly.
 for b in "${builds[@]}"; do
 	for s in respond proxy https_proxy; do taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s "$(url "main-$b" $s)" >/dev/null; done
 	taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/bearer.lua "$(url "main-$b" protected)" >/dev/null
-	for p in "main-$b" "redis-$b" "eddsa-$b"; do taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/token.lua "$(url "$p" token)" >/dev/null; done
+	for p in "main-$b" "redis-$b" "eddsa-$b" "redis_eddsa-$b"; do taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/token.lua "$(url "$p" token)" >/dev/null; done
 	BENCH_BASIC=$basic_bcrypt taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d2s -s bench/token.lua "$(url "main-$b" token)" >/dev/null
 done
 : >"$work/results"

@@ -51,6 +51,8 @@ END {
 	row("token endpoint, EdDSA signing key / respond", "token_eddsa", "respond_post", "/", "")
 	row("token endpoint, bcrypt secret (check remembered) / respond", "token_bcrypt", "respond_post", "/", "≥ 0.5")
 	row("token endpoint, Redis store / respond", "token_redis", "respond_post", "/", "≥ 0.45")
+	row("token endpoint, bcrypt secret, EdDSA key / respond", "token_bcrypt_eddsa", "respond_post", "/", "")
+	row("token endpoint, Redis store, EdDSA key / respond", "token_redis_eddsa", "respond_post", "/", "")
 	row("RSS, 10,000 distinct tokens − bare proxy", "rss_many", "rss_proxy", "-", "≤ +20 MB")
 	row("RSS, every token new (cache full) − bare proxy", "rss_fresh", "rss_proxy", "-", "≤ +20 MB")
 
