@@ -87,9 +87,9 @@ func TestDeviceClaimPolicy(t *testing.T) {
 	if !th.claimDevice("d2") {
 		t.Fatal("another device's claim refused")
 	}
-	th.releaseDevice("d2", false, false)
+	th.releaseDevice("d2", attemptNotChecked)
 	for i := range deviceFailuresStop {
-		th.releaseDevice("d1", true, false)
+		th.releaseDevice("d1", attemptFailed)
 		if got, want := th.claimDevice("d1"), i+1 < deviceFailuresStop; got != want {
 			t.Fatalf("after %d failures: claim %v, want %v", i+1, got, want)
 		}
@@ -98,8 +98,8 @@ func TestDeviceClaimPolicy(t *testing.T) {
 	if !th.claimDevice("d1") {
 		t.Fatal("no priority after the window passed")
 	}
-	th.releaseDevice("d1", true, false)
-	th.releaseDevice("d1", false, true) // a success clears the count
+	th.releaseDevice("d1", attemptFailed)
+	th.releaseDevice("d1", attemptSucceeded) // a success clears the count
 	if c := th.count(th.devices, "d1", now); c != 0 || len(th.inflight) != 0 {
 		t.Errorf("after success: count %d, in flight %v", c, th.inflight)
 	}

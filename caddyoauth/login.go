@@ -60,9 +60,11 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	// for this attempt, exempts it from the account's failure count and
 	// gives it the reserved slow-hash slots (device.go).
 	dev := s.claimKnownDevice(r, username)
-	failed, succeeded := false, false
+	// How the attempt ended, for the throttle (attempt, settle) and the
+	// device cookie's count.
+	outcome := attemptNotChecked
 	if dev != nil {
-		defer func() { s.app.throttle.releaseDevice(dev.id(), failed, succeeded) }()
+		defer func() { s.app.throttle.releaseDevice(dev.id(), outcome) }()
 	}
 	delay, retryAfter := s.app.throttle.attempt(username, ip, dev != nil)
 	if retryAfter > 0 {
@@ -77,8 +79,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, req, http.StatusTooManyRequests, username, "Too many failed sign-in attempts. Try again later.")
 		return
 	}
-	// Counted as a failure until the check says otherwise (attempt).
-	outcome := attemptNotChecked
+	// Held as a failure until the check says otherwise (attempt).
 	defer func() { s.app.throttle.settle(username, ip, dev != nil, outcome) }()
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -91,11 +92,10 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	known := func(u *User) bool { return dev != nil && dev.signedFor(u, s.app.clock()) }
 	user, ok, err := s.app.directory.check(r.Context(), username, password, known)
-	failed, succeeded = err == nil && !ok, err == nil && ok
 	switch {
-	case failed:
+	case err == nil && !ok:
 		outcome = attemptFailed
-	case succeeded:
+	case err == nil && ok:
 		outcome = attemptSucceeded
 	}
 	if errors.Is(err, errBusy) {

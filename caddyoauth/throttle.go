@@ -60,15 +60,10 @@ func newLoginThrottle() *loginThrottle {
 // accountKey folds case, so Bob and bob share a count.
 func accountKey(username string) string { return strings.ToLower(username) }
 
-// verdict says how to treat the next attempt: wait delay first, or refuse
+// judge says how to treat the next attempt: wait delay first, or refuse
 // it outright for retryAfter. An attempt from a known device of the
-// account (device.go) is judged by the address's count alone.
-func (t *loginThrottle) verdict(username, ip string, knownDevice bool) (delay, retryAfter time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.judge(username, ip, knownDevice, t.now())
-}
-
+// account (device.go) is judged by the address's count alone. The caller
+// holds t.mu.
 func (t *loginThrottle) judge(username, ip string, knownDevice bool, now time.Time) (delay, retryAfter time.Duration) {
 	a := t.count(t.accounts, accountKey(username), now)
 	if knownDevice {
@@ -198,15 +193,6 @@ func (t *loginThrottle) settleAddress(ip string, counted bool) {
 	}
 }
 
-// failed records a failed attempt that attempt did not count.
-func (t *loginThrottle) failed(username, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	t.bump(t.accounts, accountKey(username), now)
-	t.bump(t.ips, ip, now)
-}
-
 // claimDevice reports whether a sign-in with the device cookie id (its
 // MAC already checked) may take a reserved slow-hash slot: not while
 // another sign-in with the same cookie is being checked, and not once the
@@ -226,17 +212,17 @@ func (t *loginThrottle) claimDevice(id string) bool {
 	return true
 }
 
-// releaseDevice ends the claim of claimDevice: a failed password counts
-// against the cookie; a right one clears its count (the browser gets a
-// fresh cookie anyway).
-func (t *loginThrottle) releaseDevice(id string, failed, succeeded bool) {
+// releaseDevice ends the claim of claimDevice with the attempt's
+// outcome: a failed password counts against the cookie; a right one
+// clears its count (the browser gets a fresh cookie anyway).
+func (t *loginThrottle) releaseDevice(id string, o attemptOutcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.inflight, id)
-	switch {
-	case failed:
+	switch o {
+	case attemptFailed:
 		t.bump(t.devices, id, t.now())
-	case succeeded:
+	case attemptSucceeded:
 		delete(t.devices, id)
 	}
 }
