@@ -21,9 +21,6 @@ const (
 	heldJti
 	heldClientID
 	heldScope
-
-	// splitWhole marks, during splitPayload, a payload kept whole.
-	splitWhole fieldSet = 1 << 15
 )
 
 // heldMember is a payload member Claims has a field for.
@@ -35,6 +32,17 @@ type heldMember struct {
 var heldMembers = [...]heldMember{
 	{"iss", heldIss}, {"sub", heldSub}, {"aud", heldAud}, {"exp", heldExp}, {"nbf", heldNbf},
 	{"iat", heldIat}, {"jti", heldJti}, {"client_id", heldClientID}, {"scope", heldScope},
+}
+
+// heldBit is the bit of the member named name (heldAud for aud), or 0
+// for a member Claims has no field for.
+func heldBit(name string) fieldSet {
+	for _, m := range heldMembers {
+		if m.name == name {
+			return m.bit
+		}
+	}
+	return 0
 }
 
 // splitPayload shrinks payload to the members that the fields do not
@@ -51,19 +59,13 @@ func (c *Claims) splitPayload() {
 	}
 	obj := unsafe.Slice(unsafe.StringData(c.payload), len(c.payload))
 	var held, seen fieldSet
+	var whole bool // a member the fields hold is repeated
 	var rest []byte
 	var scratch [64]byte
 	err := eachMember(obj, func(key string, quoted, raw []byte) {
-		bit := fieldSet(0)
-		for _, m := range heldMembers {
-			if m.name == key {
-				bit = m.bit
-				break
-			}
-		}
-		if bit != 0 {
+		if bit := heldBit(key); bit != 0 {
 			if seen&bit != 0 {
-				held |= splitWhole // a repeated member
+				whole = true
 				return
 			}
 			seen |= bit
@@ -84,7 +86,7 @@ func (c *Claims) splitPayload() {
 		}
 		rest = append(append(append(rest, quoted...), ':'), raw...)
 	})
-	if err != nil || held&splitWhole != 0 || held == 0 {
+	if err != nil || whole || held == 0 {
 		return // whole
 	}
 	c.fields = held
@@ -114,18 +116,34 @@ func claimText(raw []byte) ([]byte, bool) {
 	return inner, true
 }
 
+// fieldString is the text Claim gives for a member held as a string
+// (iss, sub, jti, client_id, a one-string aud); ok is false for the
+// others.
+func (c *Claims) fieldString(bit fieldSet) (string, bool) {
+	switch bit {
+	case heldIss:
+		return c.Issuer, true
+	case heldSub:
+		return c.Subject, true
+	case heldJti:
+		return c.ID, true
+	case heldClientID:
+		return c.ClientID, true
+	case heldAud:
+		if len(c.Audience) == 1 {
+			return c.Audience[0], true
+		}
+	}
+	return "", false
+}
+
 // fieldText appends to buf the text Claim gives for the member bit names,
 // made from the fields; ok is false when the fields cannot give it.
 func (c *Claims) fieldText(bit fieldSet, buf []byte) ([]byte, bool) {
+	if s, ok := c.fieldString(bit); ok {
+		return append(buf, s...), true
+	}
 	switch bit {
-	case heldIss:
-		return append(buf, c.Issuer...), true
-	case heldSub:
-		return append(buf, c.Subject...), true
-	case heldJti:
-		return append(buf, c.ID...), true
-	case heldClientID:
-		return append(buf, c.ClientID...), true
 	case heldScope:
 		for i, s := range c.Scope {
 			if i > 0 {
@@ -134,11 +152,6 @@ func (c *Claims) fieldText(bit fieldSet, buf []byte) ([]byte, bool) {
 			buf = append(buf, s...)
 		}
 		return buf, true
-	case heldAud:
-		if len(c.Audience) != 1 {
-			return nil, false
-		}
-		return append(buf, c.Audience[0]...), true
 	case heldAudList:
 		return appendStringList(buf, c.Audience)
 	case heldExp, heldNbf, heldIat:
@@ -177,31 +190,16 @@ func appendStringList(buf []byte, list []string) ([]byte, bool) {
 
 // fieldClaim is Claim for the members the fields hold.
 func (c *Claims) fieldClaim(name string) (string, bool) {
-	for _, m := range heldMembers {
-		if m.name != name {
-			continue
-		}
-		bit := m.bit
-		if bit == heldAud && c.fields&heldAudList != 0 {
-			bit = heldAudList
-		}
-		if c.fields&bit == 0 {
-			return "", false
-		}
-		switch bit {
-		case heldIss:
-			return c.Issuer, true
-		case heldSub:
-			return c.Subject, true
-		case heldJti:
-			return c.ID, true
-		case heldClientID:
-			return c.ClientID, true
-		case heldAud:
-			return c.Audience[0], true
-		}
-		b, ok := c.fieldText(bit, nil)
-		return string(b), ok
+	bit := heldBit(name)
+	if bit == heldAud && c.fields&heldAudList != 0 {
+		bit = heldAudList
 	}
-	return "", false
+	if bit == 0 || c.fields&bit == 0 {
+		return "", false
+	}
+	if s, ok := c.fieldString(bit); ok {
+		return s, true // no copy
+	}
+	b, ok := c.fieldText(bit, nil)
+	return string(b), ok
 }
